@@ -1,0 +1,8 @@
+// Shared jest settings: TypeScript is transformed by swc (fast, no type-check; `tsc` in
+// `build` is the type-check), tests live beside the code as *.test.ts.
+module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
+  testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+};

@@ -1,0 +1,97 @@
+/**
+ * Every failure the protocol reports is a ProtocolError with a stable `code`.
+ * Callers (the server's dead-letter path above all) branch on `code`, never on message text.
+ */
+export type ProtocolErrorCode =
+  | 'INVALID_NAME'
+  | 'INVALID_UTF8'
+  | 'FRAME_TOO_LARGE'
+  | 'FRAME_FORMAT'
+  | 'FRAME_VERSION'
+  | 'RECORD_TOO_LARGE'
+  | 'RECORD_INVALID';
+
+export interface ProtocolErrorContext {
+  /** Redis stream entry id (or a description of the Pub/Sub message) the bytes came from. */
+  entryId?: string;
+  /** Index of the record inside its frame, when one record is at fault. */
+  recordIndex?: number;
+  cause?: unknown;
+}
+
+export class ProtocolError extends Error {
+  readonly code: ProtocolErrorCode;
+  readonly entryId: string | undefined;
+  readonly recordIndex: number | undefined;
+
+  constructor(code: ProtocolErrorCode, message: string, context: ProtocolErrorContext = {}) {
+    super(message, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.entryId = context.entryId;
+    this.recordIndex = context.recordIndex;
+  }
+}
+
+/** A name that would become a path segment or key (app, host, channel) is not acceptable. */
+export class InvalidNameError extends ProtocolError {
+  readonly kind: string;
+  readonly value: string;
+  constructor(kind: string, value: string, reason: string, context?: ProtocolErrorContext) {
+    super('INVALID_NAME', `invalid ${kind} name ${JSON.stringify(value.slice(0, 80))}: ${reason}`, context);
+    this.kind = kind;
+    this.value = value;
+  }
+}
+
+/** The bytes are not valid UTF-8. */
+export class InvalidUtf8Error extends ProtocolError {
+  constructor(context?: ProtocolErrorContext) {
+    super('INVALID_UTF8', 'payload is not valid UTF-8', context);
+  }
+}
+
+/** A whole frame is larger than the configured maximum. */
+export class FrameTooLargeError extends ProtocolError {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(bytes: number, limit: number, context?: ProtocolErrorContext) {
+    super('FRAME_TOO_LARGE', `frame of ${bytes} bytes exceeds the limit of ${limit} bytes`, context);
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** The frame's header or layout is broken: no magic, bad JSON, wrong record count. */
+export class FrameFormatError extends ProtocolError {
+  constructor(reason: string, context?: ProtocolErrorContext) {
+    super('FRAME_FORMAT', `malformed frame: ${reason}`, context);
+  }
+}
+
+/** The frame was written by a newer protocol version than this decoder knows. */
+export class UnsupportedVersionError extends ProtocolError {
+  readonly version: unknown;
+  constructor(version: unknown, context?: ProtocolErrorContext) {
+    super('FRAME_VERSION', `unsupported frame version ${JSON.stringify(version)}`, context);
+    this.version = version;
+  }
+}
+
+/** One record inside a frame is larger than the configured maximum. */
+export class RecordTooLargeError extends ProtocolError {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(bytes: number, limit: number, context?: ProtocolErrorContext) {
+    super('RECORD_TOO_LARGE', `record of ${bytes} bytes exceeds the limit of ${limit} bytes`, context);
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** One record is not a valid record: broken JSON, wrong types, too deep, too many keys, `__proto__`. */
+export class RecordInvalidError extends ProtocolError {
+  constructor(reason: string, context?: ProtocolErrorContext) {
+    super('RECORD_INVALID', `invalid record: ${reason}`, context);
+  }
+}

@@ -1,0 +1,291 @@
+import {
+  FrameFormatError,
+  FrameTooLargeError,
+  InvalidUtf8Error,
+  ProtocolError,
+  RecordInvalidError,
+  RecordTooLargeError,
+  UnsupportedVersionError,
+  type ProtocolErrorContext,
+} from './errors';
+import { isLevel } from './levels';
+import { assertValidName } from './names';
+import type { LogRecord, WireRecord } from './record';
+
+/**
+ * Frame layout (version 1), one Redis stream entry field or one Pub/Sub message:
+ *
+ *     @log1 {"p":"<producer>","s":<first seq>,"n":<count>,"a":"<app>","h":"<host>","i":<pid>,"d":<dropped>}\n
+ *     {"t":<ms>,"l":"<level>","m":"<message>","f":{...},"e":{...}}\n
+ *     ... exactly <count> record lines ...
+ *
+ * Record i has sequence number s + i, so every record stays addressable for dedup and gap
+ * counting. `d` is how many records the producer dropped (buffer full, oversize) since its
+ * previous frame: a gap the producer knows about. JSON never holds a raw newline, so '\n'
+ * separates records safely.
+ */
+export const FRAME_MAGIC = '@log1 ';
+
+/** Header of a frame: who produced the records and which sequence numbers they carry. */
+export interface FrameHeader {
+  producer: string;
+  /** Sequence number of the first record in the frame. */
+  seq: number;
+  /** Number of records in the frame. */
+  count: number;
+  app: string;
+  host: string;
+  pid: number;
+  /** Records the producer dropped since its previous frame. */
+  dropped: number;
+}
+
+export interface DecodeLimits {
+  /** Largest accepted frame in bytes. @defaultValue 8 MiB */
+  maxFrameBytes: number;
+  /** Largest accepted record line in bytes. @defaultValue 256 KiB */
+  maxRecordBytes: number;
+  /** Deepest accepted nesting of fields and errors. @defaultValue 20 */
+  maxDepth: number;
+  /** Most keys and array elements accepted in one record, counted over all levels. @defaultValue 1000 */
+  maxKeys: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
+  maxFrameBytes: 8 * 1024 * 1024,
+  maxRecordBytes: 256 * 1024,
+  maxDepth: 20,
+  maxKeys: 1000,
+});
+
+/** A frame whose header is valid; its records are decoded one by one with decodeRecord. */
+export interface DecodedFrame {
+  header: FrameHeader;
+  /** The raw record lines, `header.count` of them. */
+  lines: string[];
+}
+
+export function encodeFrameHeader(header: FrameHeader): string {
+  return (
+    FRAME_MAGIC +
+    '{"p":' + JSON.stringify(header.producer) +
+    ',"s":' + header.seq +
+    ',"n":' + header.count +
+    ',"a":' + JSON.stringify(header.app) +
+    ',"h":' + JSON.stringify(header.host) +
+    ',"i":' + header.pid +
+    ',"d":' + header.dropped +
+    '}'
+  );
+}
+
+/** Encodes one record line. The publisher builds the same line by concatenation on its hot path. */
+export function encodeRecord(record: WireRecord): string {
+  let line = '{"t":' + record.time + ',"l":"' + record.level + '","m":' + JSON.stringify(record.message);
+  if (record.fields !== undefined) line += ',"f":' + JSON.stringify(record.fields);
+  if (record.error !== undefined) line += ',"e":' + JSON.stringify(record.error);
+  return line + '}';
+}
+
+/** Joins a header and record lines into a frame. `header.count` must equal `lines.length`. */
+export function encodeFrame(header: FrameHeader, lines: readonly string[]): string {
+  if (header.count !== lines.length) {
+    throw new FrameFormatError(`header count ${header.count} but ${lines.length} lines`);
+  }
+  return lines.length === 0 ? encodeFrameHeader(header) : encodeFrameHeader(header) + '\n' + lines.join('\n');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** True when the payload starts with the frame magic (as opposed to a legacy Pub/Sub message). */
+export function isFrame(data: string | Uint8Array): boolean {
+  if (typeof data === 'string') return data.startsWith(FRAME_MAGIC);
+  if (data.length < FRAME_MAGIC.length) return false;
+  for (let i = 0; i < FRAME_MAGIC.length; i++) if (data[i] !== FRAME_MAGIC.charCodeAt(i)) return false;
+  return true;
+}
+
+/** Decodes bytes from Redis into text, refusing invalid UTF-8 instead of replacing it. */
+export function decodeUtf8(data: Uint8Array, context?: ProtocolErrorContext): string {
+  try {
+    return utf8.decode(data);
+  } catch (cause) {
+    throw new InvalidUtf8Error({ ...context, cause });
+  }
+}
+
+/**
+ * Decodes a frame's header and splits its record lines.
+ * Never throws anything but a ProtocolError, whatever the input.
+ */
+export function decodeFrame(
+  data: string | Uint8Array,
+  options: { limits?: Partial<DecodeLimits>; entryId?: string } = {},
+): DecodedFrame {
+  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const context = options.entryId === undefined ? {} : { entryId: options.entryId };
+  const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
+  if (bytes > limits.maxFrameBytes) throw new FrameTooLargeError(bytes, limits.maxFrameBytes, context);
+  const text = typeof data === 'string' ? data : decodeUtf8(data, context);
+  if (!text.startsWith(FRAME_MAGIC)) {
+    if (text.startsWith('@log')) throw new UnsupportedVersionError(text.slice(4, text.indexOf(' ')), context);
+    throw new FrameFormatError('missing frame magic', context);
+  }
+  const lines = text.split('\n');
+  const headerText = lines.shift() as string; // split always yields at least one element
+  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), context);
+  if (lines.length !== header.count) {
+    throw new FrameFormatError(`header announces ${header.count} records, frame holds ${lines.length}`, context);
+  }
+  return { header, lines };
+}
+
+function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (cause) {
+    throw new FrameFormatError('header is not JSON', { ...context, cause });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new FrameFormatError('header is not an object', context);
+  }
+  const h = raw as Record<string, unknown>;
+  for (const key of Object.keys(h)) {
+    if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${JSON.stringify(key)}`, context);
+  }
+  try {
+    return {
+      producer: assertValidName('producer', h.p, context),
+      seq: requireCount(h.s, 'seq', 1, context),
+      count: requireCount(h.n, 'count', 0, context),
+      app: assertValidName('app', h.a, context),
+      host: assertValidName('host', h.h, context),
+      pid: requireCount(h.i, 'pid', 0, context),
+      dropped: requireCount(h.d, 'dropped', 0, context),
+    };
+  } catch (error) {
+    if (error instanceof ProtocolError) throw error;
+    throw new FrameFormatError('bad header', { ...context, cause: error });
+  }
+}
+
+const HEADER_KEYS = new Set(['p', 's', 'n', 'a', 'h', 'i', 'd']);
+
+function requireCount(value: unknown, what: string, min: number, context: ProtocolErrorContext): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new FrameFormatError(`header ${what} must be an integer >= ${min}`, context);
+  }
+  return value;
+}
+
+const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
+
+/**
+ * Decodes record `index` of a frame into a fully addressed record.
+ * Never throws anything but a ProtocolError (RecordTooLargeError or RecordInvalidError).
+ */
+export function decodeRecord(
+  frame: DecodedFrame,
+  index: number,
+  options: { limits?: Partial<DecodeLimits>; entryId?: string } = {},
+): LogRecord {
+  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const context: ProtocolErrorContext = { recordIndex: index };
+  if (options.entryId !== undefined) context.entryId = options.entryId;
+  const line = frame.lines[index];
+  if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
+  const wire = parseWireRecord(line, limits, context);
+  const { header } = frame;
+  const record: LogRecord = {
+    time: wire.time,
+    level: wire.level,
+    message: wire.message,
+    app: header.app,
+    host: header.host,
+    pid: header.pid,
+    producer: header.producer,
+    seq: header.seq + index,
+  };
+  if (wire.fields !== undefined) record.fields = wire.fields;
+  if (wire.error !== undefined) record.error = wire.error;
+  return record;
+}
+
+/** Parses and validates one record line. Exported for the server's single-record paths. */
+export function parseWireRecord(line: string, limits: DecodeLimits, context: ProtocolErrorContext = {}): WireRecord {
+  const bytes = byteLengthAtLeast(line, limits.maxRecordBytes);
+  if (bytes > limits.maxRecordBytes) throw new RecordTooLargeError(bytes, limits.maxRecordBytes, context);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch (cause) {
+    throw new RecordInvalidError('not JSON', { ...context, cause });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new RecordInvalidError('not a JSON object', context);
+  }
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) {
+    if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${JSON.stringify(key.slice(0, 40))}`, context);
+  }
+  const { t, l, m, f, e } = r;
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
+    throw new RecordInvalidError('time (t) must be a non-negative integer of milliseconds', context);
+  }
+  if (!isLevel(l)) throw new RecordInvalidError('level (l) must be debug, info, warn or error', context);
+  if (typeof m !== 'string') throw new RecordInvalidError('message (m) must be a string', context);
+  const record: WireRecord = { time: t, level: l, message: m };
+  let keys = 0;
+  if (f !== undefined) {
+    if (!isPlainObject(f)) throw new RecordInvalidError('fields (f) must be an object', context);
+    keys += checkShape(f, 1, limits, context);
+    record.fields = f;
+  }
+  if (e !== undefined) {
+    if (!isPlainObject(e) || typeof e.message !== 'string') {
+      throw new RecordInvalidError('error (e) must be an object with a message', context);
+    }
+    keys += checkShape(e, 1, limits, context);
+    record.error = e as unknown as WireRecord['error'];
+  }
+  if (keys > limits.maxKeys) throw new RecordInvalidError(`more than ${limits.maxKeys} keys`, context);
+  return record;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Walks a parsed JSON value: refuses depth and `__proto__` keys, returns how many keys and elements it holds. */
+function checkShape(value: object, depth: number, limits: DecodeLimits, context: ProtocolErrorContext): number {
+  if (depth > limits.maxDepth) throw new RecordInvalidError(`nested deeper than ${limits.maxDepth}`, context);
+  let count = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) {
+      count++;
+      if (typeof item === 'object' && item !== null) count += checkShape(item, depth + 1, limits, context);
+      if (count > limits.maxKeys) break;
+    }
+    return count;
+  }
+  for (const key in value) {
+    // JSON.parse makes `__proto__` an own key; copying it into an object later would change
+    // that object's prototype, so it is refused here, once, for every consumer.
+    if (key === '__proto__') throw new RecordInvalidError('key "__proto__" is not allowed', context);
+    count++;
+    const item = (value as Record<string, unknown>)[key];
+    if (typeof item === 'object' && item !== null) count += checkShape(item, depth + 1, limits, context);
+    if (count > limits.maxKeys) break;
+  }
+  return count;
+}
+
+/**
+ * UTF-8 length of `text`, computed exactly only when it matters: a string of n UTF-16 units
+ * takes between n and 3n bytes, so short strings are answered without scanning.
+ */
+export function byteLengthAtLeast(text: string, limit: number): number {
+  if (text.length * 3 <= limit) return text.length;
+  return Buffer.byteLength(text, 'utf8');
+}

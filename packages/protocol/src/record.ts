@@ -1,0 +1,35 @@
+import type { Level } from './levels';
+
+/** An Error as it travels: enough to print it and to follow its `cause` chain. */
+export interface SerializedError {
+  name: string;
+  message: string;
+  stack?: string;
+  code?: string | number;
+  cause?: SerializedError | string;
+  [key: string]: unknown;
+}
+
+/** Caller-supplied structured fields of a record. Values are JSON values. */
+export type Fields = Record<string, unknown>;
+
+/** One record as it travels inside a frame (app, host, pid and producer live in the frame header). */
+export interface WireRecord {
+  /** Milliseconds since the Unix epoch, taken at the log call. */
+  time: number;
+  level: Level;
+  message: string;
+  fields?: Fields;
+  error?: SerializedError;
+}
+
+/** A fully addressed record: what the server writes, one JSON line per record. */
+export interface LogRecord extends WireRecord {
+  app: string;
+  host: string;
+  pid: number;
+  /** Random id of the publisher instance that produced the record. */
+  producer: string;
+  /** Per-producer sequence number: consecutive from 1, so gaps and duplicates are countable. */
+  seq: number;
+}
