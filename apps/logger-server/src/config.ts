@@ -1,0 +1,142 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { DEFAULT_GROUP, nameProblem, toValidName } from '@log/protocol';
+import { ConfigError } from './errors';
+
+/** The server's configuration, checked once at start and frozen. */
+export interface ServerConfig {
+  redisUrl: string;
+  channel: string;
+  transport: 'stream' | 'pubsub';
+  logDir: string;
+  group: string;
+  consumer: string;
+  /** Entries per XREADGROUP and how long it blocks. */
+  readCount: number;
+  readBlockMs: number;
+  /** HTTP port for /metrics, /healthz and /stats; 0 picks a free port, undefined turns HTTP off. */
+  httpPort: number | undefined;
+  rotateBytes: number;
+  rotateSeconds: number;
+  s3: {
+    bucket: string;
+    prefix: string;
+    endpoint: string | undefined;
+    forcePathStyle: boolean;
+    region: string | undefined;
+  } | undefined;
+}
+
+/** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
+export const ENV_KEYS = [
+  'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
+  'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION',
+] as const;
+
+type Env = Partial<Record<string, string | undefined>>;
+
+/**
+ * Reads the configuration from the environment (a LOG_CONFIG JSON file adds values the
+ * environment does not set). Every problem is collected and reported in one ConfigError.
+ */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonly<ServerConfig> {
+  const problems: string[] = [];
+  const values: Env = { ...readConfigFile(env.LOG_CONFIG, problems) };
+  for (const key of ENV_KEYS) if (env[key] !== undefined && env[key] !== '') values[key] = env[key];
+
+  const name = (key: string, fallback: string): string => {
+    const value = values[key] ?? fallback;
+    const problem = nameProblem(value);
+    if (problem) problems.push(`${key}=${JSON.stringify(value)}: ${problem}`);
+    return value;
+  };
+  const integer = (key: string, fallback: number, min: number): number => {
+    const raw = values[key];
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min) {
+      problems.push(`${key}=${JSON.stringify(raw)}: must be a whole number >= ${min}`);
+      return fallback;
+    }
+    return value;
+  };
+  const boolean = (key: string, fallback: boolean): boolean => {
+    const raw = values[key];
+    if (raw === undefined) return fallback;
+    if (/^(1|true|yes)$/i.test(raw)) return true;
+    if (/^(0|false|no)$/i.test(raw)) return false;
+    problems.push(`${key}=${JSON.stringify(raw)}: must be true or false`);
+    return fallback;
+  };
+
+  const redisUrl = values.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (!/^rediss?:\/\/[^\s]+$/.test(redisUrl)) problems.push(`REDIS_URL=${JSON.stringify(redisUrl)}: must look like redis://host:port`);
+  const transport = values.LOG_TRANSPORT ?? 'stream';
+  if (transport !== 'stream' && transport !== 'pubsub') {
+    problems.push(`LOG_TRANSPORT=${JSON.stringify(transport)}: must be stream or pubsub`);
+  }
+  let httpPort: number | undefined;
+  if (values.HTTP_PORT !== 'off') {
+    httpPort = integer('HTTP_PORT', 9464, 0);
+    if (httpPort > 65535) problems.push(`HTTP_PORT=${httpPort}: must be at most 65535 (or off)`);
+  }
+  const bucket = values.S3_BUCKET;
+  const config: ServerConfig = {
+    redisUrl,
+    channel: name('LOG_CHANNEL', 'logger'),
+    transport: transport as ServerConfig['transport'],
+    logDir: resolve(cwd, values.LOG_DIR ?? './log'),
+    group: name('LOG_GROUP', DEFAULT_GROUP),
+    consumer: name('LOG_CONSUMER', toValidName(hostname())),
+    readCount: integer('READ_COUNT', 500, 1),
+    readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
+    httpPort,
+    rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),
+    rotateSeconds: integer('ROTATE_SECONDS', 3600, 1),
+    s3:
+      bucket === undefined
+        ? undefined
+        : {
+            bucket,
+            prefix: (values.S3_PREFIX ?? 'logs').replace(/^\/+|\/+$/g, ''),
+            endpoint: values.S3_ENDPOINT,
+            forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
+            region: values.AWS_REGION,
+          },
+  };
+  if (bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
+    problems.push(`S3_BUCKET=${JSON.stringify(bucket)}: not a valid bucket name`);
+  }
+  if (config.s3?.endpoint !== undefined && !/^https?:\/\//.test(config.s3.endpoint)) {
+    problems.push(`S3_ENDPOINT=${JSON.stringify(config.s3.endpoint)}: must start with http:// or https://`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}
+
+function readConfigFile(path: string | undefined, problems: string[]): Env {
+  if (path === undefined || path === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    problems.push(`LOG_CONFIG=${JSON.stringify(path)}: cannot read it as JSON (${(error as Error).message})`);
+    return {};
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`LOG_CONFIG=${JSON.stringify(path)}: must hold a JSON object of VARIABLE: value`);
+    return {};
+  }
+  const values: Env = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(ENV_KEYS as readonly string[]).includes(key)) problems.push(`LOG_CONFIG: unknown key ${JSON.stringify(key)}`);
+    else values[key] = String(value);
+  }
+  return values;
+}
+
+/** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted. */
+export function redactedConfig(config: ServerConfig): Record<string, unknown> {
+  return { ...config, redisUrl: config.redisUrl.replace(/\/\/[^@/]*@/, '//***@') };
+}

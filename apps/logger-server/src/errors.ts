@@ -1,0 +1,41 @@
+/** Codes of the logger server's errors; docs/errors table in the README lists how to fix each. */
+export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED';
+
+export class ServerError extends Error {
+  readonly code: ServerErrorCode;
+  constructor(code: ServerErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** One or more configuration values are wrong; `problems` has one line per bad value. */
+export class ConfigError extends ServerError {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super('CONFIG_INVALID', `invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+/** A path under LOG_DIR is a symlink or otherwise not what the server created: it refuses to write there. */
+export class UnsafePathError extends ServerError {
+  readonly path: string;
+  constructor(path: string, reason: string, options?: { cause?: unknown }) {
+    super('UNSAFE_PATH', `refusing to write ${path}: ${reason}`, options);
+    this.path = path;
+  }
+}
+
+/** Writing or syncing a log file failed (EIO, ENOSPC, EROFS ...). The batch is not acknowledged. */
+export class DiskError extends ServerError {
+  readonly path: string;
+  readonly errno: string | undefined;
+  constructor(code: 'DISK_WRITE_FAILED' | 'FSYNC_FAILED', path: string, cause: unknown) {
+    const errno = (cause as NodeJS.ErrnoException)?.code;
+    super(code, `${code === 'FSYNC_FAILED' ? 'fdatasync' : 'write'} of ${path} failed (${errno ?? String(cause)})`, { cause });
+    this.path = path;
+    this.errno = errno;
+  }
+}

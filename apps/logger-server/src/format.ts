@@ -1,0 +1,39 @@
+import type { LogRecord } from '@log/protocol';
+
+/** Keys every line has (err only when the record carries an error). A field with one of these names is written as `fields.<name>`. */
+export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
+export const COLLISION_PREFIX = 'fields.';
+
+/**
+ * One record as one JSON line, flat like pino and winston write: own keys first, then the
+ * caller's fields. JSON.stringify escapes CR, LF, ESC and every other control character, so one
+ * record is always exactly one line and no escape sequence reaches the file raw. app, host and
+ * producer are validated names (no character needs escaping), so they are concatenated as is.
+ */
+export function formatLine(record: LogRecord): string {
+  let line =
+    '{"time":"' + isoTime(record.time) +
+    '","level":"' + record.level +
+    '","app":"' + record.app +
+    '","host":"' + record.host +
+    '","pid":' + record.pid +
+    ',"producer":"' + record.producer +
+    '","seq":' + record.seq +
+    ',"message":' + JSON.stringify(record.message);
+  const fields = record.fields;
+  if (fields !== undefined) {
+    for (const key in fields) {
+      const value = JSON.stringify(fields[key]);
+      if (value === undefined) continue;
+      line += ',' + JSON.stringify(OWN_KEYS.has(key) ? COLLISION_PREFIX + key : key) + ':' + value;
+    }
+  }
+  if (record.error !== undefined) line += ',"err":' + JSON.stringify(record.error);
+  return line + '}\n';
+}
+
+function isoTime(ms: number): string {
+  // Dates past year 275760 throw in toISOString; the decoder accepts any safe integer.
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
+}

@@ -1,0 +1,34 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Prometheus metrics of one server. Names start with logger_. */
+export function createMetrics() {
+  const registry = new Registry();
+  const m = {
+    registry,
+    recordsWritten: new Counter({ name: 'logger_records_written_total', help: 'Records written and fsynced to log files', labelNames: ['app'], registers: [registry] }),
+    bytesWritten: new Counter({ name: 'logger_bytes_written_total', help: 'Bytes written and fsynced to log files', registers: [registry] }),
+    entriesAcked: new Counter({ name: 'logger_entries_acked_total', help: 'Stream entries acknowledged (XACK)', registers: [registry] }),
+    duplicates: new Counter({ name: 'logger_duplicates_dropped_total', help: 'Records not written because they were already on disk', registers: [registry] }),
+    reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
+    missing: new Gauge({ name: 'logger_missing_records', help: 'Sequence numbers below the highest seen that never arrived (gaps), over all producers', registers: [registry] }),
+    deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
+    legacyMessages: new Counter({ name: 'logger_legacy_messages_total', help: 'Pub/Sub messages that were not frames (plain text or JSON from existing publishers)', registers: [registry] }),
+    fsyncSeconds: new Histogram({
+      name: 'logger_fsync_seconds',
+      help: 'Time to write and fdatasync one batch',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    batchRecords: new Histogram({
+      name: 'logger_batch_records',
+      help: 'Records per committed batch',
+      buckets: [1, 10, 100, 1000, 10000, 100000],
+      registers: [registry],
+    }),
+    redisErrors: new Counter({ name: 'logger_redis_errors_total', help: 'Failed reads or acks (the server retries)', registers: [registry] }),
+    up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

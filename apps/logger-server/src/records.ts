@@ -1,0 +1,112 @@
+import {
+  ProtocolError,
+  decodeFrame,
+  decodeRecord,
+  decodeUtf8,
+  isFrame,
+  isLevel,
+  isValidName,
+  type DecodedFrame,
+  type LogRecord,
+} from '@log/protocol';
+
+/** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */
+export interface Rejected {
+  /** Stable reason: a ProtocolError code, or MISSING_FRAME / FOREIGN_FIELDS. */
+  reason: string;
+  detail: string;
+  /** The offending bytes (the whole payload, or the one record line). */
+  payload: Buffer | undefined;
+}
+
+/** Everything a frame or message yields: the records to store, what to dead-letter, drops the producer reported. */
+export interface Decoded {
+  records: LogRecord[];
+  rejected: Rejected[];
+  /** Set when the payload was one of our frames. */
+  frame: DecodedFrame['header'] | undefined;
+}
+
+function rejection(error: unknown, payload: Buffer | undefined): Rejected {
+  if (error instanceof ProtocolError) return { reason: error.code, detail: error.message, payload };
+  return { reason: 'INTERNAL', detail: String(error), payload };
+}
+
+/** Decodes one of our frames; a bad record is rejected alone, the good ones around it are kept. */
+export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
+  const decoded: Decoded = { records: [], rejected: [], frame: undefined };
+  let frame: DecodedFrame;
+  try {
+    frame = decodeFrame(payload, { entryId });
+  } catch (error) {
+    decoded.rejected.push(rejection(error, payload));
+    return decoded;
+  }
+  decoded.frame = frame.header;
+  for (let i = 0; i < frame.lines.length; i++) {
+    try {
+      decoded.records.push(decodeRecord(frame, i, { entryId }));
+    } catch (error) {
+      decoded.rejected.push(rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')));
+    }
+  }
+  return decoded;
+}
+
+export const LEGACY_APP = 'legacy';
+
+/**
+ * A Pub/Sub message: one of our frames, or anything an existing publisher sends. A JSON object
+ * keeps its keys as fields (message from `message` or `msg`, app from `app` when it is a valid
+ * name); any other text becomes a record whose message is the text and whose app is `legacy`.
+ */
+export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: string, legacyProducer: string, legacySeq: () => number): Decoded {
+  if (isFrame(payload)) return decodeFramePayload(payload, 'pubsub');
+  let text: string;
+  try {
+    text = decodeUtf8(payload, { entryId: 'pubsub' });
+  } catch (error) {
+    return { records: [], rejected: [rejection(error, payload)], frame: undefined };
+  }
+  const record: LogRecord = {
+    time: receivedAt,
+    level: 'info',
+    message: text,
+    app: LEGACY_APP,
+    host,
+    pid: 0,
+    producer: legacyProducer,
+    seq: legacySeq(),
+  };
+  const trimmed = text.trimStart();
+  if (trimmed.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+        const fields: Record<string, unknown> = {};
+        for (const [key, value] of Object.entries(parsed)) {
+          if (key === '__proto__') continue;
+          fields[key] = value;
+        }
+        const message = fields.message ?? fields.msg;
+        if (typeof message === 'string') {
+          record.message = message;
+          delete fields.message;
+          delete fields.msg;
+        } else record.message = '';
+        if (isValidName(fields.app)) {
+          record.app = fields.app;
+          delete fields.app;
+        }
+        if (isLevel(fields.level)) {
+          record.level = fields.level;
+          delete fields.level;
+        }
+        record.fields = fields;
+      }
+    } catch {
+      // not JSON after all: kept as plain text
+    }
+  }
+  return { records: [record], rejected: [], frame: undefined };
+}

@@ -1,0 +1,266 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { isValidName } from '@log/protocol';
+import { PubSubReader, StreamReader, type StreamEntry } from '@log/subscriber';
+import type { ServerConfig } from './config';
+import { ProducerLedger } from './dedup';
+import { DiskError, ServerError } from './errors';
+import { formatLine } from './format';
+import { describeError, serverLog, type ServerLog } from './log';
+import { createMetrics, type Metrics } from './metrics';
+import { decodeFramePayload, decodePubSubMessage, type Decoded, type Rejected } from './records';
+import { FileSink, recoverTail } from './sink';
+
+/** How much of each file's end is read at start to rebuild the dedup state. */
+const TAIL_BYTES = 8 * 1024 * 1024;
+const PUBSUB_COMMIT_MS = 50;
+
+export interface ServerState {
+  ready: boolean;
+  redisOk: boolean;
+  diskOk: boolean;
+  lastError: string | undefined;
+}
+
+/**
+ * The daemon's core: read a batch, write every record to its file, fdatasync each touched file
+ * once, then acknowledge (stream) — so nothing is acknowledged that is not on disk.
+ */
+export class LoggerServer {
+  readonly metrics: Metrics = createMetrics();
+  readonly ledger = new ProducerLedger();
+  readonly state: ServerState = { ready: false, redisOk: false, diskOk: true, lastError: undefined };
+  private readonly sink: FileSink;
+  private stream: StreamReader | undefined;
+  private pubsub: PubSubReader | undefined;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private pubsubTimer: NodeJS.Timeout | undefined;
+  private pubsubQueue: Buffer[] = [];
+  private legacySeq = 0;
+  /** Set when the disk failed: the process must exit non-zero so pending entries are redelivered. */
+  fatal: ServerError | undefined;
+
+  constructor(
+    readonly config: Readonly<ServerConfig>,
+    private readonly log: ServerLog = serverLog,
+  ) {
+    this.sink = new FileSink(config.logDir);
+  }
+
+  async start(): Promise<void> {
+    this.rebuildLedger();
+    this.running = true;
+    if (this.config.transport === 'stream') {
+      this.stream = new StreamReader({
+        url: this.config.redisUrl,
+        channel: this.config.channel,
+        group: this.config.group,
+        consumer: this.config.consumer,
+        count: this.config.readCount,
+        blockMs: this.config.readBlockMs,
+      });
+      await this.stream.start();
+      this.loop = this.streamLoop();
+    } else {
+      this.pubsub = new PubSubReader({ url: this.config.redisUrl, channel: this.config.channel });
+      await this.pubsub.start((message) => this.pubsubQueue.push(message));
+      this.pubsubTimer = setInterval(() => this.commitPubSub(), PUBSUB_COMMIT_MS);
+    }
+    this.setHealth(true, true);
+    this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
+  }
+
+  /** Reads the tails of existing files so records written before a crash but not acknowledged are not written twice. */
+  private rebuildLedger(): void {
+    let apps: string[];
+    try {
+      apps = readdirSync(this.config.logDir);
+    } catch {
+      return;
+    }
+    let lines = 0;
+    for (const app of apps) {
+      if (!isValidName(app)) continue;
+      const seqs = new Map<string, { seqs: number[]; host: string }>();
+      for (const line of recoverTail(join(this.config.logDir, app, `${app}.log`), TAIL_BYTES)) {
+        try {
+          const record = JSON.parse(line) as { producer?: unknown; seq?: unknown; host?: unknown };
+          if (typeof record.producer !== 'string' || typeof record.seq !== 'number') continue;
+          let entry = seqs.get(record.producer);
+          if (!entry) seqs.set(record.producer, (entry = { seqs: [], host: String(record.host) }));
+          entry.seqs.push(record.seq);
+          lines++;
+        } catch {
+          // a line that is not ours: nothing to remember
+        }
+      }
+      for (const [producer, { seqs: list, host }] of seqs) this.ledger.remember(producer, list, app, host);
+    }
+    if (lines > 0) this.log('info', 'rebuilt dedup state from file tails', { records: lines });
+  }
+
+  private async streamLoop(): Promise<void> {
+    const reader = this.stream as StreamReader;
+    let backoffMs = 100;
+    while (this.running) {
+      let entries: StreamEntry[];
+      try {
+        entries = await reader.read();
+        if (!this.state.redisOk) this.log('info', 'redis reachable again');
+        this.setHealth(true, this.state.diskOk);
+        backoffMs = 100;
+      } catch (error) {
+        if (!this.running) break;
+        this.metrics.redisErrors.inc();
+        if (this.state.redisOk) this.log('warn', 'reading from redis failed; retrying', describeError(error));
+        this.setHealth(false, this.state.diskOk, error);
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+        continue;
+      }
+      if (entries.length === 0) continue;
+      try {
+        await this.storeEntries(reader, entries);
+      } catch (error) {
+        if (error instanceof DiskError) {
+          this.fail(error);
+          return;
+        }
+        // Redis failed during dead-lettering or ack: the entries stay pending and are read again
+        // (the ledger drops the records already written).
+        this.metrics.redisErrors.inc();
+        this.log('warn', 'acknowledging a batch failed; it will be redelivered', describeError(error));
+        this.setHealth(false, this.state.diskOk, error);
+        await sleep(backoffMs);
+      }
+    }
+  }
+
+  private async storeEntries(reader: StreamReader, entries: StreamEntry[]): Promise<void> {
+    const ids: string[] = [];
+    const dead: Array<{ id: string; rejected: Rejected }> = [];
+    let written = 0;
+    for (const entry of entries) {
+      ids.push(entry.id);
+      if (entry.frame === undefined) {
+        if (entry.otherFields.length === 0) continue; // trimmed while pending: nothing left to store
+        dead.push({ id: entry.id, rejected: { reason: 'MISSING_FRAME', detail: `entry has fields ${entry.otherFields.join(',')} but no frame`, payload: undefined } });
+        continue;
+      }
+      const decoded = decodeFramePayload(entry.frame, entry.id);
+      written += this.write(decoded);
+      for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });
+    }
+    this.commit(written);
+    for (const { id, rejected } of dead) {
+      await reader.deadLetter(id, rejected.reason, rejected.detail, rejected.payload);
+      this.metrics.deadLetters.inc({ reason: rejected.reason });
+    }
+    await reader.ack(ids);
+    this.metrics.entriesAcked.inc(ids.length);
+    if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
+  }
+
+  /** Queues the new records of a decoded payload for writing; returns how many. */
+  private write(decoded: Decoded): number {
+    let written = 0;
+    const frame = decoded.frame;
+    if (frame) {
+      this.ledger.reportDrops(frame.producer, frame.dropped, frame.app, frame.host);
+      if (frame.dropped > 0) this.metrics.reportedDrops.inc(frame.dropped);
+      this.ledger.touch(frame.producer);
+    }
+    for (const record of decoded.records) {
+      if (frame && !this.ledger.accept(record.producer, record.seq, record.app, record.host)) {
+        this.metrics.duplicates.inc();
+        continue;
+      }
+      this.sink.append(record.app, formatLine(record));
+      this.metrics.recordsWritten.inc({ app: record.app });
+      written++;
+    }
+    return written;
+  }
+
+  /** Writes and fsyncs everything queued. Throws DiskError. */
+  private commit(records: number): void {
+    const end = this.metrics.fsyncSeconds.startTimer();
+    const { bytes } = this.sink.commit();
+    end();
+    this.metrics.bytesWritten.inc(bytes);
+    this.metrics.batchRecords.observe(records);
+    this.metrics.missing.set(this.ledger.totals().missing);
+  }
+
+  private commitPubSub(): void {
+    if (this.pubsubQueue.length === 0) return;
+    const messages = this.pubsubQueue;
+    this.pubsubQueue = [];
+    const now = Date.now();
+    const legacyProducer = `legacy-${this.config.consumer}`;
+    let written = 0;
+    const dead: Rejected[] = [];
+    for (const message of messages) {
+      const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
+      if (!decoded.frame) this.metrics.legacyMessages.inc();
+      written += this.write(decoded);
+      dead.push(...decoded.rejected);
+    }
+    try {
+      this.commit(written);
+    } catch (error) {
+      if (error instanceof DiskError) this.fail(error);
+      return;
+    }
+    for (const rejected of dead) {
+      this.metrics.deadLetters.inc({ reason: rejected.reason });
+      this.log('warn', 'dropped a bad pubsub message', { reason: rejected.reason, detail: rejected.detail });
+    }
+  }
+
+  private fail(error: ServerError): void {
+    this.fatal = error;
+    this.running = false;
+    this.state.diskOk = false;
+    this.setHealth(this.state.redisOk, false, error);
+    this.log('error', 'disk failure: stopping without acknowledging the batch; it will be redelivered', describeError(error));
+  }
+
+  private setHealth(redisOk: boolean, diskOk: boolean, error?: unknown): void {
+    this.state.redisOk = redisOk;
+    this.state.diskOk = diskOk;
+    this.state.ready = redisOk && diskOk;
+    if (error !== undefined) this.state.lastError = error instanceof Error ? error.message : String(error);
+    this.metrics.up.set(this.state.ready ? 1 : 0);
+  }
+
+  /** SIGHUP: close files so the next write reopens them (after logrotate moved them). */
+  reopenFiles(): void {
+    this.sink.reopen();
+    this.log('info', 'reopened log files');
+  }
+
+  /** Resolves when the read loop has ended (after stop(), or on a disk failure). */
+  get done(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
+  /** Drains: stop reading, finish the batch in hand (write, fsync, ack), close. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.pubsubTimer) clearInterval(this.pubsubTimer);
+    await this.loop;
+    if (this.pubsub) {
+      await this.pubsub.close();
+      this.commitPubSub();
+    }
+    await this.stream?.close();
+    this.sink.close();
+    this.log('info', 'logger server stopped', this.ledger.totals());
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,151 @@
+import { constants, closeSync, fdatasyncSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { DiskError, UnsafePathError } from './errors';
+
+interface OpenFile {
+  path: string;
+  fd: number;
+  size: number;
+  pending: string[];
+  pendingBytes: number;
+}
+
+const DIR_MODE = 0o750;
+const FILE_MODE = 0o640;
+// O_NOFOLLOW: a symlink planted at the file's path makes open fail instead of writing through it.
+const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW;
+
+/**
+ * The files under LOG_DIR/<app>/: lines are collected per file in memory, then commit() writes
+ * each touched file once and fdatasyncs it once (group commit). Only after commit() returns may
+ * the entries behind those lines be acknowledged.
+ *
+ * `app` must already be a validated name (the protocol's rule: no separators, no leading dot).
+ */
+export class FileSink {
+  private readonly files = new Map<string, OpenFile>();
+  private readonly touched = new Set<OpenFile>();
+
+  constructor(readonly logDir: string) {
+    mkdirSync(logDir, { recursive: true, mode: DIR_MODE });
+  }
+
+  /** Path of an app's open file. */
+  pathOf(app: string): string {
+    return join(this.logDir, app, `${app}.log`);
+  }
+
+  append(app: string, line: string): void {
+    const file = this.files.get(app) ?? this.open(app);
+    file.pending.push(line);
+    file.pendingBytes += line.length;
+    this.touched.add(file);
+  }
+
+  /** Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged. */
+  commit(): { files: number; bytes: number } {
+    let bytes = 0;
+    const files = this.touched.size;
+    for (const file of this.touched) {
+      const data = Buffer.from(file.pending.join(''), 'utf8');
+      file.pending = [];
+      file.pendingBytes = 0;
+      try {
+        let offset = 0;
+        while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+      } catch (error) {
+        throw new DiskError('DISK_WRITE_FAILED', file.path, error);
+      }
+      try {
+        fdatasyncSync(file.fd);
+      } catch (error) {
+        // After a failed fsync the page cache may have dropped the dirty pages: never retry on
+        // this descriptor. The caller stops; the entries stay pending in Redis.
+        throw new DiskError('FSYNC_FAILED', file.path, error);
+      }
+      file.size += data.length;
+      bytes += data.length;
+    }
+    this.touched.clear();
+    return { files, bytes };
+  }
+
+  private open(app: string): OpenFile {
+    const dir = join(this.logDir, app);
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    const stat = lstatSync(dir);
+    if (!stat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
+    const path = this.pathOf(app);
+    let fd: number;
+    try {
+      fd = openSync(path, OPEN_FLAGS, FILE_MODE);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new UnsafePathError(path, 'it is a symlink', { cause: error });
+      throw new DiskError('DISK_WRITE_FAILED', path, error);
+    }
+    const fileStat = fstatSync(fd);
+    if (!fileStat.isFile()) {
+      closeSync(fd);
+      throw new UnsafePathError(path, 'not a regular file');
+    }
+    const file: OpenFile = { path, fd, size: fileStat.size, pending: [], pendingBytes: 0 };
+    this.files.set(app, file);
+    return file;
+  }
+
+  /** Closes every file; the next append reopens (SIGHUP, logrotate). Pending lines must be committed first. */
+  reopen(): void {
+    this.close();
+  }
+
+  close(): void {
+    for (const file of this.files.values()) {
+      try {
+        closeSync(file.fd);
+      } catch {
+        // closing is best effort: every line was fsynced at commit
+      }
+    }
+    this.files.clear();
+    this.touched.clear();
+  }
+}
+
+/**
+ * Reads the tail of an open log file after a restart: cuts off a torn last line (it was never
+ * fsynced, so its entry was never acknowledged and will be redelivered) and returns the
+ * complete lines of the last `tailBytes`, for rebuilding the dedup state.
+ */
+export function recoverTail(path: string, tailBytes: number): string[] {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - tailBytes);
+    const buffer = Buffer.alloc(size - start);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = readSync(fd, buffer, read, buffer.length - read, start + read);
+      if (n === 0) break;
+      read += n;
+    }
+    const lastNewline = buffer.lastIndexOf(0x0a);
+    const complete = lastNewline + 1;
+    if (complete < buffer.length) {
+      ftruncateSync(fd, start + complete);
+      fdatasyncSync(fd);
+    }
+    const text = buffer.subarray(0, complete).toString('utf8');
+    const lines = text.split('\n');
+    lines.pop(); // after the final newline
+    if (start > 0) lines.shift(); // the first line may be cut by the tail window
+    return lines;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,125 @@
+import { hostname } from 'node:os';
+import { isLevel, nameProblem, toValidName, type Fields, type Level } from '@log/protocol';
+import type { RedisClientOptions } from 'redis';
+import { InvalidOptionError } from './errors';
+
+/** Options of createPublisher and RedisTransport. */
+export interface PublisherOptions {
+  /** Name of the app: becomes the directory under LOG_DIR. Letters, digits, '.', '_', '-'. Required. */
+  app: string;
+  /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** 'stream' (XADD, durable, default) or 'pubsub' (PUBLISH, at-most-once). @defaultValue 'stream' */
+  transport?: 'stream' | 'pubsub';
+  /** Lowest level that is logged; lower levels cost nothing. @defaultValue process.env.LOG_LEVEL, then 'info' */
+  level?: Level;
+  /** Host name written with every record. @defaultValue os.hostname(), made a valid name */
+  host?: string;
+  /** Fields added to every record (e.g. { env: 'prod' }). */
+  fields?: Fields;
+  /** Most bytes held in memory (records not yet accepted by Redis). Past it, new records are dropped and counted. @defaultValue 64 MiB */
+  maxBufferBytes?: number;
+  /** Most records in one frame (one XADD or PUBLISH). @defaultValue 10000 */
+  maxFrameRecords?: number;
+  /** Most bytes in one frame. @defaultValue 1 MiB */
+  maxFrameBytes?: number;
+  /** Largest record; a larger one is truncated (message cut, fields replaced) and counted. @defaultValue 256 KiB */
+  maxRecordBytes?: number;
+  /** Frames sent and not yet answered by Redis, at most. @defaultValue 8 */
+  maxInFlightFrames?: number;
+  /** Extra node-redis client options (TLS, username, password, ...). `url` above wins over `redis.url`. */
+  redis?: Omit<RedisClientOptions, 'url'>;
+  /** Flush what is buffered when the process is about to exit (beforeExit). @defaultValue true */
+  flushOnExit?: boolean;
+}
+
+export interface ResolvedOptions {
+  channel: string;
+  app: string;
+  url: string;
+  transport: 'stream' | 'pubsub';
+  level: Level;
+  host: string;
+  fields: Fields | undefined;
+  maxBufferBytes: number;
+  maxFrameRecords: number;
+  maxFrameBytes: number;
+  maxRecordBytes: number;
+  maxInFlightFrames: number;
+  redis: Omit<RedisClientOptions, 'url'>;
+  flushOnExit: boolean;
+}
+
+export const DEFAULTS = Object.freeze({
+  url: 'redis://127.0.0.1:6379',
+  transport: 'stream' as const,
+  level: 'info' as Level,
+  maxBufferBytes: 64 * 1024 * 1024,
+  maxFrameRecords: 10_000,
+  maxFrameBytes: 1024 * 1024,
+  maxRecordBytes: 256 * 1024,
+  maxInFlightFrames: 8,
+});
+
+function positiveInteger(problems: string[], name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+    problems.push(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+    return fallback;
+  }
+  return value;
+}
+
+/** Checks every option once, reporting all problems in one InvalidOptionError. */
+export function resolveOptions(channel: string, options: PublisherOptions): ResolvedOptions {
+  const problems: string[] = [];
+  const channelProblem = nameProblem(channel);
+  if (channelProblem) problems.push(`channel ${JSON.stringify(channel)} ${channelProblem}`);
+  if (options === undefined || options === null || typeof options !== 'object') {
+    throw new InvalidOptionError(['options must be an object with at least { app }']);
+  }
+  const appProblem = nameProblem(options.app);
+  if (appProblem) problems.push(`app ${JSON.stringify(options.app)} ${appProblem}`);
+  const transport = options.transport ?? DEFAULTS.transport;
+  if (transport !== 'stream' && transport !== 'pubsub') {
+    problems.push(`transport must be 'stream' or 'pubsub', got ${JSON.stringify(transport)}`);
+  }
+  const envLevel = process.env.LOG_LEVEL;
+  const level = options.level ?? (isLevel(envLevel) ? envLevel : DEFAULTS.level);
+  if (!isLevel(level)) problems.push(`level must be debug, info, warn or error, got ${JSON.stringify(level)}`);
+  let host = options.host;
+  if (host === undefined) host = toValidName(hostname());
+  else {
+    const hostProblem = nameProblem(host);
+    if (hostProblem) problems.push(`host ${JSON.stringify(host)} ${hostProblem}`);
+  }
+  const url = options.url ?? process.env.REDIS_URL ?? DEFAULTS.url;
+  if (!/^rediss?:\/\//.test(url)) problems.push(`url must start with redis:// or rediss://, got ${JSON.stringify(url)}`);
+  if (options.fields !== undefined && (typeof options.fields !== 'object' || options.fields === null || Array.isArray(options.fields))) {
+    problems.push('fields must be an object');
+  }
+  const resolved: ResolvedOptions = {
+    channel,
+    app: options.app,
+    url,
+    transport,
+    level,
+    host,
+    fields: options.fields,
+    maxBufferBytes: positiveInteger(problems, 'maxBufferBytes', options.maxBufferBytes, DEFAULTS.maxBufferBytes),
+    maxFrameRecords: positiveInteger(problems, 'maxFrameRecords', options.maxFrameRecords, DEFAULTS.maxFrameRecords),
+    maxFrameBytes: positiveInteger(problems, 'maxFrameBytes', options.maxFrameBytes, DEFAULTS.maxFrameBytes),
+    maxRecordBytes: positiveInteger(problems, 'maxRecordBytes', options.maxRecordBytes, DEFAULTS.maxRecordBytes),
+    maxInFlightFrames: positiveInteger(problems, 'maxInFlightFrames', options.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
+    redis: options.redis ?? {},
+    flushOnExit: options.flushOnExit ?? true,
+  };
+  if (resolved.maxRecordBytes > resolved.maxFrameBytes) {
+    problems.push(`maxRecordBytes (${resolved.maxRecordBytes}) must not exceed maxFrameBytes (${resolved.maxFrameBytes})`);
+  }
+  if (resolved.maxFrameBytes > resolved.maxBufferBytes) {
+    problems.push(`maxFrameBytes (${resolved.maxFrameBytes}) must not exceed maxBufferBytes (${resolved.maxBufferBytes})`);
+  }
+  if (problems.length > 0) throw new InvalidOptionError(problems);
+  return resolved;
+}

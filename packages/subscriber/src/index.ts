@@ -1,0 +1,6 @@
+export { StreamReader } from './stream-reader';
+export type { StreamEntry, StreamReaderOptions } from './stream-reader';
+export { PubSubReader } from './pubsub-reader';
+export type { PubSubReaderOptions } from './pubsub-reader';
+export { SubscriberError } from './errors';
+export type { SubscriberErrorCode } from './errors';

@@ -1,0 +1,176 @@
+import { DEFAULT_GROUP, FRAME_FIELD, assertValidName, deadLetterKey, streamKey } from '@log/protocol';
+import { RESP_TYPES, createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import { SubscriberError } from './errors';
+
+/** One stream entry as read: its id and the frame bytes (undefined when the entry has no frame field). */
+export interface StreamEntry {
+  id: string;
+  /** The frame, as raw bytes so that invalid UTF-8 can be detected rather than replaced. */
+  frame: Buffer | undefined;
+  /** Names of the entry's fields other than the frame field (a foreign writer's entry). */
+  otherFields: string[];
+}
+
+export interface StreamReaderOptions {
+  /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
+  url?: string;
+  /** Channel name; the stream is streamKey(channel). */
+  channel: string;
+  /** Consumer group shared by all logger servers. @defaultValue 'logger-server' */
+  group?: string;
+  /** This reader's name in the group: stable across restarts so its pending entries come back to it. */
+  consumer: string;
+  /** Most entries per read. @defaultValue 500 */
+  count?: number;
+  /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
+  blockMs?: number;
+  /** Extra node-redis client options (TLS, username, password, ...). */
+  redis?: Omit<RedisClientOptions, 'url'>;
+}
+
+type RawEntry = [Buffer, Buffer[] | null];
+/** XREADGROUP's reply: an array of [stream, entries] under RESP2, a map stream -> entries under RESP3. */
+type RawStreams = Array<[Buffer, RawEntry[]]> | Map<unknown, RawEntry[]> | Record<string, RawEntry[]> | null;
+
+function entriesOf(reply: RawStreams): RawEntry[] {
+  if (reply === null || reply === undefined) return [];
+  if (Array.isArray(reply)) return reply[0]?.[1] ?? [];
+  if (reply instanceof Map) return (reply.values().next().value as RawEntry[] | undefined) ?? [];
+  return Object.values(reply)[0] ?? [];
+}
+
+const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
+
+/**
+ * Reads a channel's stream through a consumer group (at-least-once): entries stay pending until
+ * ack() says they are safely stored. After a restart under the same consumer name it first
+ * returns the entries it had read and not acknowledged.
+ *
+ * The blocking XREADGROUP has a connection of its own; acks and dead letters use a second one,
+ * so they are never stuck behind a blocked read.
+ */
+export class StreamReader {
+  readonly key: string;
+  readonly deadLetterKey: string;
+  readonly group: string;
+  readonly consumer: string;
+  private readonly count: number;
+  private readonly blockMs: number;
+  private readonly reader: RedisClientType;
+  private readonly writer: RedisClientType;
+  /** '0' replays this consumer's pending entries first; '>' reads new ones. */
+  private cursor = '0';
+  private closing: Promise<void> | undefined;
+  /** Errors seen on the connections (they reconnect by themselves); the last one for diagnostics. */
+  lastError: unknown;
+
+  constructor(options: StreamReaderOptions) {
+    this.key = streamKey(options.channel);
+    this.deadLetterKey = deadLetterKey(options.channel);
+    this.group = assertValidName('group', options.group ?? DEFAULT_GROUP);
+    this.consumer = assertValidName('consumer', options.consumer);
+    this.count = options.count ?? 500;
+    this.blockMs = options.blockMs ?? 1000;
+    const clientOptions = { ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+    this.reader = createClient(clientOptions) as RedisClientType;
+    this.writer = createClient(clientOptions) as RedisClientType;
+    for (const client of [this.reader, this.writer]) {
+      client.on('error', (error: unknown) => {
+        this.lastError = error;
+      });
+    }
+  }
+
+  /** Connects and creates the group at the start of the stream (so nothing published before the first start is missed). */
+  async start(): Promise<void> {
+    await Promise.all([this.reader.connect(), this.writer.connect()]);
+    await this.ensureGroup();
+  }
+
+  /** Creates the stream and group if missing (after a Redis restart without persistence both are gone). */
+  async ensureGroup(): Promise<void> {
+    try {
+      await this.writer.sendCommand(['XGROUP', 'CREATE', this.key, this.group, '0', 'MKSTREAM']);
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('BUSYGROUP')) {
+        throw new SubscriberError('REDIS', `cannot create group ${this.group} on ${this.key}`, { key: this.key, cause: error });
+      }
+    }
+  }
+
+  /**
+   * Reads the next batch: first this consumer's own pending entries, then new ones (blocking up
+   * to blockMs). Resolves with [] when nothing arrived. A vanished group is recreated.
+   */
+  async read(): Promise<StreamEntry[]> {
+    if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
+    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
+    if (this.cursor === '>') args.push('BLOCK', String(this.blockMs));
+    args.push('STREAMS', this.key, this.cursor);
+    let reply: RawStreams;
+    try {
+      reply = await this.reader.sendCommand<RawStreams>(args, AS_BUFFERS);
+    } catch (error) {
+      if (String((error as Error)?.message).startsWith('NOGROUP')) {
+        await this.ensureGroup();
+        this.cursor = '0';
+        return [];
+      }
+      throw new SubscriberError('REDIS', `XREADGROUP on ${this.key} failed`, { key: this.key, cause: error });
+    }
+    const raw = entriesOf(reply);
+    if (this.cursor !== '>') {
+      // Replaying our own pending entries: continue after the last one, or switch to new entries.
+      const last = raw[raw.length - 1];
+      this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
+    }
+    const entries: StreamEntry[] = [];
+    for (const [id, fields] of raw) {
+      // A pending entry that was deleted (trimmed) replays as [id, null]: nothing to store.
+      if (fields === null) {
+        entries.push({ id: id.toString(), frame: undefined, otherFields: [] });
+        continue;
+      }
+      let frame: Buffer | undefined;
+      const otherFields: string[] = [];
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const name = (fields[i] as Buffer).toString();
+        if (name === FRAME_FIELD && frame === undefined) frame = fields[i + 1];
+        else otherFields.push(name);
+      }
+      entries.push({ id: id.toString(), frame, otherFields });
+    }
+    return entries;
+  }
+
+  /** Acknowledges entries: they are stored and will not be delivered again. */
+  async ack(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.writer.sendCommand(['XACK', this.key, this.group, ...ids]);
+  }
+
+  /** Copies a bad entry to the dead-letter stream with the reason, then acknowledges it. */
+  async deadLetter(entryId: string, reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
+    const args = ['XADD', this.deadLetterKey, 'MAXLEN', '~', '100000', '*', 'entry', entryId, 'reason', reason, 'detail', detail];
+    await this.writer.sendCommand(payload === undefined ? args : [...args, 'payload', payload]);
+  }
+
+  /** The writer connection, for commands that must not wait behind a blocked read. */
+  get commands(): RedisClientType {
+    return this.writer;
+  }
+
+  /** Disconnects both connections. Safe to call more than once; the same promise is returned. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const client of [this.reader, this.writer]) {
+        try {
+          client.destroy();
+        } catch {
+          // already closed: nothing to do
+        }
+      }
+    })();
+    return this.closing;
+  }
+}
