@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import type { Fields, Level } from '@log/protocol';
 import TransportStream from 'winston-transport';
 import { createPublisher, type Logger } from './logger';
@@ -43,13 +44,23 @@ export class RedisTransport extends TransportStream {
 
   override log(info: Record<string | symbol, unknown>, callback: () => void): void {
     const level = LEVEL_MAP[String(info.level)] ?? 'info';
-    const { level: _level, message, stack, [SPLAT]: _splat, ...rest } = info as Record<string, unknown> & { [SPLAT]?: unknown };
+    const { level: _level, message, stack, [SPLAT]: splat, ...rest } = info as Record<string, unknown> & { [SPLAT]?: unknown };
     const fields: Fields = rest;
+    let text = typeof message === 'string' ? message : JSON.stringify(message) ?? '';
+    // winston leaves `logger.info('a %d', 1, { meta })` uninterpolated unless format.splat() is
+    // used: do what format.splat() does (after it, no %-token is left and this changes nothing).
+    if (Array.isArray(splat) && splat.length > 0) {
+      const tokens = (text.match(/%[sdifjoOc]/g) ?? []).length;
+      if (tokens > 0) text = format(text, ...splat.slice(0, tokens));
+      for (const meta of splat.slice(tokens)) {
+        if (meta !== null && typeof meta === 'object' && !(meta instanceof Error)) Object.assign(fields, meta);
+      }
+    }
     if (typeof stack === 'string' && info instanceof Error) {
       this.publisher[level](info, fields);
     } else {
       if (typeof stack === 'string') fields.stack = stack;
-      this.publisher[level](typeof message === 'string' ? message : JSON.stringify(message) ?? '', fields);
+      this.publisher[level](text, fields);
     }
     setImmediate(() => this.emit('logged', info));
     callback();

@@ -1,0 +1,27 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startRedis, type RedisServer } from '@log/test-kit';
+import { readStream } from './helpers';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.dispose();
+});
+
+describe('RedisTransport (winston)', () => {
+  it('delivers every record when the app calls logger.end() and exits on finish', async () => {
+    const channel = `winston-${process.pid}`;
+    const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, 'fixtures', 'winston-app.js'), redis.url, channel, '20000']);
+    const stats = JSON.parse(stdout.trim().split('\n').pop() as string);
+    expect(stats).toMatchObject({ logged: 20000, sent: 20000, dropped: 0, buffered: 0 });
+    const { records } = await readStream(redis.url, channel);
+    expect(records).toHaveLength(20000);
+    expect(records[1]).toMatchObject({ app: 'winston-app', level: 'info', message: 'record 1 of many', fields: { i: 1 } });
+    expect(records[0]).toMatchObject({ level: 'error', message: 'failure 0', error: { name: 'Error', message: 'failure 0' } });
+    expect(records[0]!.error!.stack).toContain('failure 0');
+  }, 30_000);
+});
