@@ -1,0 +1,18 @@
+/** Codes of the archiver's errors. */
+export type ArchiveErrorCode = 'UPLOAD_FAILED' | 'VERIFY_FAILED' | 'INVALID_NAME' | 'READ_FAILED';
+
+/** An archive attempt failed; the local file is untouched. */
+export class ArchiveError extends Error {
+  readonly code: ArchiveErrorCode;
+  readonly bucket: string;
+  readonly key: string;
+  readonly file: string;
+  constructor(code: ArchiveErrorCode, message: string, context: { bucket: string; key: string; file: string; cause?: unknown }) {
+    super(`${message} (file ${context.file} -> s3://${context.bucket}/${context.key})`, context.cause === undefined ? undefined : { cause: context.cause });
+    this.name = 'ArchiveError';
+    this.code = code;
+    this.bucket = context.bucket;
+    this.key = context.key;
+    this.file = context.file;
+  }
+}

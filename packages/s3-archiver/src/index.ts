@@ -1,0 +1,6 @@
+export { archiveFile } from './archiver';
+export type { ArchiveOptions, ArchiveResult } from './archiver';
+export { archiveKey } from './key';
+export type { ArchiveKeyParts } from './key';
+export { ArchiveError } from './errors';
+export type { ArchiveErrorCode } from './errors';

@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { removeDir, s3Implementations, startS3, tempDir, type S3Server } from '@log/test-kit';
+import { ArchiveError, archiveFile, archiveKey } from '../src';
+
+describe('archiveKey', () => {
+  it('builds Hive-style partitioned keys that do not collide', () => {
+    const parts = { prefix: '/logs/', app: 'shop', host: 'app1', firstTime: Date.UTC(2026, 10, 25, 13, 4, 5, 678) };
+    const key = archiveKey({ ...parts, unique: 'abcd1234' });
+    expect(key).toBe('logs/shop/dt=2026-11-25/hour=13/app1-20261125T130405678Z-abcd1234.jsonl.gz');
+    expect(archiveKey(parts)).not.toBe(archiveKey(parts));
+  });
+
+  it.each(['../../etc', '.', 'a/b'])('refuses a hostile app name %j', (app) => {
+    expect(() => archiveKey({ prefix: 'logs', app, host: 'h', firstTime: 0 })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+  });
+});
+
+describe.each(s3Implementations())('archiveFile against %s', (implementation) => {
+  let s3: S3Server;
+  let client: S3Client;
+  let dir: string;
+  beforeAll(async () => {
+    s3 = await startS3({ implementation, buckets: ['logs'] });
+    client = new S3Client({ ...s3.clientConfig, maxAttempts: 1 });
+    dir = tempDir('archiver');
+  }, 30_000);
+  afterAll(async () => {
+    client.destroy();
+    await s3.dispose();
+    removeDir(dir);
+  });
+
+  it('uploads a multipart gzip object whose content equals the file, and leaves the file alone', async () => {
+    const file = join(dir, 'big.log');
+    // ~11 MiB of poorly compressible lines, so the gzip stream needs more than one 5 MiB part
+    const lines: string[] = [];
+    for (let i = 0; lines.length < 100_000; i++) lines.push(JSON.stringify({ i, r: randomBytes(72).toString('base64') }));
+    const content = lines.join('\n') + '\n';
+    writeFileSync(file, content);
+    const key = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
+    const result = await archiveFile(file, { client, bucket: 'logs', key, partSize: 5 * 1024 * 1024, gzipLevel: 1 });
+    expect(result.bytes).toBe(Buffer.byteLength(content));
+    expect(result.compressedBytes).toBeGreaterThan(5 * 1024 * 1024);
+    const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
+    const body = Buffer.from(await object.Body!.transformToByteArray());
+    expect(gunzipSync(body).toString()).toBe(content);
+  }, 60_000);
+
+  it('fails with a typed error when S3 is down, and keeps the file', async () => {
+    const file = join(dir, 'small.log');
+    writeFileSync(file, '{"a":1}\n');
+    const down = new S3Client({ ...s3.clientConfig, endpoint: 'http://127.0.0.1:1', maxAttempts: 1 });
+    await expect(archiveFile(file, { client: down, bucket: 'logs', key: 'x/y.jsonl.gz' })).rejects.toBeInstanceOf(ArchiveError);
+    await expect(archiveFile(join(dir, 'missing.log'), { client, bucket: 'logs', key: 'x/z.jsonl.gz' })).rejects.toMatchObject({ code: 'READ_FAILED' });
+    down.destroy();
+  }, 30_000);
+});
