@@ -4,7 +4,7 @@ import { isValidName } from '@log/protocol';
 import { PubSubReader, StreamReader, type StreamEntry } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { ProducerLedger } from './dedup';
-import { DiskError, ServerError } from './errors';
+import { DiskError, ServerError, UnsafePathError } from './errors';
 import { formatLine } from './format';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
@@ -37,6 +37,8 @@ export class LoggerServer {
   private loop: Promise<void> | undefined;
   private pubsubTimer: NodeJS.Timeout | undefined;
   private pubsubQueue: Buffer[] = [];
+  /** Ends the Pub/Sub mode's wait (it has no read loop of its own). */
+  private endPubSub: (() => void) | undefined;
   private legacySeq = 0;
   /** Set when the disk failed: the process must exit non-zero so pending entries are redelivered. */
   fatal: ServerError | undefined;
@@ -66,6 +68,7 @@ export class LoggerServer {
       this.pubsub = new PubSubReader({ url: this.config.redisUrl, channel: this.config.channel });
       await this.pubsub.start((message) => this.pubsubQueue.push(message));
       this.pubsubTimer = setInterval(() => this.commitPubSub(), PUBSUB_COMMIT_MS);
+      this.loop = new Promise<void>((resolve) => (this.endPubSub = resolve));
     }
     this.setHealth(true, true);
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
@@ -162,7 +165,10 @@ export class LoggerServer {
     if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
   }
 
-  /** Queues the new records of a decoded payload for writing; returns how many. */
+  /**
+   * Queues the new records of a decoded payload for writing; returns how many. A record whose
+   * file cannot be opened safely (a symlink planted under LOG_DIR) joins decoded.rejected.
+   */
   private write(decoded: Decoded): number {
     let written = 0;
     const frame = decoded.frame;
@@ -176,7 +182,14 @@ export class LoggerServer {
         this.metrics.duplicates.inc();
         continue;
       }
-      this.sink.append(record.app, formatLine(record));
+      const line = formatLine(record);
+      try {
+        this.sink.append(record.app, line);
+      } catch (error) {
+        if (!(error instanceof UnsafePathError)) throw error;
+        decoded.rejected.push({ reason: error.code, detail: error.message, payload: Buffer.from(line) });
+        continue;
+      }
       this.metrics.recordsWritten.inc({ app: record.app });
       written++;
     }
@@ -222,6 +235,7 @@ export class LoggerServer {
   private fail(error: ServerError): void {
     this.fatal = error;
     this.running = false;
+    this.endPubSub?.();
     this.state.diskOk = false;
     this.setHealth(this.state.redisOk, false, error);
     this.log('error', 'disk failure: stopping without acknowledging the batch; it will be redelivered', describeError(error));
@@ -250,6 +264,7 @@ export class LoggerServer {
   async stop(): Promise<void> {
     this.running = false;
     if (this.pubsubTimer) clearInterval(this.pubsubTimer);
+    this.endPubSub?.();
     await this.loop;
     if (this.pubsub) {
       await this.pubsub.close();

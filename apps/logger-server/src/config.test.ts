@@ -1,0 +1,55 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeDir, tempDir } from '@log/test-kit';
+import { loadConfig, redactedConfig } from './config';
+import { ConfigError } from './errors';
+
+describe('loadConfig', () => {
+  it('has the documented defaults', () => {
+    const config = loadConfig({}, '/srv');
+    expect(config).toMatchObject({
+      redisUrl: 'redis://127.0.0.1:6379',
+      channel: 'logger',
+      transport: 'stream',
+      logDir: '/srv/log',
+      group: 'logger-server',
+      httpPort: 9464,
+      s3: undefined,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('reports every bad value at once, one line each', () => {
+    let caught: unknown;
+    try {
+      loadConfig({ LOG_TRANSPORT: 'kafka', LOG_CHANNEL: '../x', HTTP_PORT: 'eighty', ROTATE_BYTES: '-5', REDIS_URL: 'localhost', S3_BUCKET: 'Bad_Bucket', S3_FORCE_PATH_STYLE: 'maybe' });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const problems = (caught as ConfigError).problems;
+    expect(problems).toHaveLength(7);
+    for (const name of ['LOG_TRANSPORT', 'LOG_CHANNEL', 'HTTP_PORT', 'ROTATE_BYTES', 'REDIS_URL', 'S3_BUCKET', 'S3_FORCE_PATH_STYLE']) {
+      expect(problems.some((p) => p.startsWith(name))).toBe(true);
+    }
+  });
+
+  it('takes values from a LOG_CONFIG file, the environment winning', () => {
+    const dir = tempDir('config');
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ LOG_CHANNEL: 'fromfile', LOG_DIR: '/var/log/x', HTTP_PORT: 'off' }));
+      const config = loadConfig({ LOG_CONFIG: file, LOG_CHANNEL: 'fromenv' });
+      expect(config).toMatchObject({ channel: 'fromenv', logDir: '/var/log/x', httpPort: undefined });
+      writeFileSync(file, JSON.stringify({ NOT_A_SETTING: 1 }));
+      expect(() => loadConfig({ LOG_CONFIG: file })).toThrow(/unknown key "NOT_A_SETTING"/);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('redacts credentials in the logged configuration', () => {
+    const config = loadConfig({ REDIS_URL: 'redis://user:secret@redis.internal:6380' });
+    expect(JSON.stringify(redactedConfig(config))).not.toContain('secret');
+  });
+});

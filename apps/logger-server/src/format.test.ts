@@ -1,0 +1,29 @@
+import type { LogRecord } from '@log/protocol';
+import { formatLine } from './format';
+
+const base: LogRecord = { time: Date.UTC(2026, 10, 25), level: 'info', message: 'hi', app: 'shop', host: 'h1', pid: 7, producer: 'abc', seq: 3 };
+
+describe('formatLine', () => {
+  it('writes one flat JSON object per line with the own keys first', () => {
+    const line = formatLine({ ...base, fields: { user: 1 } });
+    expect(line.endsWith('}\n')).toBe(true);
+    expect(JSON.parse(line)).toEqual({ time: '2026-11-25T00:00:00.000Z', level: 'info', app: 'shop', host: 'h1', pid: 7, producer: 'abc', seq: 3, message: 'hi', user: 1 });
+  });
+
+  it('keeps colliding fields under the fields. prefix', () => {
+    const parsed = JSON.parse(formatLine({ ...base, fields: { time: 'x', seq: 'y', level: 'z', other: 1 } }));
+    expect(parsed).toMatchObject({ time: '2026-11-25T00:00:00.000Z', seq: 3, level: 'info', 'fields.time': 'x', 'fields.seq': 'y', 'fields.level': 'z', other: 1 });
+  });
+
+  it('escapes CR, LF, ESC and other control characters: one record is one line', () => {
+    const line = formatLine({ ...base, message: 'a\nb\r\u001b[31mred\u0000', fields: { 'k\ney': 'v\u0007' } });
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    expect(line).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
+    expect(JSON.parse(line).message).toBe('a\nb\r\u001b[31mred\u0000');
+  });
+
+  it('writes the error under err', () => {
+    const parsed = JSON.parse(formatLine({ ...base, error: { name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } } }));
+    expect(parsed.err).toEqual({ name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } });
+  });
+});

@@ -1,0 +1,83 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, sleep, stopProcess } from '@log/test-kit';
+
+const MAIN = join(__dirname, '..', 'dist', 'main.js');
+
+/** A logger-server child process, as operators run it: `node dist/main.js` with environment variables. */
+export interface ServerProcess {
+  child: ChildProcess;
+  httpPort: number;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+}
+
+export async function startServer(env: Record<string, string>, { waitReady = true } = {}): Promise<ServerProcess> {
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), READ_BLOCK_MS: '200', LOG_CONSUMER: 'test', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const server: ServerProcess = {
+    child,
+    httpPort,
+    output: () => output,
+    exited,
+    stop: () => stopProcess(child, 15_000),
+    kill9: () => stopProcess(child, 0),
+  };
+  if (waitReady) {
+    const deadline = Date.now() + 15_000;
+    while (!output.includes('"http listening"')) {
+      if (child.exitCode !== null) throw new Error(`logger-server exited early:\n${output}`);
+      if (Date.now() > deadline) throw new Error(`logger-server did not start:\n${output}`);
+      await sleep(20);
+    }
+  }
+  return server;
+}
+
+/** Every JSON line under logDir, per app. */
+export function readLogs(logDir: string): Map<string, Array<Record<string, unknown>>> {
+  const result = new Map<string, Array<Record<string, unknown>>>();
+  if (!existsSync(logDir)) return result;
+  for (const app of readdirSync(logDir)) {
+    const file = join(logDir, app, `${app}.log`);
+    if (!existsSync(file)) continue;
+    const text = readFileSync(file, 'utf8');
+    result.set(app, text.split('\n').filter(Boolean).map((line) => JSON.parse(line)));
+  }
+  return result;
+}
+
+/** Polls until `count` lines are under logDir/app (or the timeout passes) and returns them. */
+export async function waitForRecords(logDir: string, app: string, count: number, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const records = readLogs(logDir).get(app) ?? [];
+    if (records.length >= count || Date.now() > deadline) return records;
+    await sleep(50);
+  }
+}
+
+export async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: response.status, body: await response.text() };
+}
+
+/** Asserts every (producer, seq) appears exactly once and returns how many records there are. */
+export function expectExactlyOnce(records: Array<Record<string, unknown>>, producer: string, count: number): void {
+  const seqs = records.filter((r) => r.producer === producer).map((r) => r.seq as number);
+  const unique = new Set(seqs);
+  expect(unique.size).toBe(seqs.length); // no duplicates
+  expect(unique.size).toBe(count); // nothing missing
+  for (let seq = 1; seq <= count; seq++) if (!unique.has(seq)) throw new Error(`seq ${seq} of ${producer} is missing`);
+}

@@ -1,0 +1,177 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { deadLetterKey, encodeFrame, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
+import { createPublisher } from '@log/publisher';
+import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { createClient } from 'redis';
+import { expectExactlyOnce, httpGet, readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
+
+let redis: RedisServer;
+let dir: string;
+let logDir: string;
+let servers: ServerProcess[] = [];
+let channelNo = 0;
+let channel: string;
+
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => {
+  await redis.dispose();
+});
+beforeEach(() => {
+  dir = tempDir('pipeline');
+  logDir = join(dir, 'log');
+  channel = `pipe-${++channelNo}`;
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+  removeDir(dir);
+});
+
+async function server(env: Record<string, string> = {}) {
+  const s = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, ...env });
+  servers.push(s);
+  return s;
+}
+
+describe('publisher -> redis stream -> logger-server -> files', () => {
+  it('writes every record exactly once as a JSON line, and reports health, metrics and per-producer stats', async () => {
+    const s = await server();
+    const log = createPublisher(channel, { app: 'shop', url: redis.url, host: 'web1' });
+    for (let i = 0; i < 10_000; i++) log.info(`order ${i}`, { i, time: 'collides' });
+    await log.close();
+    const records = await waitForRecords(logDir, 'shop', 10_000);
+    expect(records).toHaveLength(10_000);
+    expectExactlyOnce(records, log.producer, 10_000);
+    expect(records[9]).toMatchObject({ level: 'info', app: 'shop', host: 'web1', producer: log.producer, seq: 10, message: 'order 9', i: 9, 'fields.time': 'collides' });
+    expect(new Date(records[0]!.time as string).getTime()).toBeGreaterThan(Date.now() - 60_000);
+
+    expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);
+    const metrics = (await httpGet(s.httpPort, '/metrics')).body;
+    expect(metrics).toMatch(/logger_records_written_total\{app="shop"\} 10000/);
+    const stats = JSON.parse((await httpGet(s.httpPort, '/stats')).body);
+    expect(stats.producers).toEqual([expect.objectContaining({ producer: log.producer, received: 10_000, duplicates: 0, missing: 0 })]);
+    // all entries acknowledged: nothing pending in the group
+    const client = createClient({ url: redis.url }).on("error", () => {});
+    await client.connect();
+    const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
+    expect(pending[0]).toBe(0);
+    client.destroy();
+  }, 60_000);
+
+  it('writes records published before the server ever started', async () => {
+    const log = createPublisher(channel, { app: 'early', url: redis.url });
+    for (let i = 0; i < 500; i++) log.info('before', { i });
+    await log.close();
+    await server();
+    const records = await waitForRecords(logDir, 'early', 500);
+    expectExactlyOnce(records, log.producer, 500);
+  }, 30_000);
+
+  it('dead-letters hostile entries with the reason, keeps the good records around them, and writes nothing outside LOG_DIR', async () => {
+    const s = await server();
+    const client = createClient({ url: redis.url }).on("error", () => {});
+    await client.connect();
+    const key = streamKey(channel);
+    const header = (over: Partial<FrameHeader>): FrameHeader => ({ producer: 'hostile01', seq: 1, count: 1, app: 'good', host: 'h', pid: 1, dropped: 0, ...over });
+    const good = (seq: number) => encodeFrame(header({ seq }), [encodeRecord({ time: Date.now(), level: 'info', message: `good ${seq}` })]);
+    const hostile: Array<[string, string | Buffer]> = [
+      ['FRAME_FORMAT', 'plain text, not a frame'],
+      ['FRAME_FORMAT', '@log1 {"p":"x","s":1,'],
+      ['INVALID_UTF8', Buffer.concat([Buffer.from(good(999).slice(0, -3)), Buffer.from([0xff, 0xfe]), Buffer.from('"}')])],
+      ['INVALID_NAME', good(999).replace('"a":"good"', '"a":"../../etc"')],
+      ['INVALID_NAME', good(999).replace('"a":"good"', '"a":".."')],
+      ['INVALID_NAME', good(999).replace('"a":"good"', '"a":"/etc/passwd"')],
+      ['INVALID_NAME', good(999).replace('"a":"good"', '"a":"a\\u0000b"')],
+      ['INVALID_NAME', good(999).replace('"h":"h"', '"h":"a/b"')],
+      ['RECORD_INVALID', encodeFrame(header({ seq: 100 }), ['{"t":1,"l":"info","m":"x","f":{"__proto__":{"admin":true}}}'])],
+      ['RECORD_INVALID', encodeFrame(header({ seq: 101 }), ['{"t":1,"l":"info","m":"x","f":' + '['.repeat(50) + ']'.repeat(50) + '}'])],
+      ['RECORD_INVALID', encodeFrame(header({ seq: 102 }), ['{"t":1,"l":"info","m":"x","unknown":1}'])],
+      ['RECORD_INVALID', encodeFrame(header({ seq: 103 }), ['{broken json'])],
+      ['RECORD_TOO_LARGE', encodeFrame(header({ seq: 104 }), [encodeRecord({ time: 1, level: 'info', message: 'x'.repeat(300 * 1024) })])],
+    ];
+    let seq = 1;
+    for (const [, payload] of hostile) {
+      await client.xAdd(key, '*', { f: good(seq++) });
+      await client.xAdd(key, '*', { f: payload as string });
+    }
+    await client.xAdd(key, '*', { other: 'field' }); // an entry without a frame
+    await client.xAdd(key, '*', { f: good(seq++) });
+    const records = await waitForRecords(logDir, 'good', seq - 1);
+    expect(records.map((r) => r.message)).toEqual(Array.from({ length: seq - 1 }, (_, i) => `good ${i + 1}`));
+    await sleep(300);
+    const dead = ((await client.xRange(deadLetterKey(channel), '-', '+')) ?? []).map((e) => e.message as Record<string, string>);
+    expect(dead.map((d) => d.reason).sort()).toEqual([...hostile.map(([reason]) => reason), 'MISSING_FRAME'].sort());
+    for (const d of dead) {
+      expect(d.entry).toMatch(/^\d+-\d+$/);
+      expect(d.detail).toBeTruthy();
+    }
+    expect(readdirSync(logDir).sort()).toEqual(['good']);
+    expect(existsSync(join(dir, 'etc'))).toBe(false);
+    expect(({} as Record<string, unknown>).admin).toBeUndefined();
+    expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);
+    const pending = (await client.sendCommand(['XPENDING', key, 'logger-server'])) as unknown[];
+    expect(pending[0]).toBe(0);
+    client.destroy();
+  }, 30_000);
+
+  it('loses and doubles nothing when killed with SIGKILL mid-stream and restarted', async () => {
+    let s = await server({ READ_COUNT: '5' });
+    const log = createPublisher(channel, { app: 'crash', url: redis.url, maxFrameRecords: 50 });
+    const total = 40_000;
+    for (let i = 0; i < total; i++) {
+      log.info('record', { i });
+      if (i % 2000 === 0) await sleep(1);
+    }
+    await log.flush();
+    let killedMidStream = 0;
+    for (let round = 0; round < 3; round++) {
+      await sleep(100 + Math.random() * 200);
+      await s.kill9();
+      if ((readLogs(logDir).get('crash')?.length ?? 0) < total) killedMidStream++;
+      servers = servers.filter((x) => x !== s);
+      s = await server({ READ_COUNT: '5' });
+    }
+    const records = await waitForRecords(logDir, 'crash', total, 40_000);
+    await sleep(500);
+    expectExactlyOnce(readLogs(logDir).get('crash')!, log.producer, total);
+    expect(records.length).toBeGreaterThanOrEqual(total);
+    expect(killedMidStream).toBeGreaterThan(0); // the test really interrupted the server
+    await log.close();
+  }, 90_000);
+
+  it('recovers when Redis restarts empty (stream and group gone) and keeps writing', async () => {
+    const own = await startRedis();
+    const s = await startServer({ REDIS_URL: own.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+    servers.push(s);
+    const log = createPublisher(channel, { app: 'restart', url: own.url });
+    log.info('one');
+    await log.flush();
+    await waitForRecords(logDir, 'restart', 1);
+    await own.kill();
+    await sleep(300);
+    const health = await httpGet(s.httpPort, '/healthz');
+    expect(health.status).toBe(503);
+    await own.start();
+    log.info('two');
+    await log.flush();
+    const records = await waitForRecords(logDir, 'restart', 2);
+    expect(records.map((r) => r.message)).toEqual(['one', 'two']);
+    expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);
+    await log.close();
+    await s.stop();
+    await own.dispose();
+  }, 30_000);
+
+  it('drains on SIGTERM and exits 0; refuses bad configuration with exit 2 and one line per problem', async () => {
+    const s = await server();
+    await s.stop();
+    expect(await s.exited).toBe(0);
+    expect(s.output()).toContain('"logger server stopped"');
+    const bad = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_TRANSPORT: 'kafka', LOG_CHANNEL: '../x' }, { waitReady: false });
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/LOG_TRANSPORT="kafka": must be stream or pubsub/);
+    expect(bad.output()).toMatch(/LOG_CHANNEL="..\/x"/);
+  }, 30_000);
+});
