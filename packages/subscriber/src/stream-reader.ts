@@ -104,25 +104,13 @@ export class StreamReader {
    */
   async read(): Promise<StreamEntry[]> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
-    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
-    if (this.cursor === '>') args.push('BLOCK', String(this.blockMs));
-    args.push('STREAMS', this.key, this.cursor);
-    let reply: RawStreams;
-    try {
-      reply = await this.reader.sendCommand<RawStreams>(args, AS_BUFFERS);
-    } catch (error) {
-      if (String((error as Error)?.message).startsWith('NOGROUP')) {
-        await this.ensureGroup();
-        this.cursor = '0';
-        return [];
-      }
-      throw new SubscriberError('REDIS', `XREADGROUP on ${this.key} failed`, { key: this.key, cause: error });
-    }
-    const raw = entriesOf(reply);
-    if (this.cursor !== '>') {
-      // Replaying our own pending entries: continue after the last one, or switch to new entries.
+    const replaying = this.cursor !== '>';
+    const raw = await this.readRaw();
+    if (replaying) {
+      // Replaying our own pending entries: continue after the last one, or go on to new entries.
       const last = raw[raw.length - 1];
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
+      if (raw.length === 0) return this.read();
     }
     const entries: StreamEntry[] = [];
     for (const [id, fields] of raw) {
@@ -141,6 +129,22 @@ export class StreamReader {
       entries.push({ id: id.toString(), frame, otherFields });
     }
     return entries;
+  }
+
+  private async readRaw(): Promise<RawEntry[]> {
+    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
+    if (this.cursor === '>') args.push('BLOCK', String(this.blockMs));
+    args.push('STREAMS', this.key, this.cursor);
+    try {
+      return entriesOf(await this.reader.sendCommand<RawStreams>(args, AS_BUFFERS));
+    } catch (error) {
+      if (String((error as Error)?.message).startsWith('NOGROUP')) {
+        await this.ensureGroup();
+        this.cursor = '0';
+        return [];
+      }
+      throw new SubscriberError('REDIS', `XREADGROUP on ${this.key} failed`, { key: this.key, cause: error });
+    }
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */

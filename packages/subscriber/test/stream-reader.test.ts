@@ -1,0 +1,121 @@
+import { FRAME_FIELD, deadLetterKey, streamKey } from '@log/protocol';
+import { sleep, startRedis, type RedisServer } from '@log/test-kit';
+import { createClient, type RedisClientType } from 'redis';
+import { PubSubReader, StreamReader } from '../src';
+
+let redis: RedisServer;
+let client: RedisClientType;
+let n = 0;
+const readers: Array<{ close(): Promise<void> }> = [];
+
+beforeAll(async () => {
+  redis = await startRedis();
+  client = createClient({ url: redis.url }) as RedisClientType;
+  client.on('error', () => {});
+  await client.connect();
+});
+afterEach(async () => {
+  await Promise.all(readers.splice(0).map((r) => r.close()));
+});
+afterAll(async () => {
+  client.destroy();
+  await redis.dispose();
+});
+
+function reader(channel: string, consumer = 'c1', count = 100) {
+  const r = new StreamReader({ url: redis.url, channel, consumer, count, blockMs: 100 });
+  readers.push(r);
+  return r;
+}
+
+describe('StreamReader', () => {
+  it('reads entries published before it started, as raw bytes, and acks them', async () => {
+    const channel = `s${++n}`;
+    await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: 'frame-1' });
+    await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: 'frame-2', extra: 'x' });
+    await client.xAdd(streamKey(channel), '*', { other: 'only' });
+    const r = reader(channel);
+    await r.start();
+    const entries = await r.read();
+    expect(entries.map((e) => e.frame?.toString())).toEqual(['frame-1', 'frame-2', undefined]);
+    expect(entries[1]!.otherFields).toEqual(['extra']);
+    expect(entries[2]!.otherFields).toEqual(['other']);
+    expect(Buffer.isBuffer(entries[0]!.frame)).toBe(true);
+    await r.ack(entries.map((e) => e.id));
+    const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
+    expect(pending[0]).toBe(0);
+  });
+
+  it('after a restart under the same name, returns its unacknowledged entries first', async () => {
+    const channel = `s${++n}`;
+    for (let i = 0; i < 5; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `f${i}` });
+    const first = reader(channel, 'c1', 3);
+    await first.start();
+    const batch = await first.read();
+    expect(batch).toHaveLength(3);
+    await first.ack([batch[0]!.id]);
+    await first.close();
+    const again = reader(channel, 'c1', 3);
+    await again.start();
+    const replay = await again.read();
+    expect(replay.map((e) => e.frame?.toString())).toEqual(['f1', 'f2']);
+    const fresh = await again.read();
+    expect(fresh.map((e) => e.frame?.toString())).toEqual(['f3', 'f4']);
+    expect(await again.read()).toEqual([]);
+  });
+
+  it('recreates a vanished stream and group instead of failing (NOGROUP)', async () => {
+    const channel = `s${++n}`;
+    const r = reader(channel);
+    await r.start();
+    await client.del(streamKey(channel));
+    expect(await r.read()).toEqual([]);
+    await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: 'after' });
+    let entries = await r.read();
+    if (entries.length === 0) entries = await r.read();
+    expect(entries.map((e) => e.frame?.toString())).toEqual(['after']);
+  });
+
+  it('copies a bad entry to the dead-letter stream with its reason', async () => {
+    const channel = `s${++n}`;
+    const r = reader(channel);
+    await r.start();
+    await r.deadLetter('1-1', 'FRAME_FORMAT', 'malformed frame: missing frame magic', Buffer.from([0xff, 0x00]));
+    const dead = await client.xRange(deadLetterKey(channel), '-', '+');
+    expect(dead?.[0]?.message).toMatchObject({ entry: '1-1', reason: 'FRAME_FORMAT', detail: 'malformed frame: missing frame magic' });
+  });
+
+  it('refuses hostile names and reports a closed reader with a typed error', async () => {
+    expect(() => new StreamReader({ url: redis.url, channel: '../x', consumer: 'c' })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+    expect(() => new StreamReader({ url: redis.url, channel: 'ok', consumer: 'a b' })).toThrow(expect.objectContaining({ code: 'INVALID_NAME' }));
+    const r = reader(`s${++n}`);
+    await r.start();
+    const closing = r.close();
+    expect(r.close()).toBe(closing);
+    await expect(r.read()).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe('PubSubReader', () => {
+  it('delivers messages as bytes and resubscribes after Redis restarts, counting the outage', async () => {
+    const own = await startRedis();
+    const publisher = createClient({ url: own.url }).on('error', () => {});
+    await publisher.connect();
+    const heard: Buffer[] = [];
+    const r = new PubSubReader({ url: own.url, channel: 'logger' });
+    r.lastError = undefined;
+    readers.push(r);
+    await r.start((message) => heard.push(message));
+    await publisher.publish('logger', Buffer.from([0xff, 0x41]));
+    await own.kill();
+    await own.start();
+    for (let i = 0; i < 100 && (await publisher.publish('logger', 'after').catch(() => 0)) === 0; i++) await sleep(50);
+    await sleep(100);
+    expect(heard[0]).toEqual(Buffer.from([0xff, 0x41]));
+    expect(heard.some((m) => m.toString() === 'after')).toBe(true);
+    expect(r.disconnects).toBeGreaterThan(0);
+    publisher.destroy();
+    await r.close();
+    await own.dispose();
+  }, 30_000);
+});
