@@ -12,7 +12,10 @@ export interface ServerConfig {
   logDir: string;
   group: string;
   consumer: string;
-  /** Entries per XREADGROUP and how long it blocks. */
+  /**
+   * Entries per XREADGROUP and how long it blocks. An entry is one frame of up to ~1 MiB, so the
+   * count bounds the memory of one batch (64 x 1 MiB at most with the publisher's defaults).
+   */
   readCount: number;
   readBlockMs: number;
   /** HTTP port for /metrics, /healthz and /stats; 0 picks a free port, undefined turns HTTP off. */
@@ -89,7 +92,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     logDir: resolve(cwd, values.LOG_DIR ?? './log'),
     group: name('LOG_GROUP', DEFAULT_GROUP),
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
-    readCount: integer('READ_COUNT', 500, 1),
+    readCount: integer('READ_COUNT', 64, 1),
     readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
     httpPort,
     rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),

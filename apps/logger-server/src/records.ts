@@ -1,5 +1,7 @@
 import {
+  DEFAULT_LIMITS,
   ProtocolError,
+  RecordTooLargeError,
   decodeFrame,
   decodeRecord,
   decodeUtf8,
@@ -62,6 +64,10 @@ export const LEGACY_APP = 'legacy';
  */
 export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: string, legacyProducer: string, legacySeq: () => number): Decoded {
   if (isFrame(payload)) return decodeFramePayload(payload, 'pubsub');
+  if (payload.length > DEFAULT_LIMITS.maxRecordBytes) {
+    const error = new RecordTooLargeError(payload.length, DEFAULT_LIMITS.maxRecordBytes, { entryId: 'pubsub' });
+    return { records: [], rejected: [rejection(error, payload.subarray(0, 1024))], frame: undefined };
+  }
   let text: string;
   try {
     text = decodeUtf8(payload, { entryId: 'pubsub' });

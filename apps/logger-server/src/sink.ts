@@ -7,7 +7,6 @@ interface OpenFile {
   fd: number;
   size: number;
   pending: string[];
-  pendingBytes: number;
 }
 
 const DIR_MODE = 0o750;
@@ -38,7 +37,6 @@ export class FileSink {
   append(app: string, line: string): void {
     const file = this.files.get(app) ?? this.open(app);
     file.pending.push(line);
-    file.pendingBytes += line.length;
     this.touched.add(file);
   }
 
@@ -49,7 +47,6 @@ export class FileSink {
     for (const file of this.touched) {
       const data = Buffer.from(file.pending.join(''), 'utf8');
       file.pending = [];
-      file.pendingBytes = 0;
       try {
         let offset = 0;
         while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
@@ -88,7 +85,7 @@ export class FileSink {
       closeSync(fd);
       throw new UnsafePathError(path, 'not a regular file');
     }
-    const file: OpenFile = { path, fd, size: fileStat.size, pending: [], pendingBytes: 0 };
+    const file: OpenFile = { path, fd, size: fileStat.size, pending: [] };
     this.files.set(app, file);
     return file;
   }

@@ -28,6 +28,7 @@ describe('LOG_TRANSPORT=pubsub', () => {
     await client.publish('logger', JSON.stringify({ msg: 'hostile app', app: '../../etc' }));
     await client.publish('logger', 'line one\nline two\u001b[2J');
     await client.publish('logger', Buffer.from([0xff, 0xfe, 0x41]));
+    await client.publish('logger', 'x'.repeat(300 * 1024));
     const legacy = await waitForRecords(join(dir, 'log'), 'legacy', 3);
     expect(legacy.map((r) => r.message)).toEqual(['plain text from redis-cli', 'hostile app', 'line one\nline two\u001b[2J']);
     expect(legacy[1]).toMatchObject({ 'fields.app': '../../etc' });
@@ -36,6 +37,7 @@ describe('LOG_TRANSPORT=pubsub', () => {
     await sleep(200);
     const metrics = (await httpGet(server.httpPort, '/metrics')).body;
     expect(metrics).toMatch(/logger_dead_letters_total\{reason="INVALID_UTF8"\} 1/);
+    expect(metrics).toMatch(/logger_dead_letters_total\{reason="RECORD_TOO_LARGE"\} 1/);
     client.destroy();
   }, 30_000);
 

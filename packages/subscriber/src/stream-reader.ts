@@ -20,7 +20,7 @@ export interface StreamReaderOptions {
   group?: string;
   /** This reader's name in the group: stable across restarts so its pending entries come back to it. */
   consumer: string;
-  /** Most entries per read. @defaultValue 500 */
+  /** Most entries per read (an entry is one frame, up to ~1 MiB). @defaultValue 64 */
   count?: number;
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
@@ -69,7 +69,7 @@ export class StreamReader {
     this.deadLetterKey = deadLetterKey(options.channel);
     this.group = assertValidName('group', options.group ?? DEFAULT_GROUP);
     this.consumer = assertValidName('consumer', options.consumer);
-    this.count = options.count ?? 500;
+    this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
     const clientOptions = { ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
     this.reader = createClient(clientOptions) as RedisClientType;
