@@ -133,6 +133,7 @@ export class LoggerServer {
         // Redis failed during dead-lettering or ack: the entries stay pending and are read again
         // (the ledger drops the records already written).
         this.metrics.redisErrors.inc();
+        reader.replayPending();
         this.log('warn', 'acknowledging a batch failed; it will be redelivered', describeError(error));
         this.setHealth(false, this.state.diskOk, error);
         await sleep(backoffMs);

@@ -128,7 +128,7 @@ describe('frames, property tests', () => {
       }),
       { numRuns: 300 },
     );
-  });
+  }, 30_000);
 
   const onlyProtocolErrors = (data: string | Uint8Array) => {
     try {
@@ -141,7 +141,7 @@ describe('frames, property tests', () => {
   it('throws nothing but ProtocolError on random bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => onlyProtocolErrors(bytes)), { numRuns: 2000 });
     fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => onlyProtocolErrors(FRAME_MAGIC + text)), { numRuns: 2000 });
-  });
+  }, 30_000);
 
   it('throws nothing but ProtocolError on mutated valid frames', () => {
     fc.assert(
@@ -156,5 +156,5 @@ describe('frames, property tests', () => {
       ),
       { numRuns: 1000 },
     );
-  });
+  }, 30_000);
 });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { FRAME_FIELD, encodeFrameHeader, pubsubChannel, streamKey } from '@log/protocol';
+import { FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
 import { createClient, type RedisClientType } from 'redis';
+import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
 import type { SerializeCounters } from './serialize';
 
@@ -31,15 +32,6 @@ export interface PublisherStats {
   unheard: number;
 }
 
-interface Frame {
-  firstSeq: number;
-  lines: string[];
-  /** Built on first send so that the drop count it reports is the latest; fixed after that. */
-  text: string | undefined;
-  bytes: number;
-  inFlight: boolean;
-}
-
 interface FlushWaiter {
   lastSeq: number;
   resolve: () => void;
@@ -58,17 +50,9 @@ export class PublisherCore implements SerializeCounters {
   readonly client: RedisClientType;
   private readonly target: string;
 
-  // the frame being filled
-  private lines: string[] = [];
-  private linesBytes = 0;
-  private nextSeq = 1;
+  private readonly queue: FrameQueue;
   private scheduled = false;
-
-  // sealed frames, oldest first, until Redis accepts them
-  private readonly queue: Frame[] = [];
   private inFlight = 0;
-  private queuedBytes = 0;
-  private droppedSinceReport = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 50;
   private waiters: FlushWaiter[] = [];
@@ -89,6 +73,7 @@ export class PublisherCore implements SerializeCounters {
 
   constructor(options: ResolvedOptions) {
     this.options = options;
+    this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid });
     this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
     this.client = createClient({
       ...options.redis,
@@ -115,19 +100,13 @@ export class PublisherCore implements SerializeCounters {
 
   /** Appends one record line. The caller has counted it in `logged`. */
   append(line: string): void {
-    const bytes = line.length;
-    if (this.closed || this.queuedBytes + this.linesBytes + bytes > this.options.maxBufferBytes) {
-      // Drop the newest record: what is buffered is older and already has sequence numbers,
-      // so the sequence stays gap-free and every drop is a counted, reported drop.
-      this.dropped++;
-      this.droppedSinceReport++;
+    if (this.closed) this.queue.countDrop();
+    else if (this.queue.append(line)) {
       this.schedule();
       return;
     }
-    if (this.lines.length > 0 && this.linesBytes + bytes > this.options.maxFrameBytes) this.seal();
-    this.lines.push(line);
-    this.linesBytes += bytes;
-    if (this.lines.length >= this.options.maxFrameRecords) this.seal();
+    // Dropped (buffer full or closed): counted here, reported to the server with the next frame.
+    this.dropped++;
     this.schedule();
   }
 
@@ -139,51 +118,26 @@ export class PublisherCore implements SerializeCounters {
 
   private readonly endOfTurn = (): void => {
     this.scheduled = false;
-    this.seal();
+    this.queue.seal();
     this.pump();
   };
 
-  /** Closes the frame being filled (or opens an empty one that only reports drops). */
-  private seal(): void {
-    if (this.lines.length === 0) {
-      if (this.droppedSinceReport === 0 || this.queue.some((frame) => frame.text === undefined)) return;
-    }
-    const count = this.lines.length;
-    this.queue.push({ firstSeq: this.nextSeq, lines: this.lines, text: undefined, bytes: this.linesBytes, inFlight: false });
-    this.queuedBytes += this.linesBytes;
-    this.nextSeq += count;
-    this.lines = [];
-    this.linesBytes = 0;
-  }
-
   private pump(): void {
     if (!this.client.isReady) return;
-    for (const frame of this.queue) {
+    for (const frame of this.queue.frames) {
       if (this.inFlight >= this.options.maxInFlightFrames) return;
       if (!frame.inFlight) this.send(frame);
     }
   }
 
   private send(frame: Frame): void {
-    if (frame.text === undefined) {
-      const header = encodeFrameHeader({
-        producer: this.producer,
-        seq: frame.firstSeq,
-        count: frame.lines.length,
-        app: this.options.app,
-        host: this.options.host,
-        pid: process.pid,
-        dropped: this.droppedSinceReport,
-      });
-      this.droppedSinceReport = 0;
-      frame.text = frame.lines.length === 0 ? header : header + '\n' + frame.lines.join('\n');
-    }
+    const text = this.queue.encode(frame);
     frame.inFlight = true;
     this.inFlight++;
     const command =
       this.options.transport === 'stream'
-        ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: frame.text })
-        : this.client.publish(this.target, frame.text);
+        ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text })
+        : this.client.publish(this.target, text);
     command.then(
       (reply) => this.accepted(frame, reply),
       (error: unknown) => this.failed(frame, error),
@@ -192,9 +146,7 @@ export class PublisherCore implements SerializeCounters {
 
   private accepted(frame: Frame, reply: unknown): void {
     this.inFlight--;
-    const index = this.queue.indexOf(frame);
-    if (index >= 0) this.queue.splice(index, 1);
-    this.queuedBytes -= frame.bytes;
+    this.queue.remove(frame);
     this.sent += frame.lines.length;
     this.frames++;
     this.bytes += frame.text?.length ?? 0;
@@ -223,7 +175,7 @@ export class PublisherCore implements SerializeCounters {
 
   private releaseWaiters(): void {
     if (this.waiters.length === 0) return;
-    const firstPending = this.firstPendingSeq();
+    const firstPending = this.queue.firstPendingSeq();
     this.waiters = this.waiters.filter((waiter) => {
       if (waiter.lastSeq >= firstPending) return true;
       waiter.resolve();
@@ -231,17 +183,12 @@ export class PublisherCore implements SerializeCounters {
     });
   }
 
-  private firstPendingSeq(): number {
-    for (const frame of this.queue) if (frame.lines.length > 0) return frame.firstSeq;
-    return this.lines.length > 0 ? this.nextSeq : Number.POSITIVE_INFINITY;
-  }
-
   /** Resolves when every record appended before the call has been accepted by Redis. */
   flush(): Promise<void> {
-    this.seal();
+    this.queue.seal();
     this.pump();
-    const lastSeq = this.nextSeq - 1;
-    if (this.firstPendingSeq() > lastSeq) return Promise.resolve();
+    const lastSeq = this.queue.lastSeq();
+    if (this.queue.firstPendingSeq() > lastSeq) return Promise.resolve();
     // While there is something to send, the connection keeps the process alive.
     this.client.ref();
     return new Promise<void>((resolve) => this.waiters.push({ lastSeq, resolve })).finally(() => {
@@ -267,23 +214,17 @@ export class PublisherCore implements SerializeCounters {
   }
 
   private readonly onBeforeExit = (): void => {
-    if (this.closed || this.firstPendingSeq() === Number.POSITIVE_INFINITY) return;
+    if (this.closed || this.queue.firstPendingSeq() === Number.POSITIVE_INFINITY) return;
     void this.close(5000);
   };
-
-  bufferedRecords(): number {
-    let records = this.lines.length;
-    for (const frame of this.queue) records += frame.lines.length;
-    return records;
-  }
 
   stats(): PublisherStats {
     return {
       logged: this.logged,
       sent: this.sent,
       dropped: this.dropped,
-      buffered: this.bufferedRecords(),
-      bufferedBytes: this.queuedBytes + this.linesBytes,
+      buffered: this.queue.bufferedRecords,
+      bufferedBytes: this.queue.bufferedBytes,
       truncated: this.truncated,
       unserializable: this.unserializable,
       frames: this.frames,

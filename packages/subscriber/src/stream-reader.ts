@@ -143,8 +143,19 @@ export class StreamReader {
         this.cursor = '0';
         return [];
       }
+      // The connection may have dropped with entries delivered to us and not yet acknowledged:
+      // replay our pending entries on the next read.
+      this.cursor = '0';
       throw new SubscriberError('REDIS', `XREADGROUP on ${this.key} failed`, { key: this.key, cause: error });
     }
+  }
+
+  /**
+   * Makes the next read() start again with this consumer's pending entries. Call it when a batch
+   * could not be acknowledged, so those entries are not left pending until the next restart.
+   */
+  replayPending(): void {
+    this.cursor = '0';
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */

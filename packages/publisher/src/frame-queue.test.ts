@@ -1,0 +1,82 @@
+import fc from 'fast-check';
+import { decodeFrame, decodeRecord, encodeRecord, type WireRecord } from '@log/protocol';
+import { FrameQueue } from './frame-queue';
+
+const origin = { producer: 'abcdef0123456789', app: 'shop', host: 'h1', pid: 9 };
+
+const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
+  {
+    time: fc.integer({ min: 0, max: 4102444800000 }),
+    level: fc.constantFrom('debug' as const, 'info' as const, 'warn' as const, 'error' as const),
+    message: fc.string({ unit: 'binary', maxLength: 200 }),
+    fields: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }),
+  },
+  { requiredKeys: ['time', 'level', 'message'] },
+);
+
+// One step of a publisher's life: log a record, end the event-loop turn (seal), or Redis accepts the oldest frame.
+const step = fc.oneof(
+  { weight: 8, arbitrary: wireRecord.map((record) => ({ kind: 'log' as const, record })) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'seal' as const }) },
+  { weight: 2, arbitrary: fc.constant({ kind: 'accept' as const }) },
+);
+
+describe('FrameQueue, property tests', () => {
+  it('any records and cut points decode back to the same records, numbered without gaps, drops all reported', () => {
+    fc.assert(
+      fc.property(
+        fc.array(step, { maxLength: 150 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 200, max: 5000 }),
+        fc.integer({ min: 5000, max: 40_000 }),
+        (steps, maxFrameRecords, maxFrameBytes, maxBufferBytes) => {
+          const queue = new FrameQueue({ maxFrameRecords, maxFrameBytes, maxBufferBytes }, origin);
+          const accepted: string[] = [];
+          const delivered: ReturnType<typeof decodeRecord>[] = [];
+          let dropped = 0;
+          let reported = 0;
+          const deliverOldest = () => {
+            const frame = queue.frames[0];
+            if (!frame) return;
+            const decoded = decodeFrame(Buffer.from(queue.encode(frame)));
+            reported += decoded.header.dropped;
+            for (let i = 0; i < decoded.lines.length; i++) delivered.push(decodeRecord(decoded, i));
+            queue.remove(frame);
+          };
+          for (const s of steps) {
+            if (s.kind === 'log') {
+              const line = encodeRecord(s.record);
+              if (queue.append(line)) accepted.push(line);
+              else dropped++;
+              expect(queue.bufferedBytes).toBeLessThanOrEqual(maxBufferBytes);
+            } else if (s.kind === 'seal') queue.seal();
+            else deliverOldest();
+          }
+          queue.seal();
+          while (queue.frames.length > 0) deliverOldest();
+          expect(delivered.map((r) => r.seq)).toEqual(accepted.map((_, i) => i + 1));
+          delivered.forEach((record, i) => {
+            expect(encodeRecord(record)).toBe(accepted[i]);
+            expect(record).toMatchObject({ producer: origin.producer, app: 'shop', host: 'h1', pid: 9 });
+          });
+          expect(reported).toBe(dropped);
+          expect(queue.bufferedRecords).toBe(0);
+          expect(queue.firstPendingSeq()).toBe(Number.POSITIVE_INFINITY);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  }, 30_000);
+
+  it('keeps a frame within maxFrameRecords and maxFrameBytes (a single larger record travels alone)', () => {
+    const queue = new FrameQueue({ maxFrameRecords: 3, maxFrameBytes: 100, maxBufferBytes: 10_000 }, origin);
+    for (let i = 0; i < 10; i++) queue.append('x'.repeat(30));
+    queue.append('y'.repeat(150));
+    queue.seal();
+    for (const frame of queue.frames) {
+      expect(frame.lines.length).toBeLessThanOrEqual(3);
+      if (frame.lines.length > 1) expect(frame.bytes).toBeLessThanOrEqual(100);
+    }
+    expect(queue.frames.at(-1)!.lines).toEqual(['y'.repeat(150)]);
+  });
+});

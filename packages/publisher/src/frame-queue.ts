@@ -1,0 +1,125 @@
+import { encodeFrameHeader } from '@log/protocol';
+
+/** A sealed frame waiting for Redis to accept it. */
+export interface Frame {
+  firstSeq: number;
+  lines: string[];
+  /** Built on first send so that the drop count it reports is the latest; fixed after that (re-sends are identical). */
+  text: string | undefined;
+  bytes: number;
+  inFlight: boolean;
+}
+
+export interface FrameLimits {
+  maxBufferBytes: number;
+  maxFrameRecords: number;
+  maxFrameBytes: number;
+}
+
+/** Who the frames come from: written into every frame header. */
+export interface FrameOrigin {
+  producer: string;
+  app: string;
+  host: string;
+  pid: number;
+}
+
+/**
+ * The publisher's memory: the frame being filled and the sealed frames not yet accepted by Redis,
+ * bounded by maxBufferBytes. Sequence numbers are handed out when a record is accepted, so
+ * dropped records never take one and the sequence stays gap-free. No I/O here: the sender asks
+ * for frames and reports back.
+ */
+export class FrameQueue {
+  /** Sealed frames, oldest first, until Redis accepts them. */
+  readonly frames: Frame[] = [];
+  private lines: string[] = [];
+  private linesBytes = 0;
+  private nextSeq = 1;
+  private queuedBytes = 0;
+  private droppedSinceReport = 0;
+
+  constructor(
+    private readonly limits: FrameLimits,
+    private readonly origin: FrameOrigin,
+  ) {}
+
+  /** Accepts a record line, or refuses it (false) when the buffer is full: a drop to count. */
+  append(line: string): boolean {
+    const bytes = line.length;
+    if (this.queuedBytes + this.linesBytes + bytes > this.limits.maxBufferBytes) {
+      // Drop the newest record: what is buffered is older and already numbered.
+      this.droppedSinceReport++;
+      return false;
+    }
+    if (this.lines.length > 0 && this.linesBytes + bytes > this.limits.maxFrameBytes) this.seal();
+    this.lines.push(line);
+    this.linesBytes += bytes;
+    if (this.lines.length >= this.limits.maxFrameRecords) this.seal();
+    return true;
+  }
+
+  /** Counts a record refused before it reached append (e.g. logged after close) as a reported drop. */
+  countDrop(): void {
+    this.droppedSinceReport++;
+  }
+
+  /** Closes the frame being filled, or opens an empty one that only reports drops (at most one waits at a time). */
+  seal(): void {
+    if (this.lines.length === 0) {
+      if (this.droppedSinceReport === 0 || this.frames.some((frame) => frame.text === undefined)) return;
+    }
+    this.frames.push({ firstSeq: this.nextSeq, lines: this.lines, text: undefined, bytes: this.linesBytes, inFlight: false });
+    this.queuedBytes += this.linesBytes;
+    this.nextSeq += this.lines.length;
+    this.lines = [];
+    this.linesBytes = 0;
+  }
+
+  /** The frame's text, built once: its header reports the drops counted until now. */
+  encode(frame: Frame): string {
+    if (frame.text === undefined) {
+      const header = encodeFrameHeader({
+        producer: this.origin.producer,
+        seq: frame.firstSeq,
+        count: frame.lines.length,
+        app: this.origin.app,
+        host: this.origin.host,
+        pid: this.origin.pid,
+        dropped: this.droppedSinceReport,
+      });
+      this.droppedSinceReport = 0;
+      frame.text = frame.lines.length === 0 ? header : header + '\n' + frame.lines.join('\n');
+    }
+    return frame.text;
+  }
+
+  /** Redis accepted the frame: forget it. */
+  remove(frame: Frame): void {
+    const index = this.frames.indexOf(frame);
+    if (index < 0) return;
+    this.frames.splice(index, 1);
+    this.queuedBytes -= frame.bytes;
+  }
+
+  /** Sequence number of the oldest record not yet accepted, or +Infinity when none waits. */
+  firstPendingSeq(): number {
+    for (const frame of this.frames) if (frame.lines.length > 0) return frame.firstSeq;
+    return this.lines.length > 0 ? this.nextSeq : Number.POSITIVE_INFINITY;
+  }
+
+  /** Sequence number of the newest record accepted so far (0 before the first). */
+  lastSeq(): number {
+    return this.nextSeq - 1 + this.lines.length;
+  }
+
+  get bufferedRecords(): number {
+    let records = this.lines.length;
+    for (const frame of this.frames) records += frame.lines.length;
+    return records;
+  }
+
+  get bufferedBytes(): number {
+    return this.queuedBytes + this.linesBytes;
+  }
+}
