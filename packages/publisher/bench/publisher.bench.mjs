@@ -2,6 +2,7 @@
 // direct port of the Ruby set-up (await PUBLISH per record) and one XADD per record.
 // Run: pnpm bench (or, after pnpm build: node packages/publisher/bench/publisher.bench.mjs).
 // Every contender runs in this one process, interleaved over ROUNDS rounds; medians are reported.
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { median, record, table } from './report.mjs';
@@ -125,6 +126,25 @@ const rateTable = table(
     [`naive port: await PUBLISH per record (${NAIVE_N.toLocaleString('en')} records)`, rate(median(results.naive), NAIVE_N).toLocaleString('en'), '1.0'],
   ],
 );
-const body = `${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}`;
+// Memory during an outage: an app logging flat out into a Redis that is not there.
+const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 60);
+const OUTAGE_BUFFER = 64 * 1024 * 1024;
+const outage = JSON.parse(
+  execFileSync(process.execPath, [join(import.meta.dirname, '..', 'test', 'fixtures', 'outage-app.js'), 'redis://127.0.0.1:1', String(OUTAGE_BUFFER), String(OUTAGE_SECONDS)], {
+    encoding: 'utf8',
+  }),
+);
+const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
+const outageTable = table(
+  ['outage of ' + OUTAGE_SECONDS + ' s, maxBufferBytes 64 MiB', 'value'],
+  [
+    ['RSS before logging (MiB)', mib(outage.baselineRss)],
+    ['RSS growth, max during the outage (MiB)', mib(outage.maxRss - outage.baselineRss)],
+    ['growth over maxBufferBytes (MiB; target <= 30)', mib(outage.maxRss - outage.baselineRss - OUTAGE_BUFFER)],
+    ['records logged / buffered / dropped (counted)', `${outage.stats.logged.toLocaleString('en')} / ${outage.stats.buffered.toLocaleString('en')} / ${outage.stats.dropped.toLocaleString('en')}`],
+  ],
+);
+
+const body = `${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
 console.log(body);
 record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', 'pnpm bench (packages/publisher/bench/publisher.bench.mjs)', body);

@@ -98,6 +98,18 @@ export class PublisherCore implements SerializeCounters {
     if (options.flushOnExit) process.once('beforeExit', this.onBeforeExit);
   }
 
+  /** True when the next record would be dropped: the logger skips serializing it. */
+  full(): boolean {
+    return this.closed || this.queue.full();
+  }
+
+  /** Counts a record dropped without being built (buffer full or closed). The caller has counted it in `logged`. */
+  drop(): void {
+    this.queue.countDrop();
+    this.dropped++;
+    this.schedule();
+  }
+
   /** Appends one record line. The caller has counted it in `logged`. */
   append(line: string): void {
     if (this.closed) this.queue.countDrop();
@@ -147,10 +159,10 @@ export class PublisherCore implements SerializeCounters {
   private accepted(frame: Frame, reply: unknown): void {
     this.inFlight--;
     this.queue.remove(frame);
-    this.sent += frame.lines.length;
+    this.sent += frame.count;
     this.frames++;
     this.bytes += frame.text?.length ?? 0;
-    if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.lines.length;
+    if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
     this.retryDelayMs = 50;
     this.releaseWaiters();
     this.pump();

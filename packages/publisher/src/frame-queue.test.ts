@@ -74,9 +74,9 @@ describe('FrameQueue, property tests', () => {
     queue.append('y'.repeat(150));
     queue.seal();
     for (const frame of queue.frames) {
-      expect(frame.lines.length).toBeLessThanOrEqual(3);
-      if (frame.lines.length > 1) expect(frame.bytes).toBeLessThanOrEqual(100);
+      expect(frame.count).toBeLessThanOrEqual(3);
+      if (frame.count > 1) expect(frame.bytes).toBeLessThanOrEqual(100);
     }
-    expect(queue.frames.at(-1)!.lines).toEqual(['y'.repeat(150)]);
+    expect(queue.frames.at(-1)).toMatchObject({ count: 1, body: 'y'.repeat(150) });
   });
 });

@@ -3,7 +3,12 @@ import { encodeFrameHeader } from '@log/protocol';
 /** A sealed frame waiting for Redis to accept it. */
 export interface Frame {
   firstSeq: number;
-  lines: string[];
+  count: number;
+  /**
+   * The record lines joined by '\n' at seal time: one flat string per frame instead of thousands
+   * of small ones keeps the memory of a long outage close to maxBufferBytes.
+   */
+  body: string;
   /** Built on first send so that the drop count it reports is the latest; fixed after that (re-sends are identical). */
   text: string | undefined;
   bytes: number;
@@ -38,11 +43,21 @@ export class FrameQueue {
   private nextSeq = 1;
   private queuedBytes = 0;
   private droppedSinceReport = 0;
+  /** Length of the last line accepted: the estimate full() uses for the next one. */
+  private lastLineBytes = 0;
 
   constructor(
     private readonly limits: FrameLimits,
     private readonly origin: FrameOrigin,
   ) {}
+
+  /**
+   * True when a record like the last one would not fit: the logger then drops the record before
+   * serializing it, so a long outage costs neither CPU nor garbage per call.
+   */
+  full(): boolean {
+    return this.queuedBytes + this.linesBytes + this.lastLineBytes > this.limits.maxBufferBytes;
+  }
 
   /** Accepts a record line, or refuses it (false) when the buffer is full: a drop to count. */
   append(line: string): boolean {
@@ -52,6 +67,7 @@ export class FrameQueue {
       this.droppedSinceReport++;
       return false;
     }
+    this.lastLineBytes = bytes;
     if (this.lines.length > 0 && this.linesBytes + bytes > this.limits.maxFrameBytes) this.seal();
     this.lines.push(line);
     this.linesBytes += bytes;
@@ -69,9 +85,10 @@ export class FrameQueue {
     if (this.lines.length === 0) {
       if (this.droppedSinceReport === 0 || this.frames.some((frame) => frame.text === undefined)) return;
     }
-    this.frames.push({ firstSeq: this.nextSeq, lines: this.lines, text: undefined, bytes: this.linesBytes, inFlight: false });
+    const count = this.lines.length;
+    this.frames.push({ firstSeq: this.nextSeq, count, body: this.lines.join('\n'), text: undefined, bytes: this.linesBytes, inFlight: false });
     this.queuedBytes += this.linesBytes;
-    this.nextSeq += this.lines.length;
+    this.nextSeq += count;
     this.lines = [];
     this.linesBytes = 0;
   }
@@ -82,14 +99,15 @@ export class FrameQueue {
       const header = encodeFrameHeader({
         producer: this.origin.producer,
         seq: frame.firstSeq,
-        count: frame.lines.length,
+        count: frame.count,
         app: this.origin.app,
         host: this.origin.host,
         pid: this.origin.pid,
         dropped: this.droppedSinceReport,
       });
       this.droppedSinceReport = 0;
-      frame.text = frame.lines.length === 0 ? header : header + '\n' + frame.lines.join('\n');
+      frame.text = frame.count === 0 ? header : header + '\n' + frame.body;
+      frame.body = ''; // the text holds it now
     }
     return frame.text;
   }
@@ -104,7 +122,7 @@ export class FrameQueue {
 
   /** Sequence number of the oldest record not yet accepted, or +Infinity when none waits. */
   firstPendingSeq(): number {
-    for (const frame of this.frames) if (frame.lines.length > 0) return frame.firstSeq;
+    for (const frame of this.frames) if (frame.count > 0) return frame.firstSeq;
     return this.lines.length > 0 ? this.nextSeq : Number.POSITIVE_INFINITY;
   }
 
@@ -115,7 +133,7 @@ export class FrameQueue {
 
   get bufferedRecords(): number {
     let records = this.lines.length;
-    for (const frame of this.frames) records += frame.lines.length;
+    for (const frame of this.frames) records += frame.count;
     return records;
   }
 

@@ -67,6 +67,10 @@ class PublisherLogger implements Logger {
   private write(prefix: string, message: string | Error, fields: Fields | undefined): void {
     const core = this.core;
     core.logged++;
+    if (core.full()) {
+      core.drop();
+      return;
+    }
     let error = '';
     let text: string;
     if (typeof message === 'string') text = message;

@@ -21,9 +21,9 @@ export interface PublisherOptions {
   maxBufferBytes?: number;
   /** Most records in one frame (one XADD or PUBLISH). @defaultValue 10000 */
   maxFrameRecords?: number;
-  /** Most bytes in one frame. @defaultValue 1 MiB */
+  /** Most bytes in one frame. @defaultValue 1 MiB, or maxBufferBytes / 4 when that is smaller */
   maxFrameBytes?: number;
-  /** Largest record; a larger one is truncated (message cut, fields replaced) and counted. @defaultValue 256 KiB */
+  /** Largest record; a larger one is truncated (message cut, fields replaced) and counted. @defaultValue 256 KiB, or maxFrameBytes when that is smaller */
   maxRecordBytes?: number;
   /** Frames sent and not yet answered by Redis, at most. @defaultValue 8 */
   maxInFlightFrames?: number;
@@ -106,14 +106,24 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     level,
     host,
     fields: options.fields,
-    maxBufferBytes: positiveInteger(problems, 'maxBufferBytes', options.maxBufferBytes, DEFAULTS.maxBufferBytes),
+    maxBufferBytes: 0,
     maxFrameRecords: positiveInteger(problems, 'maxFrameRecords', options.maxFrameRecords, DEFAULTS.maxFrameRecords),
-    maxFrameBytes: positiveInteger(problems, 'maxFrameBytes', options.maxFrameBytes, DEFAULTS.maxFrameBytes),
-    maxRecordBytes: positiveInteger(problems, 'maxRecordBytes', options.maxRecordBytes, DEFAULTS.maxRecordBytes),
+    maxFrameBytes: 0,
+    maxRecordBytes: 0,
     maxInFlightFrames: positiveInteger(problems, 'maxInFlightFrames', options.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
     redis: options.redis ?? {},
     flushOnExit: options.flushOnExit ?? true,
   };
+  // A smaller buffer shrinks the unset frame and record limits with it, so that setting
+  // maxBufferBytes alone is always valid; limits set explicitly must agree with each other.
+  resolved.maxBufferBytes = positiveInteger(problems, 'maxBufferBytes', options.maxBufferBytes, DEFAULTS.maxBufferBytes);
+  resolved.maxFrameBytes = positiveInteger(
+    problems,
+    'maxFrameBytes',
+    options.maxFrameBytes,
+    Math.min(DEFAULTS.maxFrameBytes, Math.max(1, Math.floor(resolved.maxBufferBytes / 4))),
+  );
+  resolved.maxRecordBytes = positiveInteger(problems, 'maxRecordBytes', options.maxRecordBytes, Math.min(DEFAULTS.maxRecordBytes, resolved.maxFrameBytes));
   if (resolved.maxRecordBytes > resolved.maxFrameBytes) {
     problems.push(`maxRecordBytes (${resolved.maxRecordBytes}) must not exceed maxFrameBytes (${resolved.maxFrameBytes})`);
   }
