@@ -45,15 +45,16 @@ export async function startServer(env: Record<string, string>, { waitReady = tru
   return server;
 }
 
-/** Every JSON line under logDir, per app. */
+/** Every complete JSON line under logDir, per app (a line being written is not complete yet). */
 export function readLogs(logDir: string): Map<string, Array<Record<string, unknown>>> {
   const result = new Map<string, Array<Record<string, unknown>>>();
   if (!existsSync(logDir)) return result;
   for (const app of readdirSync(logDir)) {
     const file = join(logDir, app, `${app}.log`);
     if (!existsSync(file)) continue;
-    const text = readFileSync(file, 'utf8');
-    result.set(app, text.split('\n').filter(Boolean).map((line) => JSON.parse(line)));
+    const lines = readFileSync(file, 'utf8').split('\n');
+    lines.pop(); // after the last newline: '' or a line the server is writing right now
+    result.set(app, lines.map((line) => JSON.parse(line)));
   }
   return result;
 }

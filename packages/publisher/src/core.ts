@@ -49,6 +49,7 @@ export class PublisherCore implements SerializeCounters {
   readonly options: ResolvedOptions;
   readonly client: RedisClientType;
   private readonly target: string;
+  private readonly xaddOptions: { TRIM: { strategy: 'MAXLEN'; strategyModifier: '~'; threshold: number } } | undefined;
 
   private readonly queue: FrameQueue;
   private scheduled = false;
@@ -74,6 +75,10 @@ export class PublisherCore implements SerializeCounters {
   constructor(options: ResolvedOptions) {
     this.options = options;
     this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid });
+    this.xaddOptions =
+      options.maxStreamLength === undefined
+        ? undefined
+        : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
     this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
     this.client = createClient({
       ...options.redis,
@@ -148,7 +153,7 @@ export class PublisherCore implements SerializeCounters {
     this.inFlight++;
     const command =
       this.options.transport === 'stream'
-        ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text })
+        ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text }, this.xaddOptions)
         : this.client.publish(this.target, text);
     command.then(
       (reply) => this.accepted(frame, reply),

@@ -27,6 +27,12 @@ export interface PublisherOptions {
   maxRecordBytes?: number;
   /** Frames sent and not yet answered by Redis, at most. @defaultValue 8 */
   maxInFlightFrames?: number;
+  /**
+   * Retention hint: XADD with MAXLEN ~ this many entries. Off by default, because the logger
+   * server owns trimming and never trims what its group has not acknowledged; a cap here can
+   * delete entries no server has written yet. Stream transport only.
+   */
+  maxStreamLength?: number;
   /** Extra node-redis client options (TLS, username, password, ...). `url` above wins over `redis.url`. */
   redis?: Omit<RedisClientOptions, 'url'>;
   /** Flush what is buffered when the process is about to exit (beforeExit). @defaultValue true */
@@ -46,6 +52,7 @@ export interface ResolvedOptions {
   maxFrameBytes: number;
   maxRecordBytes: number;
   maxInFlightFrames: number;
+  maxStreamLength: number | undefined;
   redis: Omit<RedisClientOptions, 'url'>;
   flushOnExit: boolean;
 }
@@ -111,6 +118,8 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     maxFrameBytes: 0,
     maxRecordBytes: 0,
     maxInFlightFrames: positiveInteger(problems, 'maxInFlightFrames', options.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
+    maxStreamLength:
+      options.maxStreamLength === undefined ? undefined : positiveInteger(problems, 'maxStreamLength', options.maxStreamLength, 1),
     redis: options.redis ?? {},
     flushOnExit: options.flushOnExit ?? true,
   };
@@ -129,6 +138,9 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
   }
   if (resolved.maxFrameBytes > resolved.maxBufferBytes) {
     problems.push(`maxFrameBytes (${resolved.maxFrameBytes}) must not exceed maxBufferBytes (${resolved.maxBufferBytes})`);
+  }
+  if (resolved.maxStreamLength !== undefined && resolved.transport === 'pubsub') {
+    problems.push("maxStreamLength applies to transport 'stream' only");
   }
   if (problems.length > 0) throw new InvalidOptionError(problems);
   return resolved;

@@ -176,6 +176,31 @@ describe('publisher against a real redis-server', () => {
     subscriber.destroy();
   });
 
+  it('authenticates as an ACL user and applies the retention hint when asked', async () => {
+    // logwriter may XADD and PUBLISH and nothing else (the default user stays open for the kit's probe)
+    const acl = await startRedis({ args: ['--user', 'logwriter', 'on', '>s3cret', '~log:*', '&*', '+xadd', '+publish', '+ping', '+hello', '+client'] });
+    const ch = channel();
+    const [host, port] = acl.url.replace('redis://', '').split(':');
+    const log = createPublisher(ch, { app: 'shop', url: `redis://logwriter:s3cret@${host}:${port}`, maxStreamLength: 10 });
+    loggers.push(log);
+    for (let i = 0; i < 300; i++) {
+      log.info('capped', { i });
+      await log.flush();
+    }
+    expect(log.stats()).toMatchObject({ sent: 300, sendErrors: 0 });
+    const admin = createClient({ url: acl.url });
+    await admin.connect();
+    expect(await admin.xLen(`log:{${ch}}`)).toBeLessThan(300); // trimmed near 10 (approximately: whole macro nodes)
+    admin.destroy();
+    const reader = createClient({ url: `redis://logwriter:s3cret@${host}:${port}` });
+    reader.on('error', () => {});
+    await reader.connect();
+    await expect(reader.sendCommand(['XLEN', `log:{${ch}}`])).rejects.toThrow(/NOPERM/);
+    reader.destroy();
+    await acl.dispose();
+    expect(() => createPublisher(ch, { app: 'shop', transport: 'pubsub', maxStreamLength: 5 })).toThrow(/maxStreamLength/);
+  }, 30_000);
+
   it('close() flushes, returns the same promise, and later calls are counted as dropped', async () => {
     const ch = channel();
     const log = publisher(ch);
