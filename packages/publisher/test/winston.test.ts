@@ -2,6 +2,8 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startRedis, type RedisServer } from '@log/test-kit';
+import winston from 'winston';
+import { RedisTransport } from '../src';
 import { readStream } from './helpers';
 
 let redis: RedisServer;
@@ -24,4 +26,31 @@ describe('RedisTransport (winston)', () => {
     expect(records[0]).toMatchObject({ level: 'error', message: 'failure 0', error: { name: 'Error', message: 'failure 0' } });
     expect(records[0]!.error!.stack).toContain('failure 0');
   }, 30_000);
+});
+
+describe('RedisTransport, the transport contract winston relies on', () => {
+  it('is a winston transport: logs through a logger, emits logged, maps levels, closes its publisher', async () => {
+    const channel = `winston-contract-${process.pid}`;
+    const transport = new RedisTransport({ channel, app: 'contract', url: redis.url, winstonLevel: 'silly' });
+    const logger = winston.createLogger({ level: 'silly', transports: [transport] });
+    expect(logger.transports).toContain(transport);
+    const logged = new Promise<Record<string, unknown>>((resolve) => transport.once('logged', resolve));
+    expect(logger.log('debug', 'foo')).toBe(logger);
+    expect(await logged).toMatchObject({ level: 'debug', message: 'foo' });
+    logger.http('an http line');
+    logger.silly('a silly line');
+    logger.warn('with meta', { userId: 5 });
+    await transport.publisher.flush();
+    const { records } = await readStream(redis.url, channel);
+    expect(records.map((r) => [r.level, r.message])).toEqual([
+      ['debug', 'foo'],
+      ['info', 'an http line'],
+      ['debug', 'a silly line'],
+      ['warn', 'with meta'],
+    ]);
+    expect(records[3]!.fields).toEqual({ userId: 5 });
+    transport.close();
+    await transport.publisher.close();
+    expect(transport.publisher.stats().buffered).toBe(0);
+  });
 });
