@@ -18,6 +18,13 @@ export interface ServerConfig {
    */
   readCount: number;
   readBlockMs: number;
+  /** Entries other consumers left unacknowledged this long are claimed (XAUTOCLAIM), checked every claimIntervalMs. */
+  claimIdleMs: number;
+  claimIntervalMs: number;
+  /** An entry delivered more often than this is dead-lettered (a poison entry must not crash-loop the server). */
+  maxDeliveries: number;
+  /** How often the stream is trimmed below what every group still needs; 0 turns trimming off. */
+  trimIntervalMs: number;
   /** HTTP port for /metrics, /healthz and /stats; 0 picks a free port, undefined turns HTTP off. */
   httpPort: number | undefined;
   rotateBytes: number;
@@ -34,7 +41,7 @@ export interface ServerConfig {
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
   'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
-  'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION',
+  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION',
 ] as const;
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -94,6 +101,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
     readCount: integer('READ_COUNT', 64, 1),
     readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
+    claimIdleMs: integer('CLAIM_IDLE_MS', 60_000, 1),
+    claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),
+    maxDeliveries: integer('MAX_DELIVERIES', 10, 1),
+    trimIntervalMs: integer('TRIM_INTERVAL_MS', 10_000, 0),
     httpPort,
     rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),
     rotateSeconds: integer('ROTATE_SECONDS', 3600, 1),

@@ -26,6 +26,11 @@ export function createMetrics() {
       registers: [registry],
     }),
     redisErrors: new Counter({ name: 'logger_redis_errors_total', help: 'Failed reads or acks (the server retries)', registers: [registry] }),
+    claimed: new Counter({ name: 'logger_claimed_entries_total', help: 'Entries taken over from consumers that left them pending (XAUTOCLAIM)', registers: [registry] }),
+    notOwned: new Counter({ name: 'logger_entries_lost_to_claim_total', help: 'Entries not written because another consumer claimed them first', registers: [registry] }),
+    trimmed: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
+    groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group', labelNames: ['group'], registers: [registry] }),
+    groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
     up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
   };
   return m;

@@ -106,10 +106,24 @@ export class LoggerServer {
   private async streamLoop(): Promise<void> {
     const reader = this.stream as StreamReader;
     let backoffMs = 100;
+    let nextClaim = 0;
+    let nextTrim = this.config.trimIntervalMs > 0 ? Date.now() + this.config.trimIntervalMs : Number.POSITIVE_INFINITY;
     while (this.running) {
       let entries: StreamEntry[];
       try {
-        entries = await reader.read();
+        const now = Date.now();
+        if (now >= nextTrim) {
+          nextTrim = now + this.config.trimIntervalMs;
+          await this.trim(reader).catch((error: unknown) => this.log('warn', 'trimming the stream failed; will try again', describeError(error)));
+        }
+        if (now >= nextClaim) {
+          nextClaim = now + this.config.claimIntervalMs;
+          entries = await reader.claimIdle(this.config.claimIdleMs);
+          if (entries.length > 0) {
+            this.metrics.claimed.inc(entries.length);
+            this.log('info', 'claimed entries left pending by other consumers', { count: entries.length });
+          } else entries = await reader.read();
+        } else entries = await reader.read();
         if (!this.state.redisOk) this.log('info', 'redis reachable again');
         this.setHealth(true, this.state.diskOk);
         backoffMs = 100;
@@ -141,12 +155,33 @@ export class LoggerServer {
     }
   }
 
+  private async trim(reader: StreamReader): Promise<void> {
+    const { trimmed, groups } = await reader.trim();
+    if (trimmed > 0) this.metrics.trimmed.inc(trimmed);
+    for (const group of groups) {
+      this.metrics.groupPending.set({ group: group.name }, group.pending);
+      if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
+    }
+  }
+
   private async storeEntries(reader: StreamReader, entries: StreamEntry[]): Promise<void> {
     const ids: string[] = [];
     const dead: Array<{ id: string; rejected: Rejected }> = [];
     let written = 0;
+    // Entries another server claimed while we held them are theirs now: writing them here too
+    // would double them. (A pause between this check and the fsync can still double a batch.)
+    const owned = await reader.ownership(entries.map((entry) => entry.id));
     for (const entry of entries) {
+      const deliveries = owned.get(entry.id);
+      if (deliveries === undefined) {
+        this.metrics.notOwned.inc();
+        continue;
+      }
       ids.push(entry.id);
+      if (deliveries > this.config.maxDeliveries) {
+        dead.push({ id: entry.id, rejected: { reason: 'DELIVERY_LIMIT', detail: `delivered ${deliveries} times (MAX_DELIVERIES=${this.config.maxDeliveries})`, payload: entry.frame } });
+        continue;
+      }
       if (entry.frame === undefined) {
         if (entry.otherFields.length === 0) continue; // trimmed while pending: nothing left to store
         dead.push({ id: entry.id, rejected: { reason: 'MISSING_FRAME', detail: `entry has fields ${entry.otherFields.join(',')} but no frame`, payload: undefined } });

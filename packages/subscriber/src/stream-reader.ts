@@ -32,11 +32,51 @@ type RawEntry = [Buffer, Buffer[] | null];
 /** XREADGROUP's reply: an array of [stream, entries] under RESP2, a map stream -> entries under RESP3. */
 type RawStreams = Array<[Buffer, RawEntry[]]> | Map<unknown, RawEntry[]> | Record<string, RawEntry[]> | null;
 
+function toEntry([id, fields]: RawEntry): StreamEntry {
+  // A pending entry that was deleted (trimmed) replays as [id, null]: nothing to store.
+  if (fields === null) return { id: id.toString(), frame: undefined, otherFields: [] };
+  let frame: Buffer | undefined;
+  const otherFields: string[] = [];
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = (fields[i] as Buffer).toString();
+    if (name === FRAME_FIELD && frame === undefined) frame = fields[i + 1];
+    else otherFields.push(name);
+  }
+  return { id: id.toString(), frame, otherFields };
+}
+
+/** Compares stream ids ('ms-seq') numerically. */
+export function compareIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const ms = BigInt(am) - BigInt(bm);
+  if (ms !== 0n) return ms < 0n ? -1 : 1;
+  const seq = BigInt(as) - BigInt(bs);
+  return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+/** The id right after `id`: trimming with MINID of it removes `id` itself and everything before. */
+function nextId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms}-${BigInt(seq) + 1n}`;
+}
+
 function entriesOf(reply: RawStreams): RawEntry[] {
   if (reply === null || reply === undefined) return [];
   if (Array.isArray(reply)) return reply[0]?.[1] ?? [];
   if (reply instanceof Map) return (reply.values().next().value as RawEntry[] | undefined) ?? [];
   return Object.values(reply)[0] ?? [];
+}
+
+/** XINFO replies are maps (RESP3) or flat [key, value, ...] arrays (RESP2). */
+function toRecord(raw: unknown): Record<string, unknown> {
+  if (raw instanceof Map) return Object.fromEntries(raw);
+  if (Array.isArray(raw)) {
+    const out: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i])] = raw[i + 1];
+    return out;
+  }
+  return (raw ?? {}) as Record<string, unknown>;
 }
 
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
@@ -112,23 +152,7 @@ export class StreamReader {
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
       if (raw.length === 0) return this.read();
     }
-    const entries: StreamEntry[] = [];
-    for (const [id, fields] of raw) {
-      // A pending entry that was deleted (trimmed) replays as [id, null]: nothing to store.
-      if (fields === null) {
-        entries.push({ id: id.toString(), frame: undefined, otherFields: [] });
-        continue;
-      }
-      let frame: Buffer | undefined;
-      const otherFields: string[] = [];
-      for (let i = 0; i + 1 < fields.length; i += 2) {
-        const name = (fields[i] as Buffer).toString();
-        if (name === FRAME_FIELD && frame === undefined) frame = fields[i + 1];
-        else otherFields.push(name);
-      }
-      entries.push({ id: id.toString(), frame, otherFields });
-    }
-    return entries;
+    return raw.map(toEntry);
   }
 
   private async readRaw(): Promise<RawEntry[]> {
@@ -156,6 +180,77 @@ export class StreamReader {
    */
   replayPending(): void {
     this.cursor = '0';
+  }
+
+  /**
+   * Takes over entries that other consumers of the group read and did not acknowledge within
+   * `minIdleMs` (a dead or stuck server): XAUTOCLAIM, at most `max` entries per call.
+   */
+  async claimIdle(minIdleMs: number, max = this.count): Promise<StreamEntry[]> {
+    const claimed: StreamEntry[] = [];
+    let cursor = '0-0';
+    do {
+      const reply = await this.writer.sendCommand<[Buffer, RawEntry[], Buffer[]?]>(
+        ['XAUTOCLAIM', this.key, this.group, this.consumer, String(minIdleMs), cursor, 'COUNT', String(Math.min(max - claimed.length, this.count))],
+        AS_BUFFERS,
+      );
+      cursor = reply[0].toString();
+      claimed.push(...reply[1].map(toEntry));
+    } while (cursor !== '0-0' && claimed.length < max);
+    return claimed;
+  }
+
+  /**
+   * For entries this reader holds: which are still this consumer's (another may have claimed
+   * them meanwhile) and how many times each was delivered. One XPENDING over the batch's range.
+   */
+  async ownership(ids: readonly string[]): Promise<Map<string, number>> {
+    const owned = new Map<string, number>();
+    if (ids.length === 0) return owned;
+    let first = ids[0] as string;
+    let last = first;
+    for (const id of ids) {
+      if (compareIds(id, first) < 0) first = id;
+      if (compareIds(id, last) > 0) last = id;
+    }
+    const reply = await this.writer.sendCommand<Array<[Buffer, Buffer, number, number]>>(
+      ['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer],
+      AS_BUFFERS,
+    );
+    const wanted = new Set(ids);
+    for (const [id, , , deliveries] of reply) {
+      const text = id.toString();
+      if (wanted.has(text)) owned.set(text, Number(deliveries));
+    }
+    return owned;
+  }
+
+  /**
+   * Trims the stream below the oldest entry some group still needs: its oldest pending entry,
+   * or, with nothing pending, the entries it has not read yet. Never removes an entry a group
+   * has not acknowledged. Returns the MINID used (undefined when nothing may be trimmed) and, per
+   * group, its pending count and lag for metrics.
+   */
+  async trim(): Promise<{ minId: string | undefined; trimmed: number; groups: Array<{ name: string; pending: number; lag: number | undefined }> }> {
+    const info = await this.writer.sendCommand<unknown[]>(['XINFO', 'GROUPS', this.key]);
+    let minId: string | undefined;
+    const groups: Array<{ name: string; pending: number; lag: number | undefined }> = [];
+    for (const raw of info) {
+      const group = toRecord(raw);
+      const name = String(group.name);
+      const pending = Number(group.pending);
+      const lag = group.lag === null || group.lag === undefined ? undefined : Number(group.lag);
+      groups.push({ name, pending, lag });
+      let keepFrom: string;
+      if (pending > 0) {
+        const summary = await this.writer.sendCommand<[number, string | null]>(['XPENDING', this.key, name]);
+        keepFrom = String(summary[1]);
+      } else keepFrom = nextId(String(group['last-delivered-id']));
+      if (minId === undefined || compareIds(keepFrom, minId) < 0) minId = keepFrom;
+    }
+    if (minId === undefined || minId === '0-1') return { minId: undefined, trimmed: 0, groups };
+    const trimmed = await this.writer.sendCommand<number>(['XTRIM', this.key, 'MINID', '~', minId]);
+    return { minId, trimmed: Number(trimmed), groups };
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */
