@@ -14,7 +14,7 @@ export interface ServerConfig {
   consumer: string;
   /**
    * Entries per XREADGROUP and how long it blocks. An entry is one frame of up to ~1 MiB, so the
-   * count bounds the memory of one batch (64 x 1 MiB at most with the publisher's defaults).
+   * count bounds the memory of one batch (16 x 1 MiB at most with the publisher's defaults).
    */
   readCount: number;
   readBlockMs: number;
@@ -99,7 +99,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     logDir: resolve(cwd, values.LOG_DIR ?? './log'),
     group: name('LOG_GROUP', DEFAULT_GROUP),
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
-    readCount: integer('READ_COUNT', 64, 1),
+    readCount: integer('READ_COUNT', 16, 1),
     readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
     claimIdleMs: integer('CLAIM_IDLE_MS', 60_000, 1),
     claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),

@@ -22,18 +22,38 @@ export function formatLine(record: LogRecord): string {
     ',"message":' + JSON.stringify(record.message);
   const fields = record.fields;
   if (fields !== undefined) {
+    let collides = false;
     for (const key in fields) {
-      const value = JSON.stringify(fields[key]);
-      if (value === undefined) continue;
-      line += ',' + JSON.stringify(OWN_KEYS.has(key) ? COLLISION_PREFIX + key : key) + ':' + value;
+      if (OWN_KEYS.has(key)) {
+        collides = true;
+        break;
+      }
+    }
+    if (!collides) {
+      // The common case: one stringify for all fields, spliced in without its braces.
+      const json = JSON.stringify(fields);
+      if (json.length > 2) line += ',' + json.slice(1, -1);
+    } else {
+      for (const key in fields) {
+        const value = JSON.stringify(fields[key]);
+        if (value === undefined) continue;
+        line += ',' + JSON.stringify(OWN_KEYS.has(key) ? COLLISION_PREFIX + key : key) + ':' + value;
+      }
     }
   }
   if (record.error !== undefined) line += ',"err":' + JSON.stringify(record.error);
   return line + '}\n';
 }
 
+// Records of one frame mostly share their millisecond: the last conversion is reused.
+let lastMs = -1;
+let lastIso = '';
+
 function isoTime(ms: number): string {
-  // Dates past year 275760 throw in toISOString; the decoder accepts any safe integer.
+  if (ms === lastMs) return lastIso;
+  // Dates past year 275760 are invalid (toISOString would throw); the decoder accepts any safe integer.
   const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
+  lastIso = Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
+  lastMs = ms;
+  return lastIso;
 }

@@ -1,0 +1,180 @@
+// logger-server throughput and latency. Run: pnpm bench (or, after pnpm build:
+// node apps/logger-server/bench/server.bench.mjs). Starts its own redis-server and servers.
+//  1. From a pre-filled stream to fsynced files: frames of 1000 records vs one record per entry,
+//     and how READ_COUNT (entries per batch = per fsync) trades latency for throughput.
+//  2. End to end: a publisher process logging flat out while the server runs.
+//  3. Latency from the log call to the line in the file at a steady 20k records/s.
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { median, record, table } from './report.mjs';
+
+const require = createRequire(import.meta.url);
+const { startRedis, tempDir, removeDir, freePort, sleep } = require('@log/test-kit');
+const { encodeFrame, encodeRecord, streamKey } = require('@log/protocol');
+const { createPublisher } = require('@log/publisher');
+const { createClient } = require('redis');
+
+const MAIN = join(import.meta.dirname, '..', 'dist', 'main.js');
+const root = join(import.meta.dirname, '..', '..', '..');
+const PREFILL = Number(process.env.BENCH_RECORDS ?? 500_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const fields = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
+
+async function prefill(url, channel, records, perEntry) {
+  const client = createClient({ url });
+  await client.connect();
+  const producer = 'bench000000000001';
+  const pending = [];
+  for (let seq = 1; seq <= records; seq += perEntry) {
+    const count = Math.min(perEntry, records - seq + 1);
+    const lines = [];
+    for (let k = 0; k < count; k++) lines.push(encodeRecord({ time: Date.now(), level: 'info', message: 'request handled', fields: fields(seq + k) }));
+    pending.push(client.xAdd(streamKey(channel), '*', { f: encodeFrame({ producer, seq, count, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines) }));
+    if (pending.length >= 200) await Promise.all(pending.splice(0));
+  }
+  await Promise.all(pending);
+  client.destroy();
+}
+
+async function written(port) {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    let sum = 0;
+    for (const match of text.matchAll(/^logger_records_written_total\{[^}]*\} (\d+)/gm)) sum += Number(match[1]);
+    return sum;
+  } catch {
+    return 0;
+  }
+}
+
+async function runServer(env) {
+  const httpPort = await freePort();
+  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise((resolve) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('"http listening"')) resolve();
+    });
+  });
+  return { child, httpPort, stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }) };
+}
+
+async function timeToWrite(url, env, records) {
+  const dir = tempDir('bench-server');
+  const started = process.hrtime.bigint();
+  const server = await runServer({ REDIS_URL: url, LOG_DIR: join(dir, 'log'), ...env });
+  while ((await written(server.httpPort)) < records) await sleep(20);
+  const ns = Number(process.hrtime.bigint() - started);
+  await server.stop();
+  removeDir(dir);
+  return ns;
+}
+
+const redis = await startRedis();
+const flush = async () => {
+  const client = createClient({ url: redis.url });
+  await client.connect();
+  await client.flushAll();
+  client.destroy();
+};
+const rate = (records, ns) => Math.round(records / (ns / 1e9));
+
+// 1. pre-filled stream
+const prefillRows = [];
+const cases = [
+  { name: 'frames of 1000 records, READ_COUNT 64', perEntry: 1000, readCount: '64', records: PREFILL },
+  { name: 'frames of 1000 records, READ_COUNT 16 (default)', perEntry: 1000, readCount: '16', records: PREFILL },
+  { name: 'frames of 1000 records, READ_COUNT 4', perEntry: 1000, readCount: '4', records: PREFILL },
+  { name: 'frames of 1000 records, READ_COUNT 1 (one fsync per 1000)', perEntry: 1000, readCount: '1', records: PREFILL },
+  { name: 'one record per entry, READ_COUNT 64', perEntry: 1, readCount: '64', records: Math.min(PREFILL, 100_000) },
+  { name: 'one record per entry, READ_COUNT 500', perEntry: 1, readCount: '500', records: Math.min(PREFILL, 100_000) },
+];
+for (const c of cases) {
+  const times = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    await flush();
+    await prefill(redis.url, 'bench', c.records, c.perEntry);
+    times.push(await timeToWrite(redis.url, { LOG_CHANNEL: 'bench', READ_COUNT: c.readCount }, c.records));
+  }
+  prefillRows.push([c.name, c.records.toLocaleString('en'), rate(c.records, median(times)).toLocaleString('en')]);
+  process.stderr.write(`prefilled: ${c.name} done\n`);
+}
+
+// 2. end to end: a publisher in another process, logging flat out
+const E2E = PREFILL;
+const e2eTimes = [];
+for (let round = 0; round < ROUNDS; round++) {
+  await flush();
+  const dir = tempDir('bench-e2e');
+  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' });
+  const started = process.hrtime.bigint();
+  const app = spawn(process.execPath, ['-e', `
+    const { createPublisher } = require(${JSON.stringify(require.resolve('@log/publisher'))});
+    const log = createPublisher('e2e', { app: 'e2e', url: ${JSON.stringify(redis.url)} });
+    let i = 0;
+    (function burst() {
+      for (let k = 0; k < 5000 && i < ${E2E}; k++, i++) log.info('request handled', { userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
+      if (i < ${E2E}) setImmediate(burst); else log.close(60000).then(() => process.exit(log.stats().sent === ${E2E} ? 0 : 1));
+    })();
+  `], { stdio: 'inherit' });
+  while ((await written(server.httpPort)) < E2E) await sleep(20);
+  e2eTimes.push(Number(process.hrtime.bigint() - started));
+  await new Promise((resolve) => (app.exitCode !== null ? resolve() : app.once('exit', resolve)));
+  await server.stop();
+  removeDir(dir);
+}
+process.stderr.write('end to end done\n');
+
+// 3. latency at a steady 20k records/s for 10 s, from the log call to the line in the file
+await flush();
+const dir = tempDir('bench-latency');
+const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat' });
+const log = createPublisher('lat', { app: 'lat', url: redis.url });
+const latencies = [];
+const file = join(dir, 'log', 'lat', 'lat.log');
+let offset = 0;
+let rest = '';
+const buffer = Buffer.alloc(1 << 20);
+const tail = setInterval(() => {
+  if (!existsSync(file) || statSync(file).size <= offset) return;
+  const fd = openSync(file, 'r');
+  let n;
+  while ((n = readSync(fd, buffer, 0, buffer.length, offset)) > 0) {
+    offset += n;
+    const lines = (rest + buffer.toString('utf8', 0, n)).split('\n');
+    rest = lines.pop();
+    const now = Date.now();
+    for (const line of lines) latencies.push(now - JSON.parse(line).sentAt);
+  }
+  closeSync(fd);
+}, 1);
+const SECONDS = 10;
+let sent = 0;
+const ticker = setInterval(() => {
+  for (let k = 0; k < 200; k++) log.info('request handled', { sentAt: Date.now(), ...fields(sent++) });
+}, 10);
+await sleep(SECONDS * 1000);
+clearInterval(ticker);
+await log.close();
+while (latencies.length < sent) await sleep(20);
+clearInterval(tail);
+await server.stop();
+removeDir(dir);
+await redis.dispose();
+latencies.sort((a, b) => a - b);
+const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+
+const body = `Medians of ${ROUNDS} rounds. Each server run includes its start-up (about 0.1 s), so short runs understate the rate.
+
+| from a pre-filled stream to fsynced files | records | records/s |
+| --- | --- | --- |
+${prefillRows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
+
+${table(['end to end', 'records', 'records/s'], [['publisher process logging flat out -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), rate(E2E, median(e2eTimes)).toLocaleString('en')]])}
+
+${table(['latency, log call -> line in the file, at 20,000 records/s for ' + SECONDS + ' s', 'ms'], [['p50', String(pct(50))], ['p99', String(pct(99))], ['max', String(latencies[latencies.length - 1])], ['records', latencies.length.toLocaleString('en')]])}`;
+console.log(body);
+record(root, 'server', 'Logger server: throughput and latency', 'pnpm bench (apps/logger-server/bench/server.bench.mjs)', body);
