@@ -167,7 +167,7 @@ await redis.dispose();
 latencies.sort((a, b) => a - b);
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
 
-const body = `Medians of ${ROUNDS} rounds. Each server run includes its start-up (about 0.1 s), so short runs understate the rate.
+const body = `Medians of ${ROUNDS} rounds. Each server run includes its start-up (node and module loading), so short runs understate the rate.
 
 | from a pre-filled stream to fsynced files | records | records/s |
 | --- | --- | --- |

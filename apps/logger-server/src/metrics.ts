@@ -31,6 +31,8 @@ export function createMetrics() {
     trimmed: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
     groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group', labelNames: ['group'], registers: [registry] }),
     groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
+    retentionBlockedBy: new Gauge({ name: 'logger_retention_blocked_by', help: '1 for the group whose oldest unacknowledged or unread entry holds stream trimming back', labelNames: ['group'], registers: [registry] }),
+    pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
     up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
   };
   return m;

@@ -172,9 +172,10 @@ export class LoggerServer {
   }
 
   private async trim(reader: StreamReader): Promise<void> {
-    const { trimmed, groups } = await reader.trim();
+    const { trimmed, groups, slowest } = await reader.trim();
     if (trimmed > 0) this.metrics.trimmed.inc(trimmed);
     for (const group of groups) {
+      this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
       this.metrics.groupPending.set({ group: group.name }, group.pending);
       if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
     }
@@ -266,6 +267,7 @@ export class LoggerServer {
   }
 
   private commitPubSub(): void {
+    this.metrics.pubsubDisconnects.set(this.pubsub?.disconnects ?? 0);
     if (this.pubsubQueue.length === 0) return;
     const messages = this.pubsubQueue;
     this.pubsubQueue = [];

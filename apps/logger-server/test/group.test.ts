@@ -98,7 +98,9 @@ describe('several logger servers in one group', () => {
     await waitForRecords(join(dir, 'app1'), 'trim', 400);
     await sleep(600);
     expect(await client.xLen(key)).toBe(400); // audit has not read anything: nothing may go
-    expect((await httpGet(s.httpPort, '/metrics')).body).toMatch(/logger_group_lag\{group="audit"\} 400/);
+    const metrics = (await httpGet(s.httpPort, '/metrics')).body;
+    expect(metrics).toMatch(/logger_group_lag\{group="audit"\} 400/);
+    expect(metrics).toMatch(/logger_retention_blocked_by\{group="audit"\} 1/);
     await client.sendCommand(['XGROUP', 'DESTROY', key, 'audit']);
     for (let t = 0; t < 30 && (await client.xLen(key)) >= 400; t++) await sleep(100);
     expect(await client.xLen(key)).toBeLessThan(400);

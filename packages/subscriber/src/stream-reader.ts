@@ -231,9 +231,16 @@ export class StreamReader {
    * has not acknowledged. Returns the MINID used (undefined when nothing may be trimmed) and, per
    * group, its pending count and lag for metrics.
    */
-  async trim(): Promise<{ minId: string | undefined; trimmed: number; groups: Array<{ name: string; pending: number; lag: number | undefined }> }> {
+  async trim(): Promise<{
+    minId: string | undefined;
+    trimmed: number;
+    /** The group whose position set minId: the one holding retention back. */
+    slowest: string | undefined;
+    groups: Array<{ name: string; pending: number; lag: number | undefined }>;
+  }> {
     const info = await this.writer.sendCommand<unknown[]>(['XINFO', 'GROUPS', this.key]);
     let minId: string | undefined;
+    let slowest: string | undefined;
     const groups: Array<{ name: string; pending: number; lag: number | undefined }> = [];
     for (const raw of info) {
       const group = toRecord(raw);
@@ -246,11 +253,14 @@ export class StreamReader {
         const summary = await this.writer.sendCommand<[number, string | null]>(['XPENDING', this.key, name]);
         keepFrom = String(summary[1]);
       } else keepFrom = nextId(String(group['last-delivered-id']));
-      if (minId === undefined || compareIds(keepFrom, minId) < 0) minId = keepFrom;
+      if (minId === undefined || compareIds(keepFrom, minId) < 0) {
+        minId = keepFrom;
+        slowest = name;
+      }
     }
-    if (minId === undefined || minId === '0-1') return { minId: undefined, trimmed: 0, groups };
+    if (minId === undefined || minId === '0-1') return { minId: undefined, trimmed: 0, slowest, groups };
     const trimmed = await this.writer.sendCommand<number>(['XTRIM', this.key, 'MINID', '~', minId]);
-    return { minId, trimmed: Number(trimmed), groups };
+    return { minId, trimmed: Number(trimmed), slowest, groups };
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */
