@@ -1,5 +1,5 @@
 /** Codes of the archiver's errors. */
-export type ArchiveErrorCode = 'UPLOAD_FAILED' | 'VERIFY_FAILED' | 'INVALID_NAME' | 'READ_FAILED';
+export type ArchiveErrorCode = 'UPLOAD_FAILED' | 'VERIFY_FAILED' | 'CONFLICT' | 'READ_FAILED';
 
 /** An archive attempt failed; the local file is untouched. */
 export class ArchiveError extends Error {

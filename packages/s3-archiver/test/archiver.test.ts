@@ -43,12 +43,25 @@ describe.each(s3Implementations())('archiveFile against %s', (implementation) =>
     writeFileSync(file, content);
     const key = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
     const result = await archiveFile(file, { client, bucket: 'logs', key, partSize: 5 * 1024 * 1024, gzipLevel: 1 });
-    expect(result.bytes).toBe(Buffer.byteLength(content));
+    expect(result).toMatchObject({ status: 'uploaded', bytes: Buffer.byteLength(content) });
     expect(result.compressedBytes).toBeGreaterThan(5 * 1024 * 1024);
     const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
     const body = Buffer.from(await object.Body!.transformToByteArray());
     expect(gunzipSync(body).toString()).toBe(content);
   }, 60_000);
+
+  it('never overwrites: the same content counts as done, other content is a conflict', async () => {
+    const file = join(dir, 'again.log');
+    writeFileSync(file, '{"n":1}\n{"n":2}\n');
+    const key = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
+    expect((await archiveFile(file, { client, bucket: 'logs', key })).status).toBe('uploaded');
+    // a crash after the upload and before the delete: the retry finds its own object
+    expect((await archiveFile(file, { client, bucket: 'logs', key })).status).toBe('exists');
+    writeFileSync(file, '{"n":3}\n');
+    await expect(archiveFile(file, { client, bucket: 'logs', key })).rejects.toMatchObject({ code: 'CONFLICT' });
+    const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
+    expect(gunzipSync(Buffer.from(await object.Body!.transformToByteArray())).toString()).toBe('{"n":1}\n{"n":2}\n');
+  }, 30_000);
 
   it('fails with a typed error when S3 is down, and keeps the file', async () => {
     const file = join(dir, 'small.log');
