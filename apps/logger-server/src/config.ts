@@ -35,13 +35,18 @@ export interface ServerConfig {
     endpoint: string | undefined;
     forcePathStyle: boolean;
     region: string | undefined;
+    gzipLevel: number;
+    /** Past this many bytes of closed files waiting, the server stops reading from Redis (entries wait there, safely). */
+    backlogBytes: number;
+    /** /healthz says degraded when the oldest waiting file is older than this. */
+    staleSeconds: number;
   } | undefined;
 }
 
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
   'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
-  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION',
+  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS',
 ] as const;
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -117,11 +122,15 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
             endpoint: values.S3_ENDPOINT,
             forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
             region: values.AWS_REGION,
+            gzipLevel: integer('S3_GZIP_LEVEL', 6, 1),
+            backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
+            staleSeconds: integer('ARCHIVE_STALE_SECONDS', 7200, 1),
           },
   };
   if (bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {
     problems.push(`S3_BUCKET=${JSON.stringify(bucket)}: not a valid bucket name`);
   }
+  if (config.s3 && config.s3.gzipLevel > 9) problems.push(`S3_GZIP_LEVEL=${config.s3.gzipLevel}: must be 1 to 9`);
   if (config.s3?.endpoint !== undefined && !/^https?:\/\//.test(config.s3.endpoint)) {
     problems.push(`S3_ENDPOINT=${JSON.stringify(config.s3.endpoint)}: must start with http:// or https://`);
   }

@@ -22,8 +22,10 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
     }
     if (path === '/healthz') {
       const { ready, redisOk, diskOk, lastError } = server.state;
+      const archive = server.archiveHealth();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: ready ? 'ok' : 'unavailable', redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', lastError }));
+      const status = !ready ? 'unavailable' : archive === 'degraded' ? 'degraded' : 'ok';
+      res.end(JSON.stringify({ status, redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', archive, lastError }));
       return;
     }
     if (path === '/stats') {

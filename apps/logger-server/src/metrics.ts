@@ -33,6 +33,14 @@ export function createMetrics() {
     groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
     retentionBlockedBy: new Gauge({ name: 'logger_retention_blocked_by', help: '1 for the group whose oldest unacknowledged or unread entry holds stream trimming back', labelNames: ['group'], registers: [registry] }),
     pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
+    archiveUploads: new Counter({ name: 'logger_archive_uploads_total', help: 'Closed files archived to S3 and deleted locally (status uploaded, or exists: found already archived)', labelNames: ['status'], registers: [registry] }),
+    archiveBytesIn: new Counter({ name: 'logger_archive_bytes_in_total', help: 'Bytes of log files archived (before gzip)', registers: [registry] }),
+    archiveBytesOut: new Counter({ name: 'logger_archive_bytes_out_total', help: 'Bytes stored in S3 (after gzip); in / out is the compression ratio', registers: [registry] }),
+    archiveFailures: new Counter({ name: 'logger_archive_failures_total', help: 'Failed archive attempts by reason (retried, nothing deleted)', labelNames: ['reason'], registers: [registry] }),
+    archiveBacklogFiles: new Gauge({ name: 'logger_archive_backlog_files', help: 'Closed files waiting to be archived', registers: [registry] }),
+    archiveBacklogBytes: new Gauge({ name: 'logger_archive_backlog_bytes', help: 'Bytes of closed files waiting to be archived', registers: [registry] }),
+    archiveOldestSeconds: new Gauge({ name: 'logger_archive_backlog_oldest_seconds', help: 'Age of the oldest closed file not yet archived', registers: [registry] }),
+    archiveLastSuccess: new Gauge({ name: 'logger_archive_last_success_timestamp_seconds', help: 'When the last file was archived', registers: [registry] }),
     up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
   };
   return m;

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isValidName } from '@log/protocol';
 import { PubSubReader, StreamReader, type StreamEntry } from '@log/subscriber';
 import type { ServerConfig } from './config';
+import { ArchiveQueue } from './archive';
 import { ProducerLedger } from './dedup';
 import { DiskError, ServerError, UnsafePathError } from './errors';
 import { formatLine } from './format';
@@ -42,16 +43,53 @@ export class LoggerServer {
   private legacySeq = 0;
   /** Set when the disk failed: the process must exit non-zero so pending entries are redelivered. */
   fatal: ServerError | undefined;
+  /** Archiving of closed files to S3; undefined when S3_BUCKET is not set. */
+  readonly archive: ArchiveQueue | undefined;
+  /** True while a batch is written but its ack failed: files are not rotated then (see rotate). */
+  private ackFailed = false;
+  private backpressured = false;
 
   constructor(
     readonly config: Readonly<ServerConfig>,
     private readonly log: ServerLog = serverLog,
   ) {
     this.sink = new FileSink(config.logDir);
+    this.archive = config.s3 ? new ArchiveQueue({ ...config, s3: config.s3 }, this.metrics, log) : undefined;
+  }
+
+  /**
+   * Closes the files that are due and hands them to the archiver. Only between batches and only
+   * when every written batch was acknowledged: the dedup ledger is rebuilt from the open files'
+   * tails after a crash, so a written but unacknowledged batch must stay in an open file.
+   */
+  private rotate(all = false): void {
+    if (this.ackFailed && !all) return;
+    const closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
+    for (const file of closed) this.archive?.add(file);
+  }
+
+  /** True while too many closed files wait for S3: reading pauses and entries wait safely in Redis. */
+  private archiveBackpressure(): boolean {
+    const over = this.archive !== undefined && this.config.s3 !== undefined && this.archive.backlogBytes > this.config.s3.backlogBytes;
+    if (over !== this.backpressured) {
+      this.backpressured = over;
+      this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', {
+        backlogBytes: this.archive?.backlogBytes,
+      });
+    }
+    return over;
+  }
+
+  /** 'off' without S3, 'degraded' when the oldest closed file waits longer than ARCHIVE_STALE_SECONDS. */
+  archiveHealth(): 'off' | 'ok' | 'degraded' {
+    if (!this.archive || !this.config.s3) return 'off';
+    return this.archive.oldestAgeSeconds > this.config.s3.staleSeconds || this.backpressured ? 'degraded' : 'ok';
   }
 
   async start(): Promise<void> {
     this.rebuildLedger();
+    this.archive?.scan();
+    this.archive?.start();
     this.running = true;
     if (this.config.transport === 'stream') {
       this.stream = new StreamReader({
@@ -119,6 +157,11 @@ export class LoggerServer {
           prefetched = undefined;
           entries = await next;
         } else {
+          this.rotate();
+          if (this.archiveBackpressure()) {
+            await sleep(500);
+            continue;
+          }
           const now = Date.now();
           if (now >= nextTrim) {
             nextTrim = now + this.config.trimIntervalMs;
@@ -155,6 +198,8 @@ export class LoggerServer {
       }
       try {
         await this.storeEntries(reader, entries);
+        this.ackFailed = false;
+        this.rotate(); // also under constant load, when the loop is never idle
       } catch (error) {
         if (error instanceof DiskError) {
           this.fail(error);
@@ -163,6 +208,7 @@ export class LoggerServer {
         // Redis failed during dead-lettering or ack: the entries stay pending and are read again
         // (the ledger drops the records already written).
         this.metrics.redisErrors.inc();
+        this.ackFailed = true;
         reader.replayPending();
         this.log('warn', 'acknowledging a batch failed; it will be redelivered', describeError(error));
         this.setHealth(false, this.state.diskOk, error);
@@ -241,7 +287,7 @@ export class LoggerServer {
       }
       const line = formatLine(record);
       try {
-        this.sink.append(record.app, line);
+        this.sink.append(record.app, line, record.time);
       } catch (error) {
         if (!(error instanceof UnsafePathError)) throw error;
         decoded.rejected.push({ reason: error.code, detail: error.message, payload: Buffer.from(line) });
@@ -268,7 +314,10 @@ export class LoggerServer {
 
   private commitPubSub(): void {
     this.metrics.pubsubDisconnects.set(this.pubsub?.disconnects ?? 0);
-    if (this.pubsubQueue.length === 0) return;
+    if (this.pubsubQueue.length === 0) {
+      this.rotate();
+      return;
+    }
     const messages = this.pubsubQueue;
     this.pubsubQueue = [];
     const now = Date.now();
@@ -332,7 +381,9 @@ export class LoggerServer {
       this.commitPubSub();
     }
     await this.stream?.close();
+    if (!this.fatal) this.rotate(true); // shutdown closes the files for archiving
     this.sink.close();
+    await this.archive?.stop();
     this.log('info', 'logger server stopped', this.ledger.totals());
   }
 }

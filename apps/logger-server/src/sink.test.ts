@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { FileSink, recoverTail } from './sink';
+import { FileSink, parseClosedName, recoverTail } from './sink';
 
 describe('FileSink', () => {
   let dir: string;
@@ -12,9 +12,9 @@ describe('FileSink', () => {
 
   it('writes lines per app under LOG_DIR/<app>/ with restrictive modes, only at commit', () => {
     const sink = new FileSink(join(dir, 'log'));
-    sink.append('shop', 'a\n');
-    sink.append('api', 'b\n');
-    sink.append('shop', 'c\n');
+    sink.append('shop', 'a\n', 1);
+    sink.append('api', 'b\n', 1);
+    sink.append('shop', 'c\n', 1);
     expect(existsSync(join(dir, 'log/shop/shop.log')) && readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('');
     expect(sink.commit()).toEqual({ files: 2, bytes: 6 });
     expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('a\nc\n');
@@ -31,10 +31,43 @@ describe('FileSink', () => {
     symlinkSync(outside, join(dir, 'log/shop/shop.log'));
     symlinkSync(dir, join(dir, 'log/evil'));
     const sink = new FileSink(join(dir, 'log'));
-    expect(() => sink.append('shop', 'x\n')).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
-    expect(() => sink.append('evil', 'x\n')).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+    expect(() => sink.append('shop', 'x\n', 1)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+    expect(() => sink.append('evil', 'x\n', 1)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
     expect(readFileSync(outside, 'utf8')).toBe('');
     sink.close();
+  });
+});
+
+describe('FileSink rotation', () => {
+  it('closes files by size, age and hour, renamed to names that parse back, never while lines are pending', () => {
+    const dir = tempDir('rotate');
+    try {
+      const sink = new FileSink(join(dir, 'log'));
+      const t0 = Date.UTC(2026, 10, 25, 13, 4, 5, 678);
+      sink.append('shop', 'a\n', t0);
+      sink.append('api', 'b\n', t0);
+      expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toEqual([]); // pending: not yet
+      sink.commit();
+      const closed = sink.rotate({ maxBytes: 2, maxAgeMs: 1e9 });
+      expect(closed.map((c) => c.app).sort()).toEqual(['api', 'shop']);
+      const shop = closed.find((c) => c.app === 'shop')!;
+      expect(shop.firstTime).toBe(t0);
+      expect(shop.path).toMatch(/shop\/20261125T130405678Z-[0-9a-f]{8}\.jsonl$/);
+      expect(readFileSync(shop.path, 'utf8')).toBe('a\n');
+      expect(parseClosedName('shop', join(dir, 'log', 'shop'), shop.path.split('/').pop()!)).toEqual(shop);
+      expect(existsSync(join(dir, 'log/shop/shop.log'))).toBe(false);
+      sink.append('shop', 'c\n', t0 + 1);
+      sink.commit();
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 })).toEqual([]);
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now() + 3_600_000)).toHaveLength(1); // next hour
+      sink.append('shop', 'd\n', t0 + 2);
+      sink.commit();
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true)).toHaveLength(1); // shutdown
+      expect(parseClosedName('shop', '/x', 'shop.log')).toBeUndefined();
+      sink.close();
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

@@ -1,12 +1,47 @@
-import { constants, closeSync, fdatasyncSync, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiskError, UnsafePathError } from './errors';
 
 interface OpenFile {
+  app: string;
   path: string;
   fd: number;
   size: number;
+  /** When this process opened it: ROTATE_SECONDS and the hour boundary count from here. */
+  openedAt: number;
+  /** Time of the first record in the file: names the closed file and its archive. */
+  firstTime: number | undefined;
   pending: string[];
+}
+
+/** When open files are closed for archiving. */
+export interface RotationPolicy {
+  maxBytes: number;
+  maxAgeMs: number;
+}
+
+/** A closed file: `LOG_DIR/<app>/<YYYYMMDDTHHMMSSmmmZ>-<unique>.jsonl`, never written again. */
+export interface ClosedFile {
+  app: string;
+  path: string;
+  firstTime: number;
+  unique: string;
+}
+
+const CLOSED_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{8})\.jsonl$/;
+
+export function closedFileName(firstTime: number, unique: string): string {
+  return `${new Date(firstTime).toISOString().replace(/[-:.]/g, '')}-${unique}.jsonl`;
+}
+
+/** Parses a closed file's name back into its first record time and unique part, or undefined. */
+export function parseClosedName(app: string, dir: string, name: string): ClosedFile | undefined {
+  const match = CLOSED_NAME.exec(name);
+  if (!match) return undefined;
+  const s = match[1] as string; // 20261125T130405678Z
+  const firstTime = Date.UTC(+s.slice(0, 4), +s.slice(4, 6) - 1, +s.slice(6, 8), +s.slice(9, 11), +s.slice(11, 13), +s.slice(13, 15), +s.slice(15, 18));
+  return { app, path: join(dir, name), firstTime, unique: match[2] as string };
 }
 
 const DIR_MODE = 0o750;
@@ -34,8 +69,9 @@ export class FileSink {
     return join(this.logDir, app, `${app}.log`);
   }
 
-  append(app: string, line: string): void {
+  append(app: string, line: string, time: number): void {
     const file = this.files.get(app) ?? this.open(app);
+    file.firstTime ??= time;
     file.pending.push(line);
     this.touched.add(file);
   }
@@ -85,9 +121,39 @@ export class FileSink {
       closeSync(fd);
       throw new UnsafePathError(path, 'not a regular file');
     }
-    const file: OpenFile = { path, fd, size: fileStat.size, pending: [] };
+    // A file left from a previous run keeps its age; its first record time is about its birth.
+    const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
+    const file: OpenFile = { app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime, pending: [] };
     this.files.set(app, file);
     return file;
+  }
+
+  /**
+   * Closes the open files that are due (size, age, or a new UTC hour; every non-empty file when
+   * `all`): they are already fsynced; each is renamed to its closed name and the directory
+   * fsynced, so the rename survives a crash. Call between batches, after the acknowledgement.
+   */
+  rotate(policy: RotationPolicy, now = Date.now(), all = false): ClosedFile[] {
+    const closed: ClosedFile[] = [];
+    for (const file of [...this.files.values()]) {
+      if (file.size === 0 || file.pending.length > 0) continue;
+      const due =
+        all ||
+        file.size >= policy.maxBytes ||
+        now - file.openedAt >= policy.maxAgeMs ||
+        Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
+      if (!due) continue;
+      closeSync(file.fd);
+      this.files.delete(file.app);
+      const firstTime = file.firstTime ?? file.openedAt;
+      const unique = randomBytes(4).toString('hex');
+      const dir = join(this.logDir, file.app);
+      const path = join(dir, closedFileName(firstTime, unique));
+      renameSync(file.path, path);
+      syncDirectory(dir);
+      closed.push({ app: file.app, path, firstTime, unique });
+    }
+    return closed;
   }
 
   /** Closes every file; the next append reopens (SIGHUP, logrotate). Pending lines must be committed first. */
@@ -105,6 +171,16 @@ export class FileSink {
     }
     this.files.clear();
     this.touched.clear();
+  }
+}
+
+/** fsync of a directory: makes a rename or an unlink in it durable. */
+export function syncDirectory(dir: string): void {
+  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

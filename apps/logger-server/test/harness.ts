@@ -45,16 +45,25 @@ export async function startServer(env: Record<string, string>, { waitReady = tru
   return server;
 }
 
-/** Every complete JSON line under logDir, per app (a line being written is not complete yet). */
+/**
+ * Every complete JSON line under logDir, per app: closed files (oldest first) then the open one
+ * (a line being written is not complete yet).
+ */
 export function readLogs(logDir: string): Map<string, Array<Record<string, unknown>>> {
   const result = new Map<string, Array<Record<string, unknown>>>();
   if (!existsSync(logDir)) return result;
   for (const app of readdirSync(logDir)) {
-    const file = join(logDir, app, `${app}.log`);
-    if (!existsSync(file)) continue;
-    const lines = readFileSync(file, 'utf8').split('\n');
-    lines.pop(); // after the last newline: '' or a line the server is writing right now
-    result.set(app, lines.map((line) => JSON.parse(line)));
+    const dir = join(logDir, app);
+    const files = readdirSync(dir).filter((name) => name.endsWith('.jsonl')).sort();
+    if (existsSync(join(dir, `${app}.log`))) files.push(`${app}.log`);
+    if (files.length === 0) continue;
+    const records: Array<Record<string, unknown>> = [];
+    for (const name of files) {
+      const lines = readFileSync(join(dir, name), 'utf8').split('\n');
+      lines.pop(); // after the last newline: '' or a line the server is writing right now
+      for (const line of lines) records.push(JSON.parse(line));
+    }
+    result.set(app, records);
   }
   return result;
 }

@@ -102,7 +102,9 @@ describe('frames', () => {
 });
 
 describe('frames, property tests', () => {
-  const jsonValue = fc.jsonValue({ maxDepth: 4 });
+  const jsonValue = fc.jsonValue({ maxDepth: 4 })
+      // the protocol refuses __proto__ keys by design (the publisher renames them)
+      .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
   const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
     {
       time: fc.integer({ min: 0, max: 4102444800000 }),

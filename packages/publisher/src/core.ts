@@ -94,13 +94,13 @@ export class PublisherCore implements SerializeCounters {
       this.reconnects++;
     });
     this.client.on('ready', () => this.pump());
-    // The connection alone never keeps the app alive; flush() and the exit hook hold it open
-    // while there is something to send.
+    // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
+    // the process open (with a timer of their own) while there is something to send.
     this.client.unref();
     this.client.connect().catch((error: unknown) => {
       this.lastError = error;
     });
-    if (options.flushOnExit) process.once('beforeExit', this.onBeforeExit);
+    if (options.flushOnExit) process.on('beforeExit', this.onBeforeExit);
   }
 
   /** True when the next record would be dropped: the logger skips serializing it. */
@@ -202,26 +202,44 @@ export class PublisherCore implements SerializeCounters {
 
   /** Resolves when every record appended before the call has been accepted by Redis. */
   flush(): Promise<void> {
+    return this.flushWithin(undefined).then(() => undefined);
+  }
+
+  /**
+   * Like flush(), giving up after `timeoutMs` (resolves false then). While it waits, a timer
+   * keeps the process alive: the Redis connection itself is unref'd and never does.
+   */
+  private flushWithin(timeoutMs: number | undefined): Promise<boolean> {
     this.queue.seal();
     this.pump();
     const lastSeq = this.queue.lastSeq();
-    if (this.queue.firstPendingSeq() > lastSeq) return Promise.resolve();
-    // While there is something to send, the connection keeps the process alive.
-    this.client.ref();
-    return new Promise<void>((resolve) => this.waiters.push({ lastSeq, resolve })).finally(() => {
-      if (this.waiters.length === 0) this.client.unref();
+    if (this.queue.firstPendingSeq() > lastSeq) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      let timer: NodeJS.Timeout | undefined;
+      const waiter: FlushWaiter = {
+        lastSeq,
+        resolve: () => {
+          clearInterval(keepAlive);
+          clearTimeout(timer);
+          resolve(true);
+        },
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          clearInterval(keepAlive);
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          resolve(false);
+        }, timeoutMs);
+      }
+      this.waiters.push(waiter);
     });
   }
 
   /** Flushes for at most `timeoutMs`, then disconnects. Later log calls are counted as dropped. */
   close(timeoutMs: number): Promise<void> {
     this.closing ??= (async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, timeoutMs);
-      });
-      await Promise.race([this.flush(), deadline]);
-      clearTimeout(timer);
+      await this.flushWithin(timeoutMs);
       this.closed = true;
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -230,9 +248,14 @@ export class PublisherCore implements SerializeCounters {
     return this.closing;
   }
 
+  // The event loop ran dry with records still buffered: flush them (5 s at most), keeping the
+  // publisher usable, since an app may go on after beforeExit.
+  private exitFlush: Promise<boolean> | undefined;
   private readonly onBeforeExit = (): void => {
-    if (this.closed || this.queue.firstPendingSeq() === Number.POSITIVE_INFINITY) return;
-    void this.close(5000);
+    if (this.closed || this.exitFlush || this.queue.firstPendingSeq() === Number.POSITIVE_INFINITY) return;
+    this.exitFlush = this.flushWithin(5000).finally(() => {
+      this.exitFlush = undefined;
+    });
   };
 
   stats(): PublisherStats {

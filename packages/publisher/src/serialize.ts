@@ -7,6 +7,8 @@ export interface SerializeCounters {
 }
 
 const MAX_DEPTH = 10;
+/** What an own `__proto__` key of a logged object is written as (the server refuses `__proto__`). */
+export const PROTO_KEY_RENAMED = '[__proto__]';
 const MAX_CAUSES = 5;
 
 /** An Error as plain data: name, message, stack, code and the cause chain (bounded). */
@@ -59,7 +61,9 @@ export function fieldsJson(fields: object, counters: SerializeCounters): string 
       if (value instanceof Error) return carefulJson(fields, counters);
     }
     const json = JSON.stringify(fields);
-    if (json !== undefined && json.charCodeAt(0) === 123 /* { */) return json;
+    // An own "__proto__" key (from JSON.parse of someone's input) would get the whole record
+    // dead-lettered by the server: the careful path renames it.
+    if (json !== undefined && json.charCodeAt(0) === 123 /* { */ && !json.includes('"__proto__"')) return json;
   } catch {
     // fall through to the careful path
   }
@@ -103,7 +107,7 @@ function toJsonSafe(value: unknown, counters: SerializeCounters, seen: WeakSet<o
     const toJSON = (object as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') return toJsonSafe(toJSON.call(object), counters, seen, depth + 1);
     if (Array.isArray(object)) return object.map((item) => toJsonSafe(item, counters, seen, depth + 1) ?? null);
-    const out: Record<string, unknown> = {};
+    const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const key of Object.keys(object)) {
       let item: unknown;
       try {
@@ -113,8 +117,11 @@ function toJsonSafe(value: unknown, counters: SerializeCounters, seen: WeakSet<o
         item = '[Unreadable]';
       }
       const safe = toJsonSafe(item, counters, seen, depth + 1);
-      // defineProperty, not assignment: a key named __proto__ must stay data, not become a prototype
-      if (safe !== undefined) Object.defineProperty(out, key, { value: safe, enumerable: true, writable: true, configurable: true });
+      if (safe === undefined) continue;
+      if (key === '__proto__') {
+        counters.unserializable++;
+        out[PROTO_KEY_RENAMED] = safe;
+      } else out[key] = safe;
     }
     return out;
   } catch {

@@ -23,6 +23,13 @@ describe('the publisher inside a real app process', () => {
     expect(records).toHaveLength(5000);
   }, 30_000);
 
+  it('keeps the process alive while a flush() waits, even one made before the connection is up', async () => {
+    const channel = `flush-loop-${process.pid}`;
+    const { stdout } = await run(process.execPath, [fixture('flush-loop-app.js'), redis.url, channel], { timeout: 20_000 });
+    expect(JSON.parse(stdout.trim())).toMatchObject({ logged: 1000, sent: 1000, sendErrors: 0 });
+    expect((await readStream(redis.url, channel)).records).toHaveLength(1000);
+  }, 30_000);
+
   it('holds memory to maxBufferBytes during an outage, counting every drop', async () => {
     const maxBufferBytes = 16 * 1024 * 1024;
     const deadUrl = `redis://127.0.0.1:${await freePort()}`;

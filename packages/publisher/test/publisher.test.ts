@@ -73,6 +73,7 @@ describe('publisher against a real redis-server', () => {
     expect(() => log.info('hostile', hostile)).not.toThrow();
     expect(() => log.info('error field', { err: new TypeError('typed') })).not.toThrow();
     expect(() => log.info(42 as unknown as string)).not.toThrow();
+    expect(() => log.info('parsed input', JSON.parse('{"body":{"__proto__":{"admin":true}}}'))).not.toThrow();
     await log.flush();
     const { records } = await readStream(redis.url, ch);
     expect(records[0]!.error).toMatchObject({ name: 'Error', message: 'outer', cause: { name: 'Error', message: 'inner' } });
@@ -80,6 +81,7 @@ describe('publisher against a real redis-server', () => {
     expect(records[1]!.fields).toEqual({ big: '10', circular: { name: 'loop', self: '[Circular]' }, boom: '[Unreadable]' });
     expect(records[2]!.fields!.err).toMatchObject({ name: 'TypeError', message: 'typed' });
     expect(records[3]!.message).toBe('42');
+    expect(records[4]!.fields).toEqual({ body: { '[__proto__]': { admin: true } } }); // renamed, so the server does not refuse it
     expect(log.stats().unserializable).toBeGreaterThanOrEqual(2);
   });
 

@@ -12,6 +12,8 @@ export interface S3ServerOptions {
   implementation?: S3Implementation;
   /** Buckets created at start. @defaultValue ['logs'] */
   buckets?: string[];
+  /** Port to listen on (to start S3 late at an address a client already uses). @defaultValue a free port */
+  port?: number;
 }
 
 /** A real S3-compatible HTTP server owned by a test, used through the AWS SDK like AWS itself. */
@@ -73,7 +75,7 @@ export async function startS3(options: S3ServerOptions = {}): Promise<S3Server> 
   if (implementation === 'moto' && !motoAvailable()) {
     throw new TestKitError('MOTO_MISSING', 'moto_server is not installed: pip install "moto[server]"');
   }
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const dir = tempDir('s3');
   let child: ChildProcess | undefined;
 

@@ -1,0 +1,175 @@
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import { isValidName } from '@log/protocol';
+import { ArchiveError, archiveFile, archiveKey } from '@log/s3-archiver';
+import type { ServerConfig } from './config';
+import { describeError, type ServerLog } from './log';
+import type { Metrics } from './metrics';
+import { parseClosedName, syncDirectory, type ClosedFile } from './sink';
+
+const MAX_BACKOFF_MS = 60_000;
+
+interface Queued extends ClosedFile {
+  bytes: number;
+  closedAt: number;
+}
+
+/**
+ * The closed files on disk are the archive queue: found by a scan at start (so a restart, even
+ * after kill -9, resumes them) and added as the server rotates. One upload at a time, oldest
+ * first; a file is deleted only after archiveFile confirmed size and checksum. Failures are
+ * retried with exponential backoff and jitter, forever, deleting nothing; a CONFLICT (another
+ * object at the key) is reported and the file kept.
+ */
+export class ArchiveQueue {
+  private readonly queue: Queued[] = [];
+  private readonly conflicts = new Set<string>();
+  private readonly client: S3Client;
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  lastSuccess: number | undefined;
+
+  constructor(
+    private readonly config: Readonly<ServerConfig> & { s3: NonNullable<ServerConfig['s3']> },
+    private readonly metrics: Metrics,
+    private readonly log: ServerLog,
+  ) {
+    this.client = new S3Client({
+      region: config.s3.region ?? 'us-east-1',
+      endpoint: config.s3.endpoint,
+      forcePathStyle: config.s3.forcePathStyle,
+      maxAttempts: 2,
+    });
+  }
+
+  /** Queues every closed file under LOG_DIR/<app>/. */
+  scan(): void {
+    let apps: string[] = [];
+    try {
+      apps = readdirSync(this.config.logDir);
+    } catch {
+      return;
+    }
+    for (const app of apps) {
+      if (!isValidName(app)) continue;
+      const dir = join(this.config.logDir, app);
+      let names: string[] = [];
+      try {
+        names = readdirSync(dir);
+      } catch {
+        continue;
+      }
+      for (const name of names.sort()) {
+        const file = parseClosedName(app, dir, name);
+        if (file) this.add(file);
+      }
+    }
+    if (this.queue.length > 0) this.log('info', 'closed files waiting for archiving', { files: this.queue.length });
+  }
+
+  add(file: ClosedFile): void {
+    let bytes = 0;
+    let closedAt = Date.now();
+    try {
+      const stat = statSync(file.path);
+      bytes = stat.size;
+      closedAt = stat.mtimeMs;
+    } catch {
+      return;
+    }
+    this.queue.push({ ...file, bytes, closedAt });
+    this.updateBacklog();
+    this.wake?.();
+  }
+
+  get backlogBytes(): number {
+    let bytes = 0;
+    for (const file of this.queue) bytes += file.bytes;
+    return bytes;
+  }
+
+  /** Age of the oldest file not yet archived, in seconds (0 when none waits). */
+  get oldestAgeSeconds(): number {
+    const oldest = this.queue[0];
+    return oldest ? Math.max(0, (Date.now() - oldest.closedAt) / 1000) : 0;
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    this.client.destroy();
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 500;
+    while (this.running) {
+      const file = this.queue.find((f) => !this.conflicts.has(f.path));
+      if (!file) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+        continue;
+      }
+      try {
+        await this.archive(file);
+        backoffMs = 500;
+      } catch (error) {
+        const reason = error instanceof ArchiveError ? error.code : 'INTERNAL';
+        this.metrics.archiveFailures.inc({ reason });
+        if (reason === 'CONFLICT') {
+          this.conflicts.add(file.path);
+          this.log('error', 'archive conflict: another object is at the key; the file is kept', { file: file.path, ...describeError(error) });
+          continue;
+        }
+        this.log('warn', 'archiving failed; will retry', { file: file.path, retryInMs: backoffMs, ...describeError(error) });
+        await sleep(backoffMs * (0.5 + Math.random()));
+        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+      }
+      this.updateBacklog();
+    }
+  }
+
+  private async archive(file: Queued): Promise<void> {
+    const key = archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+    const result = await archiveFile(file.path, {
+      client: this.client,
+      bucket: this.config.s3.bucket,
+      key,
+      gzipLevel: this.config.s3.gzipLevel,
+      metadata: { app: file.app, host: this.config.consumer, 'first-time': new Date(file.firstTime).toISOString() },
+    });
+    // Verified: only now may the local copy go.
+    unlinkSync(file.path);
+    syncDirectory(dirname(file.path));
+    this.queue.splice(this.queue.indexOf(file), 1);
+    this.lastSuccess = Date.now();
+    this.metrics.archiveUploads.inc({ status: result.status });
+    this.metrics.archiveBytesIn.inc(result.bytes);
+    this.metrics.archiveBytesOut.inc(result.compressedBytes);
+    this.metrics.archiveLastSuccess.set(this.lastSuccess / 1000);
+    this.log('info', 'archived', { file: file.path, key, status: result.status, bytes: result.bytes, compressedBytes: result.compressedBytes });
+  }
+
+  private updateBacklog(): void {
+    this.metrics.archiveBacklogFiles.set(this.queue.length);
+    this.metrics.archiveBacklogBytes.set(this.backlogBytes);
+    this.metrics.archiveOldestSeconds.set(this.oldestAgeSeconds);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
