@@ -19,7 +19,7 @@ export interface ServerProcess {
 export async function startServer(env: Record<string, string>, { waitReady = true } = {}): Promise<ServerProcess> {
   const httpPort = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), READ_BLOCK_MS: '200', LOG_CONSUMER: 'test', ...env },
+    env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), READ_BLOCK_MS: '200', LOG_CONSUMER: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
