@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { median, record, table } from './report.mjs';
+import { median, record, table } from '../../../scripts/bench-report.mjs';
 
 const require = createRequire(import.meta.url);
 const { startRedis, tempDir, removeDir, freePort, sleep } = require('@log/test-kit');

@@ -230,6 +230,8 @@ export class LoggerServer {
   private async storeEntries(reader: StreamReader, entries: StreamEntry[]): Promise<void> {
     const ids: string[] = [];
     const dead: Array<{ id: string; rejected: Rejected }> = [];
+    /** Where each entry's lines sit in its app's batch, to take them back if the entry is lost to a claim. */
+    const spans: Array<{ id: string; app: string; start: number; end: number }> = [];
     let written = 0;
     // Entries another server claimed while we held them are theirs now: writing them here too
     // would double them. (A pause between this check and the fsync can still double a batch.)
@@ -251,7 +253,10 @@ export class LoggerServer {
         continue;
       }
       const decoded = decodeFramePayload(entry.frame, entry.id);
+      const app = decoded.frame?.app;
+      const start = app === undefined ? 0 : this.sink.pendingCount(app);
       written += this.write(decoded);
+      if (app !== undefined) spans.push({ id: entry.id, app, start, end: this.sink.pendingCount(app) });
       for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });
     }
     this.commit(written);
@@ -259,8 +264,23 @@ export class LoggerServer {
       await reader.deadLetter(id, rejected.reason, rejected.detail, rejected.payload);
       this.metrics.deadLetters.inc({ reason: rejected.reason });
     }
-    await reader.ack(ids);
-    this.metrics.entriesAcked.inc(ids.length);
+    // Acknowledge only what is still ours, atomically. Entries another server claimed while this
+    // one was paused after the ownership check are taken back out of the files: that server
+    // writes them.
+    const lost = new Set(await reader.ackOwned(ids));
+    this.metrics.entriesAcked.inc(ids.length - lost.size);
+    if (lost.size > 0) {
+      const drop = new Map<string, Array<[number, number]>>();
+      for (const span of spans) {
+        if (!lost.has(span.id) || span.end === span.start) continue;
+        const ranges = drop.get(span.app) ?? [];
+        ranges.push([span.start, span.end]);
+        drop.set(span.app, ranges);
+      }
+      const removed = this.sink.dropFromLastBatch(drop);
+      this.metrics.notOwned.inc(lost.size);
+      this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
+    }
     if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
   }
 

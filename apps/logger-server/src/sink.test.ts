@@ -38,6 +38,27 @@ describe('FileSink', () => {
   });
 });
 
+describe('FileSink.dropFromLastBatch', () => {
+  it('takes ranges of the last batch back out of the file and keeps the rest', () => {
+    const dir = tempDir('drop');
+    try {
+      const sink = new FileSink(join(dir, 'log'));
+      sink.append('shop', 'old\n', 1);
+      sink.commit();
+      expect(['a\n', 'b\n', 'c\n', 'd\n'].map((line) => sink.append('shop', line, 1))).toEqual([0, 1, 2, 3]);
+      sink.commit();
+      expect(sink.dropFromLastBatch(new Map([['shop', [[1, 3]] as Array<[number, number]>]]))).toBe(2);
+      expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\n');
+      sink.append('shop', 'e\n', 1);
+      sink.commit();
+      expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\ne\n');
+      sink.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+});
+
 describe('FileSink rotation', () => {
   it('closes files by size, age and hour, renamed to names that parse back, never while lines are pending', () => {
     const dir = tempDir('rotate');

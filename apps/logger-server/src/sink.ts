@@ -13,6 +13,9 @@ interface OpenFile {
   /** Time of the first record in the file: names the closed file and its archive. */
   firstTime: number | undefined;
   pending: string[];
+  /** The lines of the last commit and the size before it, until the batch is acknowledged (see dropFromLastBatch). */
+  lastBatch: string[];
+  sizeBefore: number;
 }
 
 /** When open files are closed for archiving. */
@@ -69,19 +72,28 @@ export class FileSink {
     return join(this.logDir, app, `${app}.log`);
   }
 
-  append(app: string, line: string, time: number): void {
+  /** Queues a line; returns its index among the app's lines of this batch. */
+  append(app: string, line: string, time: number): number {
     const file = this.files.get(app) ?? this.open(app);
     file.firstTime ??= time;
-    file.pending.push(line);
     this.touched.add(file);
+    return file.pending.push(line) - 1;
+  }
+
+  /** How many lines the app has queued in this batch so far. */
+  pendingCount(app: string): number {
+    return this.files.get(app)?.pending.length ?? 0;
   }
 
   /** Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged. */
   commit(): { files: number; bytes: number } {
     let bytes = 0;
     const files = this.touched.size;
+    for (const file of this.files.values()) file.lastBatch = [];
     for (const file of this.touched) {
       const data = Buffer.from(file.pending.join(''), 'utf8');
+      file.lastBatch = file.pending;
+      file.sizeBefore = file.size;
       file.pending = [];
       try {
         let offset = 0;
@@ -101,6 +113,37 @@ export class FileSink {
     }
     this.touched.clear();
     return { files, bytes };
+  }
+
+  /**
+   * Takes lines back out of the last committed batch: `drop` maps an app to [start, end) index
+   * ranges of its batch lines. The file is cut back to its size before the batch and the kept
+   * lines written and fdatasynced again. Used when entries turned out to be another server's.
+   */
+  dropFromLastBatch(drop: ReadonlyMap<string, ReadonlyArray<readonly [number, number]>>): number {
+    let dropped = 0;
+    for (const [app, ranges] of drop) {
+      const file = this.files.get(app);
+      if (!file || ranges.length === 0) continue;
+      const kept = file.lastBatch.filter((_, index) => !ranges.some(([start, end]) => index >= start && index < end));
+      dropped += file.lastBatch.length - kept.length;
+      const data = Buffer.from(kept.join(''), 'utf8');
+      try {
+        ftruncateSync(file.fd, file.sizeBefore);
+        let offset = 0;
+        while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+      } catch (error) {
+        throw new DiskError('DISK_WRITE_FAILED', file.path, error);
+      }
+      try {
+        fdatasyncSync(file.fd);
+      } catch (error) {
+        throw new DiskError('FSYNC_FAILED', file.path, error);
+      }
+      file.size = file.sizeBefore + data.length;
+      file.lastBatch = kept;
+    }
+    return dropped;
   }
 
   private open(app: string): OpenFile {
@@ -123,7 +166,7 @@ export class FileSink {
     }
     // A file left from a previous run keeps its age; its first record time is about its birth.
     const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
-    const file: OpenFile = { app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime, pending: [] };
+    const file: OpenFile = { app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime, pending: [], lastBatch: [], sizeBefore: fileStat.size };
     this.files.set(app, file);
     return file;
   }

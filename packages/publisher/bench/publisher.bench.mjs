@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { median, record, table } from './report.mjs';
+import { median, record, table } from '../../../scripts/bench-report.mjs';
 
 const require = createRequire(import.meta.url);
 const { createPublisher } = require('../dist');

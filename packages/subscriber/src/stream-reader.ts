@@ -79,6 +79,22 @@ function toRecord(raw: unknown): Record<string, unknown> {
   return (raw ?? {}) as Record<string, unknown>;
 }
 
+// KEYS[1] stream; ARGV: group, consumer, first id, last id, count, ids...
+const ACK_OWNED_SCRIPT = `
+local owned = {}
+for _, row in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[2])) do
+  owned[row[1]] = true
+end
+local mine, lost = {}, {}
+for i = 6, #ARGV do
+  if owned[ARGV[i]] then table.insert(mine, ARGV[i]) else table.insert(lost, ARGV[i]) end
+end
+for i = 1, #mine, 1000 do
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(mine, i, math.min(i + 999, #mine)))
+end
+return lost
+`;
+
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
 /**
@@ -261,6 +277,26 @@ export class StreamReader {
     if (minId === undefined || minId === '0-1') return { minId: undefined, trimmed: 0, slowest, groups };
     const trimmed = await this.writer.sendCommand<number>(['XTRIM', this.key, 'MINID', '~', minId]);
     return { minId, trimmed: Number(trimmed), slowest, groups };
+  }
+
+  /**
+   * Acknowledges the entries that are still this consumer's, atomically (one Lua script: XPENDING
+   * over the range, then XACK), and returns the ids another consumer claimed meanwhile. With it a
+   * server that was paused after writing a batch learns which of its records another server
+   * also stored, before anything of its batch is acknowledged.
+   */
+  async ackOwned(ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    let first = ids[0] as string;
+    let last = first;
+    for (const id of ids) {
+      if (compareIds(id, first) < 0) first = id;
+      if (compareIds(id, last) > 0) last = id;
+    }
+    const lost = await this.writer.sendCommand<Array<Buffer | string>>([
+      'EVAL', ACK_OWNED_SCRIPT, '1', this.key, this.group, this.consumer, first, last, String(ids.length), ...ids,
+    ]);
+    return lost.map(String);
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */

@@ -114,6 +114,11 @@ describe('StreamReader across consumers', () => {
     expect((await dead.ownership(held.map((e) => e.id))).size).toBe(0);
     const owned = await alive.ownership(claimed.map((e) => e.id));
     expect([...owned.values()]).toEqual([2, 2, 2, 2]); // delivered twice: once to each
+    // acknowledging: the dead consumer learns it lost them all, the living one acks them
+    expect(await dead.ackOwned(held.map((e) => e.id))).toEqual(held.map((e) => e.id));
+    expect(await alive.ackOwned(claimed.slice(0, 3).map((e) => e.id))).toEqual([]);
+    const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
+    expect(pending[0]).toBe(1);
   });
 
   it('trims only below what every group still needs', async () => {

@@ -1,5 +1,6 @@
 export { TestKitError } from './errors';
 export { freePort, tempDir, removeDir, which, sleep, waitUntil, spawnService, stopProcess } from './process';
+export type { ServiceControls } from './process';
 export { startRedis, redisServerBinary, REDIS_INSTALL_HINT } from './redis';
 export type { RedisServer, RedisServerOptions } from './redis';
 export { startS3, motoAvailable, s3Implementations } from './s3';

@@ -107,3 +107,44 @@ export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> 
     child.kill('SIGTERM');
   });
 }
+
+/** Lifecycle controls every service of the kit has. */
+export interface ServiceControls {
+  readonly pid: number | undefined;
+  /** Stops the service (SIGTERM, SIGKILL after a grace period). */
+  stop(): Promise<void>;
+  /** Kills it with SIGKILL: no save, no goodbye. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port (after stop or kill). */
+  start(): Promise<void>;
+  /** Freezes (SIGSTOP) and thaws (SIGCONT) the process: clients see a server that answers nothing. */
+  pause(): void;
+  resume(): void;
+  /** Stops it and removes its directory. */
+  dispose(): Promise<void>;
+}
+
+/** Controls over the child process `current()` returns; `start` (re)spawns it. */
+export function serviceControls(current: () => ChildProcess | undefined, start: () => Promise<void>, dir: string): ServiceControls {
+  const stop = async () => {
+    const child = current();
+    if (child) await stopProcess(child);
+  };
+  return {
+    get pid() {
+      return current()?.pid;
+    },
+    stop,
+    kill: async () => {
+      const child = current();
+      if (child) await stopProcess(child, 0);
+    },
+    start,
+    pause: () => current()?.kill('SIGSTOP'),
+    resume: () => current()?.kill('SIGCONT'),
+    dispose: async () => {
+      await stop();
+      removeDir(dir);
+    },
+  };
+}

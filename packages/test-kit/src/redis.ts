@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { TestKitError } from './errors';
-import { freePort, removeDir, spawnService, stopProcess, tcpAsk, tempDir, waitUntil, which } from './process';
+import { freePort, serviceControls, spawnService, tcpAsk, tempDir, waitUntil, which, type ServiceControls } from './process';
 
 export interface RedisServerOptions {
   /** Append-only file on (fsync every second), so a restart after kill keeps data. @defaultValue false */
@@ -10,22 +10,10 @@ export interface RedisServerOptions {
 }
 
 /** A real redis-server owned by a test: its own port and data directory. */
-export interface RedisServer {
+export interface RedisServer extends ServiceControls {
   readonly url: string;
   readonly port: number;
   readonly dir: string;
-  readonly pid: number | undefined;
-  /** Stops the server (SIGTERM, SIGKILL after a grace period). */
-  stop(): Promise<void>;
-  /** Kills it with SIGKILL: no save, no goodbye. */
-  kill(): Promise<void>;
-  /** Starts it again on the same port and directory (after stop or kill). */
-  start(): Promise<void>;
-  /** Freezes (SIGSTOP) and thaws (SIGCONT) the process: clients see a server that answers nothing. */
-  pause(): void;
-  resume(): void;
-  /** Stops it and removes its directory. */
-  dispose(): Promise<void>;
 }
 
 export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server';
@@ -71,26 +59,6 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   };
   await start();
 
-  const server: RedisServer = {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    dir,
-    get pid() {
-      return child?.pid;
-    },
-    stop: async () => {
-      if (child) await stopProcess(child);
-    },
-    kill: async () => {
-      if (child) await stopProcess(child, 0);
-    },
-    start,
-    pause: () => child?.kill('SIGSTOP'),
-    resume: () => child?.kill('SIGCONT'),
-    dispose: async () => {
-      await server.stop();
-      removeDir(dir);
-    },
-  };
+  const server: RedisServer = Object.assign(serviceControls(() => child, start, dir), { url: `redis://127.0.0.1:${port}`, port, dir });
   return server;
 }

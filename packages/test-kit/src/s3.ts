@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { TestKitError } from './errors';
-import { freePort, removeDir, spawnService, stopProcess, tempDir, waitUntil, which } from './process';
+import { freePort, serviceControls, spawnService, tempDir, waitUntil, which, type ServiceControls } from './process';
 
 /** Which S3-compatible server to run: s3rver (npm, always here) or moto_server (Python moto, where installed). */
 export type S3Implementation = 's3rver' | 'moto';
@@ -17,7 +17,7 @@ export interface S3ServerOptions {
 }
 
 /** A real S3-compatible HTTP server owned by a test, used through the AWS SDK like AWS itself. */
-export interface S3Server {
+export interface S3Server extends ServiceControls {
   readonly implementation: S3Implementation;
   readonly endpoint: string;
   readonly port: number;
@@ -30,14 +30,6 @@ export interface S3Server {
     region: string;
     credentials: { accessKeyId: string; secretAccessKey: string };
   };
-  readonly pid: number | undefined;
-  stop(): Promise<void>;
-  kill(): Promise<void>;
-  /** Starts it again on the same port (s3rver keeps its data directory; moto starts empty). */
-  start(): Promise<void>;
-  pause(): void;
-  resume(): void;
-  dispose(): Promise<void>;
 }
 
 let motoChecked: boolean | undefined;
@@ -102,29 +94,14 @@ export async function startS3(options: S3ServerOptions = {}): Promise<S3Server> 
       ? { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
       : { accessKeyId: 'testing', secretAccessKey: 'testing' };
   const endpoint = `http://127.0.0.1:${port}`;
-  const server: S3Server = {
+  // s3rver keeps its data directory across a restart; moto starts empty.
+  const server: S3Server = Object.assign(serviceControls(() => child, start, dir), {
     implementation,
     endpoint,
     port,
     region: 'us-east-1',
     credentials,
-    clientConfig: { endpoint, forcePathStyle: true, region: 'us-east-1', credentials },
-    get pid() {
-      return child?.pid;
-    },
-    stop: async () => {
-      if (child) await stopProcess(child);
-    },
-    kill: async () => {
-      if (child) await stopProcess(child, 0);
-    },
-    start,
-    pause: () => child?.kill('SIGSTOP'),
-    resume: () => child?.kill('SIGCONT'),
-    dispose: async () => {
-      await server.stop();
-      removeDir(dir);
-    },
-  };
+    clientConfig: { endpoint, forcePathStyle: true as const, region: 'us-east-1', credentials },
+  });
   return server;
 }

@@ -1,4 +1,4 @@
-// Shared by the benchmarks: prints a table and records it in BENCHMARKS.md (one section per
+// Shared by the packages' benchmarks (pnpm bench): prints a table and records it in BENCHMARKS.md (one section per
 // benchmark, replaced on each run) with the command, the machine and the date.
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
