@@ -24,7 +24,15 @@ afterAll(async () => {
 beforeEach(() => {
   dir = tempDir('group');
 });
+const publishers: Array<ReturnType<typeof createPublisher>> = [];
+function publisher(...args: Parameters<typeof createPublisher>) {
+  const log = createPublisher(...args);
+  publishers.push(log);
+  return log;
+}
+
 afterEach(async () => {
+  await Promise.all(publishers.splice(0).map((log) => log.close(1000)));
   await Promise.all(servers.splice(0).map((s) => s.stop()));
   removeDir(dir);
 });
@@ -41,7 +49,7 @@ describe('several logger servers in one group', () => {
     const env = { LOG_CHANNEL: channel, READ_COUNT: '2', CLAIM_IDLE_MS: '1000', CLAIM_INTERVAL_MS: '200' };
     const app1 = await server('app1', env);
     await server('app2', env);
-    const log = createPublisher(channel, { app: 'shared', url: redis.url, maxFrameRecords: 50 });
+    const log = publisher(channel, { app: 'shared', url: redis.url, maxFrameRecords: 50 });
     const total = 30_000;
     for (let i = 0; i < total; i++) {
       log.info('shared', { i });
@@ -90,7 +98,7 @@ describe('several logger servers in one group', () => {
     const key = streamKey(channel);
     await client.sendCommand(['XGROUP', 'CREATE', key, 'audit', '0', 'MKSTREAM']); // a group that reads nothing
     const s = await server('app1', { LOG_CHANNEL: channel, TRIM_INTERVAL_MS: '200' });
-    const log = createPublisher(channel, { app: 'trim', url: redis.url, maxFrameRecords: 1 });
+    const log = publisher(channel, { app: 'trim', url: redis.url, maxFrameRecords: 1 });
     for (let i = 0; i < 400; i++) {
       log.info('entry', { i });
       await log.flush(); // one entry per record

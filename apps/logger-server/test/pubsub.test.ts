@@ -43,12 +43,15 @@ describe('LOG_TRANSPORT=pubsub', () => {
 
   it('writes our publisher frames and counts gaps in their sequence numbers', async () => {
     const log = createPublisher('logger', { app: 'shop', url: redis.url, transport: 'pubsub' });
-    for (let i = 0; i < 3000; i++) log.info('via pubsub', { i });
-    await log.flush();
-    const records = await waitForRecords(join(dir, 'log'), 'shop', 3000);
-    expectExactlyOnce(records, log.producer, 3000);
-    const stats = JSON.parse((await httpGet(server.httpPort, '/stats')).body);
-    expect(stats.producers.find((p: { producer: string }) => p.producer === log.producer)).toMatchObject({ received: 3000, missing: 0 });
-    await log.close();
+    try {
+      for (let i = 0; i < 3000; i++) log.info('via pubsub', { i });
+      await log.flush();
+      const records = await waitForRecords(join(dir, 'log'), 'shop', 3000);
+      expectExactlyOnce(records, log.producer, 3000);
+      const stats = JSON.parse((await httpGet(server.httpPort, '/stats')).body);
+      expect(stats.producers.find((p: { producer: string }) => p.producer === log.producer)).toMatchObject({ received: 3000, missing: 0 });
+    } finally {
+      await log.close();
+    }
   }, 30_000);
 });
