@@ -125,17 +125,17 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
     client.destroy();
   }, 30_000);
 
-  it('loses and doubles nothing when killed with SIGKILL mid-stream and restarted, three times', async () => {
-    // One small entry per read, so the server commits (fsync + ack) thousands of times and the
+  it('loses and doubles nothing when killed with SIGKILL mid-stream and restarted, three times, over 200k records', async () => {
+    // One entry of 100 records per read, so the server commits (fsync + ack) 2000 times and the
     // kills land between write, fsync and ack rather than after the work is done.
     const env = { READ_COUNT: '1' };
     let s = await server(env);
-    const log = publisher(channel, { app: 'crash', url: redis.url, maxFrameRecords: 20 });
+    const log = publisher(channel, { app: 'crash', url: redis.url, maxFrameRecords: 100 });
     try {
-      const total = 40_000;
+      const total = 200_000;
       for (let i = 0; i < total; i++) {
         log.info('record', { i });
-        if (i % 1000 === 0) await sleep(1); // let frames go out in many small entries
+        if (i % 5000 === 0) await sleep(1); // let frames go out as many small entries
       }
       await log.flush();
       const written = () => readLogs(logDir).get('crash')?.length ?? 0;
