@@ -41,6 +41,8 @@ export class ArchiveQueue {
       endpoint: config.s3.endpoint,
       forcePathStyle: config.s3.forcePathStyle,
       maxAttempts: 2,
+      // A frozen or half-open S3 connection must fail the attempt (and be retried), not hang it.
+      requestHandler: { requestTimeout: 30_000, connectionTimeout: 5_000 },
     });
   }
 

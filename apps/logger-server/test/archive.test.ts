@@ -1,10 +1,10 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPublisher } from '@log/publisher';
 import { archiveFile, archiveKey } from '@log/s3-archiver';
-import { freePort, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer, type S3Server } from '@log/test-kit';
+import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer, type S3Server } from '@log/test-kit';
 import { httpGet, readLogs, startServer, type ServerProcess } from './harness';
 
 let redis: RedisServer;
@@ -133,6 +133,39 @@ describe('rotation and archiving to S3', () => {
     const all = [...records, ...(readLogs(join(dir, 'log')).get('late') ?? [])];
     expect(new Set(all.map((r) => r.seq)).size).toBe(1000);
     expect(all).toHaveLength(1000);
+  }, 90_000);
+
+  it('rides out an S3 that freezes (SIGSTOP) while files are uploaded: everything arrives, no multipart upload left behind', async () => {
+    // moto lists multipart uploads; s3rver is the fallback where moto is not installed
+    const { s3, client } = await s3Server(motoAvailable() ? { implementation: 'moto' } : {});
+    const channel = `arch${++n}`;
+    await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', ...s3Env(s3), AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey });
+    const log = createPublisher(channel, { app: 'frozen', url: redis.url });
+    cleanups.push(() => log.close(1000));
+    for (let i = 0; i < 2000; i++) {
+      log.info('through a freeze', { i, pad: 'p'.repeat(50) });
+      if (i % 100 === 0) {
+        await log.flush();
+        await sleep(20);
+      }
+      if (i === 600) s3.pause();
+    }
+    await log.flush();
+    await sleep(1500);
+    expect(closedFiles('frozen').length).toBeGreaterThan(0); // files waited for the frozen S3
+    s3.resume();
+    await until(async () => {
+      const archived = await archivedRecords(client);
+      return closedFiles('frozen').length === 0 && archived.records.length + (readLogs(join(dir, 'log')).get('frozen')?.length ?? 0) >= 2000;
+    }, 60_000);
+    const { records } = await archivedRecords(client);
+    const all = [...records, ...(readLogs(join(dir, 'log')).get('frozen') ?? [])];
+    expect(new Set(all.map((r) => r.seq)).size).toBe(2000);
+    expect(all).toHaveLength(2000);
+    if (s3.implementation === 'moto') {
+      const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }));
+      expect(uploads.Uploads ?? []).toEqual([]);
+    }
   }, 90_000);
 
   it('after a crash between upload and delete, finds its own object and deletes the file; never overwrites another', async () => {
