@@ -63,7 +63,7 @@ export class LoggerServer {
    * tails after a crash, so a written but unacknowledged batch must stay in an open file.
    */
   private rotate(all = false): void {
-    if (this.ackFailed && !all) return;
+    if (this.ackFailed) return; // even at shutdown: the batch is redelivered after the restart
     const closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
     for (const file of closed) this.archive?.add(file);
   }
