@@ -95,19 +95,7 @@ export class FileSink {
       file.lastBatch = file.pending;
       file.sizeBefore = file.size;
       file.pending = [];
-      try {
-        let offset = 0;
-        while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
-      } catch (error) {
-        throw new DiskError('DISK_WRITE_FAILED', file.path, error);
-      }
-      try {
-        fdatasyncSync(file.fd);
-      } catch (error) {
-        // After a failed fsync the page cache may have dropped the dirty pages: never retry on
-        // this descriptor. The caller stops; the entries stay pending in Redis.
-        throw new DiskError('FSYNC_FAILED', file.path, error);
-      }
+      writeAndSync(file, data);
       file.size += data.length;
       bytes += data.length;
     }
@@ -130,16 +118,10 @@ export class FileSink {
       const data = Buffer.from(kept.join(''), 'utf8');
       try {
         ftruncateSync(file.fd, file.sizeBefore);
-        let offset = 0;
-        while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
       } catch (error) {
         throw new DiskError('DISK_WRITE_FAILED', file.path, error);
       }
-      try {
-        fdatasyncSync(file.fd);
-      } catch (error) {
-        throw new DiskError('FSYNC_FAILED', file.path, error);
-      }
+      writeAndSync(file, data);
       file.size = file.sizeBefore + data.length;
       file.lastBatch = kept;
     }
@@ -214,6 +196,23 @@ export class FileSink {
     }
     this.files.clear();
     this.touched.clear();
+  }
+}
+
+/** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
+function writeAndSync(file: OpenFile, data: Buffer): void {
+  try {
+    let offset = 0;
+    while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+  } catch (error) {
+    throw new DiskError('DISK_WRITE_FAILED', file.path, error);
+  }
+  try {
+    fdatasyncSync(file.fd);
+  } catch (error) {
+    // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
+    // descriptor. The caller stops; the entries stay pending in Redis.
+    throw new DiskError('FSYNC_FAILED', file.path, error);
   }
 }
 
