@@ -148,14 +148,19 @@ export class LoggerServer {
     let nextTrim = this.config.trimIntervalMs > 0 ? Date.now() + this.config.trimIntervalMs : Number.POSITIVE_INFINITY;
     // The next batch is read while this one is written and fsynced, so Redis round trips and
     // disk waits overlap instead of adding up.
-    let prefetched: Promise<StreamEntry[]> | undefined;
+    let prefetched: Promise<{ entries: StreamEntry[]; fresh: boolean }> | undefined;
+    const readBatch = async () => {
+      const entries = await reader.read();
+      return { entries, fresh: reader.lastReadFresh };
+    };
     while (this.running || prefetched) {
       let entries: StreamEntry[];
+      let fresh = false;
       try {
         if (prefetched) {
           const next = prefetched;
           prefetched = undefined;
-          entries = await next;
+          ({ entries, fresh } = await next);
         } else {
           this.rotate();
           if (this.archiveBackpressure()) {
@@ -176,7 +181,7 @@ export class LoggerServer {
               this.log('info', 'claimed entries left pending by other consumers', { count: entries.length });
             }
           }
-          if (entries.length === 0) entries = await reader.read();
+          if (entries.length === 0) ({ entries, fresh } = await readBatch());
         }
         if (!this.state.redisOk) this.log('info', 'redis reachable again');
         this.setHealth(true, this.state.diskOk);
@@ -193,11 +198,11 @@ export class LoggerServer {
       if (entries.length === 0) continue;
       const now = Date.now();
       if (this.running && now < nextClaim && now < nextTrim) {
-        prefetched = reader.read();
+        prefetched = readBatch();
         prefetched.catch(() => {}); // handled when awaited at the top of the loop
       }
       try {
-        await this.storeEntries(reader, entries);
+        await this.storeEntries(reader, entries, fresh);
         this.ackFailed = false;
         this.rotate(); // also under constant load, when the loop is never idle
       } catch (error) {
@@ -227,17 +232,18 @@ export class LoggerServer {
     }
   }
 
-  private async storeEntries(reader: StreamReader, entries: StreamEntry[]): Promise<void> {
+  private async storeEntries(reader: StreamReader, entries: StreamEntry[], fresh: boolean): Promise<void> {
     const ids: string[] = [];
     const dead: Array<{ id: string; rejected: Rejected }> = [];
     /** Where each entry's lines sit in its app's batch, to take them back if the entry is lost to a claim. */
     const spans: Array<{ id: string; app: string; start: number; end: number }> = [];
     let written = 0;
-    // Entries another server claimed while we held them are theirs now: writing them here too
-    // would double them. (A pause between this check and the fsync can still double a batch.)
-    const owned = await reader.ownership(entries.map((entry) => entry.id));
+    // Replayed or claimed entries may have been delivered many times (a poison entry) or claimed
+    // by another server meanwhile: check them before writing. A fresh read skips the round trip;
+    // the atomic ack below still catches a claim that happens while the batch is written.
+    const owned = fresh ? undefined : await reader.ownership(entries.map((entry) => entry.id));
     for (const entry of entries) {
-      const deliveries = owned.get(entry.id);
+      const deliveries = owned === undefined ? 1 : owned.get(entry.id);
       if (deliveries === undefined) {
         this.metrics.notOwned.inc();
         continue;

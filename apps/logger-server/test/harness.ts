@@ -68,6 +68,19 @@ export function readLogs(logDir: string): Map<string, Array<Record<string, unkno
   return result;
 }
 
+/** Complete lines under logDir/app (closed and open files), counted without parsing: cheap to poll. */
+export function countLines(logDir: string, app: string): number {
+  const dir = join(logDir, app);
+  if (!existsSync(dir)) return 0;
+  let lines = 0;
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.jsonl') && name !== `${app}.log`) continue;
+    const data = readFileSync(join(dir, name));
+    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) lines++;
+  }
+  return lines;
+}
+
 /** Polls until `count` lines are under logDir/app (or the timeout passes) and returns them. */
 export async function waitForRecords(logDir: string, app: string, count: number, timeoutMs = 20_000) {
   const deadline = Date.now() + timeoutMs;

@@ -158,9 +158,16 @@ export class StreamReader {
    * Reads the next batch: first this consumer's own pending entries, then new ones (blocking up
    * to blockMs). Resolves with [] when nothing arrived. A vanished group is recreated.
    */
+  /**
+   * True when the last read() returned new entries ('>'): each was delivered once, just now, so
+   * there is no delivery count to check and nobody else has had a chance to claim them.
+   */
+  lastReadFresh = false;
+
   async read(): Promise<StreamEntry[]> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
     const replaying = this.cursor !== '>';
+    this.lastReadFresh = !replaying;
     const raw = await this.readRaw();
     if (replaying) {
       // Replaying our own pending entries: continue after the last one, or go on to new entries.
