@@ -1,6 +1,6 @@
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { isValidName } from '@log/protocol';
 import { ArchiveError, archiveFile, archiveKey } from '@log/s3-archiver';
 import type { ServerConfig } from './config';
@@ -100,7 +100,31 @@ export class ArchiveQueue {
 
   start(): void {
     this.running = true;
-    this.loop = this.run();
+    this.loop = this.sweepStaleUploads().then(() => this.run());
+  }
+
+  /**
+   * A server killed during a multipart upload leaves the upload open (parts stored, no object):
+   * at start, abort this server's incomplete uploads older than ARCHIVE_STALE_UPLOAD_SECONDS.
+   * Only keys of this LOG_CONSUMER, so another server's upload in progress is never touched.
+   * Best effort: S3 being down here is not an error (a lifecycle rule is the backstop).
+   */
+  private async sweepStaleUploads(): Promise<void> {
+    const prefix = this.config.s3.prefix ? `${this.config.s3.prefix}/` : '';
+    const mine = `/${this.config.consumer}-`;
+    const cutoff = Date.now() - this.config.s3.staleUploadSeconds * 1000;
+    try {
+      const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.s3.bucket, Prefix: prefix }));
+      for (const upload of list.Uploads ?? []) {
+        if (!upload.Key?.includes(mine) || !upload.UploadId) continue;
+        if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.s3.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+        this.metrics.archiveStaleUploadsAborted.inc();
+        this.log('info', 'aborted an incomplete multipart upload left by an earlier run', { key: upload.Key });
+      }
+    } catch (error) {
+      this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
+    }
   }
 
   async stop(): Promise<void> {
