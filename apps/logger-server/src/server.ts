@@ -387,7 +387,7 @@ export class LoggerServer {
 
   /** SIGHUP: close files so the next write reopens them (after logrotate moved them). */
   reopenFiles(): void {
-    this.sink.reopen();
+    this.sink.close();
     this.log('info', 'reopened log files');
   }
 

@@ -181,11 +181,7 @@ export class FileSink {
     return closed;
   }
 
-  /** Closes every file; the next append reopens (SIGHUP, logrotate). Pending lines must be committed first. */
-  reopen(): void {
-    this.close();
-  }
-
+  /** Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be committed first. */
   close(): void {
     for (const file of this.files.values()) {
       try {

@@ -59,7 +59,6 @@ export class PublisherCore implements SerializeCounters {
   private waiters: FlushWaiter[] = [];
   private closing: Promise<void> | undefined;
   private closed = false;
-  private lastError: unknown;
 
   logged = 0;
   sent = 0;
@@ -87,9 +86,9 @@ export class PublisherCore implements SerializeCounters {
       // queue would be a second, unbounded one.
       disableOfflineQueue: true,
     }) as RedisClientType;
-    this.client.on('error', (error: unknown) => {
-      this.lastError = error;
-    });
+    // node-redis emits 'error' on every failed (re)connect and throws without a listener; the
+    // failures are counted where they matter (sendErrors, reconnects), never thrown into the app.
+    this.client.on('error', () => {});
     this.client.on('reconnecting', () => {
       this.reconnects++;
     });
@@ -97,8 +96,8 @@ export class PublisherCore implements SerializeCounters {
     // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
     // the process open (with a timer of their own) while there is something to send.
     this.client.unref();
-    this.client.connect().catch((error: unknown) => {
-      this.lastError = error;
+    this.client.connect().catch(() => {
+      // the first connection failed: node-redis keeps retrying, frames wait in the queue
     });
     if (options.flushOnExit) process.on('beforeExit', this.onBeforeExit);
   }
@@ -157,7 +156,7 @@ export class PublisherCore implements SerializeCounters {
         : this.client.publish(this.target, text);
     command.then(
       (reply) => this.accepted(frame, reply),
-      (error: unknown) => this.failed(frame, error),
+      () => this.failed(frame),
     );
   }
 
@@ -173,11 +172,10 @@ export class PublisherCore implements SerializeCounters {
     this.pump();
   }
 
-  private failed(frame: Frame, error: unknown): void {
+  private failed(frame: Frame): void {
     this.inFlight--;
     frame.inFlight = false;
     this.sendErrors++;
-    this.lastError = error;
     // Re-sent with the same producer id and sequence numbers; the server drops any duplicate.
     if (this.retryTimer === undefined) {
       const delay = this.retryDelayMs * (0.5 + Math.random());
@@ -275,8 +273,4 @@ export class PublisherCore implements SerializeCounters {
     };
   }
 
-  /** The last error seen from Redis, for diagnostics; it never reaches the app as a throw. */
-  get lastRedisError(): unknown {
-    return this.lastError;
-  }
 }

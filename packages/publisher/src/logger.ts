@@ -78,7 +78,8 @@ class PublisherLogger implements Logger {
       text = safeString(message.message);
       error = ',"e":' + JSON.stringify(serializeError(message, core));
     } else text = safeString(message);
-    let line = '{"t":' + Date.now() + prefix + JSON.stringify(text);
+    const time = Date.now();
+    let line = '{"t":' + time + prefix + JSON.stringify(text);
     if (fields !== undefined && fields !== null && typeof fields === 'object') {
       const json = fieldsJson(fields, core);
       if (this.bindings === '') line += ',"f":' + json;
@@ -86,17 +87,17 @@ class PublisherLogger implements Logger {
     } else if (this.bindings !== '') line += ',"f":{' + this.bindings + '}';
     line += error + '}';
     if (line.length > core.options.maxRecordBytes && Buffer.byteLength(line) > core.options.maxRecordBytes) {
-      line = this.truncate(prefix, text, line.length);
+      line = this.truncate(time, prefix, text, line.length);
     }
     core.append(line);
   }
 
   /** A record over maxRecordBytes keeps its time, level and the head of its message; its fields say what was cut. */
-  private truncate(prefix: string, text: string, originalLength: number): string {
+  private truncate(time: number, prefix: string, text: string, originalLength: number): string {
     this.core.truncated++;
     const room = Math.max(0, Math.floor(this.core.options.maxRecordBytes / 4) - 200);
     return (
-      '{"t":' + Date.now() + prefix + JSON.stringify(text.slice(0, room)) +
+      '{"t":' + time + prefix + JSON.stringify(text.slice(0, room)) +
       ',"f":{"truncated":true,"originalLength":' + originalLength + '}}'
     );
   }

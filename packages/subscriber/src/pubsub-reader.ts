@@ -38,10 +38,6 @@ export class PubSubReader {
     await this.client.subscribe(this.channel, (message: Buffer) => onMessage(message), true);
   }
 
-  get isReady(): boolean {
-    return this.client.isReady;
-  }
-
   close(): Promise<void> {
     this.closing ??= (async () => {
       try {
