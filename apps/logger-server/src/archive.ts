@@ -1,4 +1,4 @@
-import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { isValidName } from '@log/protocol';
@@ -6,7 +6,8 @@ import { ArchiveError, archiveFile, archiveKey } from '@log/s3-archiver';
 import type { ServerConfig } from './config';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
-import { parseClosedName, syncDirectory, type ClosedFile } from './sink';
+import { manifestPathOf, parseClosedName, syncDirectory, type ClosedFile } from './sink';
+import type { FileManifest } from './summary';
 
 const MAX_BACKOFF_MS = 60_000;
 
@@ -63,9 +64,14 @@ export class ArchiveQueue {
       } catch {
         continue;
       }
+      const present = new Set(names);
       for (const name of names.sort()) {
         const file = parseClosedName(app, dir, name);
         if (file) this.add(file);
+        // A manifest whose data file is gone: a crash between writing it and the rename, or after
+        // archiving deleted the data file and before the manifest.
+        const manifestOf = name.endsWith('.manifest.json') ? name.slice(0, -'.manifest.json'.length) + '.jsonl' : undefined;
+        if (manifestOf !== undefined && !present.has(manifestOf) && parseClosedName(app, dir, manifestOf)) removeQuietly(join(dir, name));
       }
     }
     if (this.queue.length > 0) this.log('info', 'closed files waiting for archiving', { files: this.queue.length });
@@ -170,15 +176,28 @@ export class ArchiveQueue {
 
   private async archive(file: Queued): Promise<void> {
     const key = archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+    const manifestPath = manifestPathOf(file.path);
+    const manifest = readManifest(manifestPath);
+    const metadata: Record<string, string> = { app: file.app, host: this.config.consumer, 'first-time': new Date(file.firstTime).toISOString() };
+    if (manifest) {
+      metadata.records = String(manifest.records);
+      metadata.producers = String(manifest.producers.length);
+      if (manifest.firstTime) metadata['first-time'] = manifest.firstTime;
+      if (manifest.lastTime) metadata['last-time'] = manifest.lastTime;
+    } else {
+      this.log('warn', 'closed file has no readable manifest; archiving it without one', { file: file.path, manifest: manifestPath });
+    }
     const result = await archiveFile(file.path, {
       client: this.client,
       bucket: this.config.s3.bucket,
       key,
       gzipLevel: this.config.s3.gzipLevel,
-      metadata: { app: file.app, host: this.config.consumer, 'first-time': new Date(file.firstTime).toISOString() },
+      metadata,
+      manifest: manifest ? { ...manifest, host: this.config.consumer } : undefined,
     });
-    // Verified: only now may the local copy go.
+    // Verified: only now may the local copy go (the data file first: a manifest left alone is swept at the next scan).
     unlinkSync(file.path);
+    removeQuietly(manifestPath);
     syncDirectory(dirname(file.path));
     this.queue.splice(this.queue.indexOf(file), 1);
     this.lastSuccess = Date.now();
@@ -193,6 +212,23 @@ export class ArchiveQueue {
     this.metrics.archiveBacklogFiles.set(this.queue.length);
     this.metrics.archiveBacklogBytes.set(this.backlogBytes);
     this.metrics.archiveOldestSeconds.set(this.oldestAgeSeconds);
+  }
+}
+
+function readManifest(path: string): FileManifest | undefined {
+  try {
+    const manifest = JSON.parse(readFileSync(path, 'utf8')) as FileManifest;
+    return manifest.version === 1 && Array.isArray(manifest.producers) ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
   }
 }
 

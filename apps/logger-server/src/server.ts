@@ -10,10 +10,8 @@ import { formatLine } from './format';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
 import { decodeFramePayload, decodePubSubMessage, type Decoded, type Rejected } from './records';
-import { FileSink, recoverTail } from './sink';
+import { FileSink, recoverFile } from './sink';
 
-/** How much of each file's end is read at start to rebuild the dedup state. */
-const TAIL_BYTES = 8 * 1024 * 1024;
 const PUBSUB_COMMIT_MS = 50;
 
 export interface ServerState {
@@ -112,7 +110,11 @@ export class LoggerServer {
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
   }
 
-  /** Reads the tails of existing files so records written before a crash but not acknowledged are not written twice. */
+  /**
+   * Reads the open files a previous run left (after a crash; a clean stop closes them all), so
+   * records written before the crash but not acknowledged are not written twice, and the file's
+   * summary (its manifest at rotation) covers every record in it.
+   */
   private rebuildLedger(): void {
     let apps: string[];
     try {
@@ -124,21 +126,23 @@ export class LoggerServer {
     for (const app of apps) {
       if (!isValidName(app)) continue;
       const seqs = new Map<string, { seqs: number[]; host: string }>();
-      for (const line of recoverTail(join(this.config.logDir, app, `${app}.log`), TAIL_BYTES)) {
+      const summary = this.sink.summaryOf(app);
+      recoverFile(this.sink.pathOf(app), (line) => {
         try {
-          const record = JSON.parse(line) as { producer?: unknown; seq?: unknown; host?: unknown };
-          if (typeof record.producer !== 'string' || typeof record.seq !== 'number') continue;
+          const record = JSON.parse(line) as { producer?: unknown; seq?: unknown; host?: unknown; time?: unknown };
+          if (typeof record.producer !== 'string' || typeof record.seq !== 'number') return;
           let entry = seqs.get(record.producer);
           if (!entry) seqs.set(record.producer, (entry = { seqs: [], host: String(record.host) }));
           entry.seqs.push(record.seq);
+          summary.add(typeof record.time === 'string' ? Date.parse(record.time) : Number.NaN, record.producer, record.seq);
           lines++;
         } catch {
           // a line that is not ours: nothing to remember
         }
-      }
+      });
       for (const [producer, { seqs: list, host }] of seqs) this.ledger.remember(producer, list, app, host);
     }
-    if (lines > 0) this.log('info', 'rebuilt dedup state from file tails', { records: lines });
+    if (lines > 0) this.log('info', 'rebuilt dedup state and file summaries from open files', { records: lines });
   }
 
   private async streamLoop(): Promise<void> {
@@ -313,7 +317,7 @@ export class LoggerServer {
       }
       const line = formatLine(record);
       try {
-        this.sink.append(record.app, line, record.time);
+        this.sink.append(record.app, line, record.time, record.producer, record.seq);
       } catch (error) {
         if (!(error instanceof UnsafePathError)) throw error;
         decoded.rejected.push({ reason: error.code, detail: error.message, payload: Buffer.from(line) });

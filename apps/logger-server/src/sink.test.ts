@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { FileSink, parseClosedName, recoverTail } from './sink';
+import { FileSink, manifestPathOf, parseClosedName, recoverFile } from './sink';
 
 describe('FileSink', () => {
   let dir: string;
@@ -12,9 +12,9 @@ describe('FileSink', () => {
 
   it('writes lines per app under LOG_DIR/<app>/ with restrictive modes, only at commit', () => {
     const sink = new FileSink(join(dir, 'log'));
-    sink.append('shop', 'a\n', 1);
-    sink.append('api', 'b\n', 1);
-    sink.append('shop', 'c\n', 1);
+    sink.append('shop', 'a\n', 1, 'p1', 1);
+    sink.append('api', 'b\n', 1, 'p1', 2);
+    sink.append('shop', 'c\n', 1, 'p1', 3);
     expect(existsSync(join(dir, 'log/shop/shop.log')) && readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('');
     expect(sink.commit()).toEqual({ files: 2, bytes: 6 });
     expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('a\nc\n');
@@ -31,8 +31,8 @@ describe('FileSink', () => {
     symlinkSync(outside, join(dir, 'log/shop/shop.log'));
     symlinkSync(dir, join(dir, 'log/evil'));
     const sink = new FileSink(join(dir, 'log'));
-    expect(() => sink.append('shop', 'x\n', 1)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
-    expect(() => sink.append('evil', 'x\n', 1)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+    expect(() => sink.append('shop', 'x\n', 1, 'p1', 4)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
+    expect(() => sink.append('evil', 'x\n', 1, 'p1', 5)).toThrow(expect.objectContaining({ code: 'UNSAFE_PATH' }));
     expect(readFileSync(outside, 'utf8')).toBe('');
     sink.close();
   });
@@ -43,15 +43,23 @@ describe('FileSink.dropFromLastBatch', () => {
     const dir = tempDir('drop');
     try {
       const sink = new FileSink(join(dir, 'log'));
-      sink.append('shop', 'old\n', 1);
+      sink.append('shop', 'old\n', 1, 'p1', 6);
       sink.commit();
-      expect(['a\n', 'b\n', 'c\n', 'd\n'].map((line) => sink.append('shop', line, 1))).toEqual([0, 1, 2, 3]);
+      expect(['a\n', 'b\n', 'c\n', 'd\n'].map((line) => sink.append('shop', line, 1, 'p2', line.charCodeAt(0)))).toEqual([0, 1, 2, 3]);
       sink.commit();
       expect(sink.dropFromLastBatch(new Map([['shop', [[1, 3]] as Array<[number, number]>]]))).toBe(2);
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\n');
-      sink.append('shop', 'e\n', 1);
+      sink.append('shop', 'e\n', 1, 'p1', 7);
       sink.commit();
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\ne\n');
+      // the summary counts what stayed in the file, not what was taken back out
+      const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+      const manifest = JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'));
+      expect(manifest).toMatchObject({ version: 1, app: 'shop', records: 4 });
+      expect(manifest.producers).toEqual([
+        { producer: 'p1', minSeq: 6, maxSeq: 7, records: 2 },
+        { producer: 'p2', minSeq: 'a'.charCodeAt(0), maxSeq: 'd'.charCodeAt(0), records: 2 },
+      ]);
       sink.close();
     } finally {
       removeDir(dir);
@@ -65,8 +73,8 @@ describe('FileSink rotation', () => {
     try {
       const sink = new FileSink(join(dir, 'log'));
       const t0 = Date.UTC(2026, 10, 25, 13, 4, 5, 678);
-      sink.append('shop', 'a\n', t0);
-      sink.append('api', 'b\n', t0);
+      sink.append('shop', 'a\n', t0, 'p1', 8);
+      sink.append('api', 'b\n', t0, 'p1', 9);
       expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toEqual([]); // pending: not yet
       sink.commit();
       const closed = sink.rotate({ maxBytes: 2, maxAgeMs: 1e9 });
@@ -75,13 +83,18 @@ describe('FileSink rotation', () => {
       expect(shop.firstTime).toBe(t0);
       expect(shop.path).toMatch(/shop\/20261125T130405678Z-[0-9a-f]{8}\.jsonl$/);
       expect(readFileSync(shop.path, 'utf8')).toBe('a\n');
+      expect(JSON.parse(readFileSync(manifestPathOf(shop.path), 'utf8'))).toEqual({
+        version: 1, app: 'shop', file: shop.path.split('/').pop(), records: 1,
+        firstTime: new Date(t0).toISOString(), lastTime: new Date(t0).toISOString(),
+        producers: [{ producer: 'p1', minSeq: 8, maxSeq: 8, records: 1 }],
+      });
       expect(parseClosedName('shop', join(dir, 'log', 'shop'), shop.path.split('/').pop()!)).toEqual(shop);
       expect(existsSync(join(dir, 'log/shop/shop.log'))).toBe(false);
-      sink.append('shop', 'c\n', t0 + 1);
+      sink.append('shop', 'c\n', t0 + 1, 'p1', 10);
       sink.commit();
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 })).toEqual([]);
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now() + 3_600_000)).toHaveLength(1); // next hour
-      sink.append('shop', 'd\n', t0 + 2);
+      sink.append('shop', 'd\n', t0 + 2, 'p1', 11);
       sink.commit();
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true)).toHaveLength(1); // shutdown
       expect(parseClosedName('shop', '/x', 'shop.log')).toBeUndefined();
@@ -92,16 +105,25 @@ describe('FileSink rotation', () => {
   });
 });
 
-describe('recoverTail', () => {
-  it('cuts a torn last line and returns the complete ones', () => {
-    const dir = tempDir('tail');
+describe('recoverFile', () => {
+  it('cuts a torn last line and passes every complete one, across chunk boundaries and split characters', () => {
+    const dir = tempDir('recover');
     try {
       const file = join(dir, 'x.log');
       writeFileSync(file, '{"seq":1}\n{"seq":2}\n{"seq":3,"mess');
-      expect(recoverTail(file, 1024)).toEqual(['{"seq":1}', '{"seq":2}']);
+      const seen: string[] = [];
+      expect(recoverFile(file, (line) => seen.push(line))).toBe(2);
+      expect(seen).toEqual(['{"seq":1}', '{"seq":2}']);
       expect(readFileSync(file, 'utf8')).toBe('{"seq":1}\n{"seq":2}\n');
-      expect(recoverTail(file, 12)).toEqual(['{"seq":2}']);
-      expect(recoverTail(join(dir, 'missing.log'), 100)).toEqual([]);
+      expect(recoverFile(join(dir, 'missing.log'), () => undefined)).toBe(0);
+
+      // 3 MiB of lines with 3-byte characters: chunks of 1 MiB split some of them.
+      const lines = Array.from({ length: 30_000 }, (_, i) => `{"seq":${i},"m":"${'€'.repeat(i % 50)}"}`);
+      writeFileSync(file, lines.join('\n') + '\n' + '{"torn":"€');
+      const again: string[] = [];
+      recoverFile(file, (line) => again.push(line));
+      expect(again).toEqual(lines);
+      expect(readFileSync(file, 'utf8')).toBe(lines.join('\n') + '\n');
     } finally {
       removeDir(dir);
     }

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
 import { DiskError, UnsafePathError } from './errors';
+import { FileSummary } from './summary';
 
 interface OpenFile {
   app: string;
@@ -13,9 +15,23 @@ interface OpenFile {
   /** Time of the first record in the file: names the closed file and its archive. */
   firstTime: number | undefined;
   pending: string[];
+  /** Producer, sequence number and time of each pending line, for the file's summary. */
+  pendingMeta: LineMeta;
   /** The lines of the last commit and the size before it, until the batch is acknowledged (see dropFromLastBatch). */
   lastBatch: string[];
+  lastMeta: LineMeta;
   sizeBefore: number;
+}
+
+/** Parallel arrays, not an object per line: the write path stays free of per-record garbage. */
+interface LineMeta {
+  producers: string[];
+  seqs: number[];
+  times: number[];
+}
+
+function emptyMeta(): LineMeta {
+  return { producers: [], seqs: [], times: [] };
 }
 
 /** When open files are closed for archiving. */
@@ -30,6 +46,11 @@ export interface ClosedFile {
   path: string;
   firstTime: number;
   unique: string;
+}
+
+/** `<closed name>.manifest.json` beside a closed file: its FileManifest, written before the rename. */
+export function manifestPathOf(closedPath: string): string {
+  return closedPath.replace(/\.jsonl$/, '.manifest.json');
 }
 
 const CLOSED_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{8})\.jsonl$/;
@@ -47,6 +68,7 @@ export function parseClosedName(app: string, dir: string, name: string): ClosedF
   return { app, path: join(dir, name), firstTime, unique: match[2] as string };
 }
 
+const RECOVER_CHUNK = 1024 * 1024;
 const DIR_MODE = 0o750;
 const FILE_MODE = 0o640;
 // O_NOFOLLOW: a symlink planted at the file's path makes open fail instead of writing through it.
@@ -62,6 +84,8 @@ const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT |
 export class FileSink {
   private readonly files = new Map<string, OpenFile>();
   private readonly touched = new Set<OpenFile>();
+  /** Per app, what its open file holds; kept across close() (SIGHUP) and reset when a file is closed for archiving or starts empty. */
+  private readonly summaries = new Map<string, FileSummary>();
 
   constructor(readonly logDir: string) {
     mkdirSync(logDir, { recursive: true, mode: DIR_MODE });
@@ -72,12 +96,33 @@ export class FileSink {
     return join(this.logDir, app, `${app}.log`);
   }
 
-  /** Queues a line; returns its index among the app's lines of this batch. */
-  append(app: string, line: string, time: number): number {
+  /** Queues a record's line; returns its index among the app's lines of this batch. */
+  append(app: string, line: string, time: number, producer: string, seq: number): number {
     const file = this.files.get(app) ?? this.open(app);
     file.firstTime ??= time;
     this.touched.add(file);
+    file.pendingMeta.producers.push(producer);
+    file.pendingMeta.seqs.push(seq);
+    file.pendingMeta.times.push(time);
     return file.pending.push(line) - 1;
+  }
+
+  /** The summary of an app's open file (rebuilt by the caller at start from recoverFile's lines). */
+  summaryOf(app: string): FileSummary {
+    let summary = this.summaries.get(app);
+    if (!summary) this.summaries.set(app, (summary = new FileSummary()));
+    return summary;
+  }
+
+  /** The last batch is final (acknowledged, nothing more to take out): count it into the summary. */
+  private settle(file: OpenFile): void {
+    const { producers, seqs, times } = file.lastMeta;
+    if (producers.length > 0) {
+      const summary = this.summaryOf(file.app);
+      for (let i = 0; i < producers.length; i++) summary.add(times[i] as number, producers[i] as string, seqs[i] as number);
+    }
+    file.lastBatch = [];
+    file.lastMeta = emptyMeta();
   }
 
   /** How many lines the app has queued in this batch so far. */
@@ -89,12 +134,14 @@ export class FileSink {
   commit(): { files: number; bytes: number } {
     let bytes = 0;
     const files = this.touched.size;
-    for (const file of this.files.values()) file.lastBatch = [];
+    for (const file of this.files.values()) this.settle(file);
     for (const file of this.touched) {
       const data = Buffer.from(file.pending.join(''), 'utf8');
       file.lastBatch = file.pending;
+      file.lastMeta = file.pendingMeta;
       file.sizeBefore = file.size;
       file.pending = [];
+      file.pendingMeta = emptyMeta();
       writeAndSync(file, data);
       file.size += data.length;
       bytes += data.length;
@@ -113,7 +160,10 @@ export class FileSink {
     for (const [app, ranges] of drop) {
       const file = this.files.get(app);
       if (!file || ranges.length === 0) continue;
-      const kept = file.lastBatch.filter((_, index) => !ranges.some(([start, end]) => index >= start && index < end));
+      const keep = (_: unknown, index: number) => !ranges.some(([start, end]) => index >= start && index < end);
+      const kept = file.lastBatch.filter(keep);
+      const meta = file.lastMeta;
+      file.lastMeta = { producers: meta.producers.filter(keep), seqs: meta.seqs.filter(keep), times: meta.times.filter(keep) };
       dropped += file.lastBatch.length - kept.length;
       const data = Buffer.from(kept.join(''), 'utf8');
       try {
@@ -148,7 +198,11 @@ export class FileSink {
     }
     // A file left from a previous run keeps its age; its first record time is about its birth.
     const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
-    const file: OpenFile = { app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime, pending: [], lastBatch: [], sizeBefore: fileStat.size };
+    if (fileStat.size === 0) this.summaries.delete(app);
+    const file: OpenFile = {
+      app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime,
+      pending: [], pendingMeta: emptyMeta(), lastBatch: [], lastMeta: emptyMeta(), sizeBefore: fileStat.size,
+    };
     this.files.set(app, file);
     return file;
   }
@@ -168,12 +222,18 @@ export class FileSink {
         now - file.openedAt >= policy.maxAgeMs ||
         Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
       if (!due) continue;
+      this.settle(file);
       closeSync(file.fd);
       this.files.delete(file.app);
       const firstTime = file.firstTime ?? file.openedAt;
       const unique = randomBytes(4).toString('hex');
       const dir = join(this.logDir, file.app);
       const path = join(dir, closedFileName(firstTime, unique));
+      // The manifest first: a crash before the rename leaves only a stray manifest (removed by the
+      // archiver's scan), never a closed file without its manifest.
+      const manifest = this.summaryOf(file.app).manifest(file.app, basename(path));
+      this.summaries.delete(file.app);
+      writeDurably(manifestPathOf(path), JSON.stringify(manifest) + '\n');
       renameSync(file.path, path);
       syncDirectory(dir);
       closed.push({ app: file.app, path, firstTime, unique });
@@ -184,6 +244,7 @@ export class FileSink {
   /** Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be committed first. */
   close(): void {
     for (const file of this.files.values()) {
+      this.settle(file);
       try {
         closeSync(file.fd);
       } catch {
@@ -212,6 +273,17 @@ function writeAndSync(file: OpenFile, data: Buffer): void {
   }
 }
 
+/** Creates a small file (never over an existing one) and fsyncs it. */
+function writeDurably(path: string, text: string): void {
+  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** fsync of a directory: makes a rename or an unlink in it durable. */
 export function syncDirectory(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -223,38 +295,47 @@ export function syncDirectory(dir: string): void {
 }
 
 /**
- * Reads the tail of an open log file after a restart: cuts off a torn last line (it was never
- * fsynced, so its entry was never acknowledged and will be redelivered) and returns the
- * complete lines of the last `tailBytes`, for rebuilding the dedup state.
+ * Reads an open log file left by a previous run, line by line in 1 MiB chunks (memory stays
+ * bounded whatever its size): cuts off a torn last line (it was never fsynced, so its entry was
+ * never acknowledged and will be redelivered) and calls `onLine` for each complete line, so the
+ * dedup state and the file's summary can be rebuilt. Returns the number of lines.
  */
-export function recoverTail(path: string, tailBytes: number): string[] {
+export function recoverFile(path: string, onLine: (line: string) => void): number {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw error;
   }
   try {
     const size = fstatSync(fd).size;
-    const start = Math.max(0, size - tailBytes);
-    const buffer = Buffer.alloc(size - start);
-    let read = 0;
-    while (read < buffer.length) {
-      const n = readSync(fd, buffer, read, buffer.length - read, start + read);
+    const chunk = Buffer.allocUnsafe(RECOVER_CHUNK);
+    // A character split between two chunks is held back by the decoder, not garbled.
+    const decoder = new StringDecoder('utf8');
+    let carry = '';
+    let position = 0;
+    let complete = 0; // bytes up to and including the last newline
+    let lines = 0;
+    while (position < size) {
+      const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
       if (n === 0) break;
-      read += n;
+      const newline = chunk.lastIndexOf(0x0a, n - 1);
+      if (newline !== -1) complete = position + newline + 1;
+      position += n;
+      const text = carry + decoder.write(n === chunk.length ? chunk : chunk.subarray(0, n));
+      let start = 0;
+      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
+        onLine(text.slice(start, end));
+        lines++;
+        start = end + 1;
+      }
+      carry = text.slice(start);
     }
-    const lastNewline = buffer.lastIndexOf(0x0a);
-    const complete = lastNewline + 1;
-    if (complete < buffer.length) {
-      ftruncateSync(fd, start + complete);
+    if (complete < size) {
+      ftruncateSync(fd, complete);
       fdatasyncSync(fd);
     }
-    const text = buffer.subarray(0, complete).toString('utf8');
-    const lines = text.split('\n');
-    lines.pop(); // after the final newline
-    if (start > 0) lines.shift(); // the first line may be cut by the tail window
     return lines;
   } finally {
     closeSync(fd);

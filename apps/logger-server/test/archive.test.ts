@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createPublisher } from '@log/publisher';
-import { archiveFile, archiveKey } from '@log/s3-archiver';
+import { archiveFile, archiveKey, manifestKey } from '@log/s3-archiver';
 import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer, type S3Server } from '@log/test-kit';
 import { httpGet, readLogs, startServer, type ServerProcess } from './harness';
 
@@ -54,16 +54,32 @@ async function s3Server(options: Parameters<typeof startS3>[0] = {}): Promise<{ 
   return { s3, client };
 }
 
-async function archivedRecords(client: S3Client): Promise<{ keys: string[]; records: Array<Record<string, unknown>> }> {
+interface Archived {
+  /** Keys of the log objects (not the manifests). */
+  keys: string[];
+  records: Array<Record<string, unknown>>;
+  /** Per log object: its records, its metadata, and its manifest (undefined when there is none). */
+  objects: Array<{ key: string; records: Array<Record<string, unknown>>; metadata: Record<string, string>; manifest: Record<string, unknown> | undefined }>;
+}
+
+async function archivedRecords(client: S3Client): Promise<Archived> {
   const list = await client.send(new ListObjectsV2Command({ Bucket: 'logs', Prefix: 'archive/' }));
-  const keys = (list.Contents ?? []).map((o) => o.Key!).sort();
-  const records: Array<Record<string, unknown>> = [];
+  const all = new Set((list.Contents ?? []).map((o) => o.Key!));
+  const keys = [...all].filter((key) => key.endsWith('.jsonl.gz')).sort();
+  const archived: Archived = { keys, records: [], objects: [] };
   for (const key of keys) {
     const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
     const text = gunzipSync(Buffer.from(await object.Body!.transformToByteArray())).toString();
-    for (const line of text.split('\n').filter(Boolean)) records.push(JSON.parse(line));
+    const records = text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    archived.records.push(...records);
+    let manifest: Record<string, unknown> | undefined;
+    if (all.has(manifestKey(key))) {
+      const body = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: manifestKey(key) }));
+      manifest = JSON.parse(Buffer.from(await body.Body!.transformToByteArray()).toString());
+    }
+    archived.objects.push({ key, records, metadata: object.Metadata ?? {}, manifest });
   }
-  return { keys, records };
+  return archived;
 }
 
 function closedFiles(app: string): string[] {
@@ -105,6 +121,19 @@ describe('rotation and archiving to S3', () => {
     const seqs = all.map((r) => r.seq as number);
     expect(new Set(seqs).size).toBe(3000);
     expect(seqs.length).toBe(3000);
+    // Each object has its summary in metadata and its manifest beside it, both true to its lines.
+    const { objects } = await archivedRecords(client);
+    for (const object of objects) {
+      const objectSeqs = object.records.map((r) => r.seq as number);
+      const times = object.records.map((r) => r.time as string).sort();
+      expect(object.metadata).toMatchObject({ records: String(object.records.length), producers: '1', 'first-time': times[0], 'last-time': times[times.length - 1] });
+      expect(object.manifest).toMatchObject({
+        version: 1, app: 'shop', host: 'app1', object: object.key, records: object.records.length,
+        firstTime: times[0], lastTime: times[times.length - 1], sha256: object.metadata.sha256,
+        producers: [{ producer: object.records[0]!.producer, minSeq: Math.min(...objectSeqs), maxSeq: Math.max(...objectSeqs), records: objectSeqs.length }],
+      });
+    }
+    expect(readdirSync(join(dir, 'log', 'shop')).filter((name) => name.endsWith('.manifest.json'))).toEqual([]);
     const metrics = (await httpGet(s.httpPort, '/metrics')).body;
     expect(metrics).toMatch(/logger_archive_uploads_total\{status="uploaded"\} [1-9]/);
     expect(metrics).toMatch(/logger_archive_backlog_files 0/);

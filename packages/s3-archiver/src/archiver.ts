@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createGzip } from 'node:zlib';
-import { HeadObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
+import { crc32, createGzip } from 'node:zlib';
+import { HeadObjectCommand, PutObjectCommand, type HeadObjectCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ArchiveError } from './errors';
 
@@ -18,6 +18,12 @@ export interface ArchiveOptions {
   queueSize?: number;
   /** More object metadata (S3 limits all metadata to 2 KB); `sha256` and `raw-bytes` are always set. */
   metadata?: Record<string, string>;
+  /**
+   * Detail too long for metadata (per-producer sequence ranges, say): written after the object
+   * is verified as JSON at manifestKey(key), with `object`, `sha256`, `rawBytes` and
+   * `compressedBytes` added. Never overwritten either.
+   */
+  manifest?: Record<string, unknown>;
 }
 
 export interface ArchiveResult {
@@ -31,6 +37,15 @@ export interface ArchiveResult {
   compressedBytes: number;
   /** SHA-256 (hex) of the local file's bytes, stored as object metadata `sha256`. */
   sha256: string;
+  /** S3's own checksum of the object as HeadObject reported it (`CRC32 <base64>`, with `-<parts>` when composite), compared with the one computed while sending; undefined where the server keeps none. */
+  s3Checksum: string | undefined;
+  /** Key of the manifest object, when one was asked for. */
+  manifestKey: string | undefined;
+}
+
+/** Where archiveFile puts a file's manifest: beside the object, `x.jsonl.gz` → `x.manifest.json`. */
+export function manifestKey(key: string): string {
+  return key.replace(/\.jsonl\.gz$/, '') + '.manifest.json';
 }
 
 // Large reads (1 MiB, not the default 64 KiB): fewer, bigger chunks for the hash and for gzip;
@@ -45,7 +60,7 @@ async function sha256Of(file: string): Promise<string> {
 
 async function head(client: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | undefined> {
   try {
-    return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
   } catch (error) {
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 404 || (error as Error).name === 'NotFound' || (error as Error).name === 'NoSuchKey') return undefined;
@@ -82,16 +97,22 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
   }
   if (existing) {
     if (existing.Metadata?.sha256 === sha256) {
-      return { bucket, key, status: 'exists', bytes, compressedBytes: existing.ContentLength ?? 0, sha256 };
+      const result: ArchiveResult = {
+        bucket, key, status: 'exists', bytes, compressedBytes: existing.ContentLength ?? 0, sha256,
+        s3Checksum: describeChecksum(existing), manifestKey: undefined,
+      };
+      if (options.manifest) result.manifestKey = await putManifest(options, result, context);
+      return result;
     }
     throw new ArchiveError('CONFLICT', `an object with other content (sha256 ${existing.Metadata?.sha256 ?? 'unknown'}) is already at the key`, context);
   }
 
-  let compressedBytes = 0;
+  const partSize = options.partSize ?? 8 * 1024 * 1024;
+  // CRC32 of what is sent, whole and per part (lib-storage cuts parts of exactly partSize), to
+  // compare with the checksum S3 computed on receipt: full-object or composite.
+  const crc = new SentChecksum(partSize);
   const gzip = createGzip({ level: options.gzipLevel ?? 6 });
-  gzip.on('data', (chunk: Buffer) => {
-    compressedBytes += chunk.length;
-  });
+  gzip.on('data', (chunk: Buffer) => crc.update(chunk));
   const source = createReadStream(file, { highWaterMark: READ_CHUNK });
   source.on('error', (error) => gzip.destroy(error));
   source.pipe(gzip);
@@ -104,9 +125,10 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
       ContentType: 'application/x-ndjson',
       ContentEncoding: 'gzip',
       IfNoneMatch: '*',
+      ChecksumAlgorithm: 'CRC32',
       Metadata: { ...options.metadata, sha256, 'raw-bytes': String(bytes) },
     },
-    partSize: options.partSize ?? 8 * 1024 * 1024,
+    partSize,
     queueSize: options.queueSize ?? 4,
     leavePartsOnError: false,
   });
@@ -125,11 +147,104 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
     throw new ArchiveError('VERIFY_FAILED', 'cannot read back the uploaded object', { ...context, cause });
   }
   if (!uploaded) throw new ArchiveError('VERIFY_FAILED', 'uploaded object cannot be found', context);
+  const compressedBytes = crc.bytes;
   if (uploaded.ContentLength !== compressedBytes) {
     throw new ArchiveError('VERIFY_FAILED', `object holds ${uploaded.ContentLength} bytes, ${compressedBytes} were sent`, context);
   }
   if (uploaded.Metadata?.sha256 !== sha256) {
     throw new ArchiveError('VERIFY_FAILED', `object's sha256 metadata is ${uploaded.Metadata?.sha256 ?? 'missing'}, expected ${sha256}`, context);
   }
-  return { bucket, key, status: 'uploaded', bytes, compressedBytes, sha256 };
+  const mismatch = crc.mismatch(uploaded);
+  if (mismatch) throw new ArchiveError('VERIFY_FAILED', mismatch, context);
+  const result: ArchiveResult = { bucket, key, status: 'uploaded', bytes, compressedBytes, sha256, s3Checksum: describeChecksum(uploaded), manifestKey: undefined };
+  if (options.manifest) result.manifestKey = await putManifest(options, result, context);
+  return result;
+}
+
+/** Writes the manifest beside a verified object; one already there for the same data counts as done. */
+async function putManifest(options: ArchiveOptions, result: ArchiveResult, context: { bucket: string; key: string; file: string }): Promise<string> {
+  const key = manifestKey(result.key);
+  const where = { ...context, key };
+  try {
+    const existing = await head(options.client, options.bucket, key);
+    if (existing) {
+      if (existing.Metadata?.['data-sha256'] === result.sha256) return key;
+      throw new ArchiveError('CONFLICT', `a manifest for other data (sha256 ${existing.Metadata?.['data-sha256'] ?? 'unknown'}) is already at the key`, where);
+    }
+    const body = JSON.stringify({ ...options.manifest, object: result.key, sha256: result.sha256, rawBytes: result.bytes, compressedBytes: result.compressedBytes });
+    await options.client.send(
+      new PutObjectCommand({
+        Bucket: options.bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+        ChecksumAlgorithm: 'CRC32',
+        Metadata: { 'data-sha256': result.sha256 },
+      }),
+    );
+    return key;
+  } catch (cause) {
+    if (cause instanceof ArchiveError) throw cause;
+    const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 412) throw new ArchiveError('CONFLICT', 'a manifest appeared at the key during the upload', { ...where, cause });
+    throw new ArchiveError('UPLOAD_FAILED', 'manifest upload failed', { ...where, cause });
+  }
+}
+
+function describeChecksum(head: HeadObjectCommandOutput): string | undefined {
+  return head.ChecksumCRC32 === undefined ? undefined : `CRC32 ${head.ChecksumCRC32}`;
+}
+
+/** CRC32 of the bytes sent, as S3 reports it: of the whole object, or of the parts' CRC32s ("composite", with a -N suffix). */
+class SentChecksum {
+  bytes = 0;
+  private whole = 0;
+  private part = 0;
+  private partBytes = 0;
+  private readonly partCrcs: Buffer[] = [];
+
+  constructor(private readonly partSize: number) {}
+
+  update(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    this.whole = crc32(chunk, this.whole);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, this.partSize - this.partBytes);
+      this.part = crc32(chunk.subarray(offset, offset + take), this.part);
+      this.partBytes += take;
+      offset += take;
+      if (this.partBytes === this.partSize) this.endPart();
+    }
+  }
+
+  private endPart(): void {
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(this.part >>> 0);
+    this.partCrcs.push(crc);
+    this.part = 0;
+    this.partBytes = 0;
+  }
+
+  /**
+   * Why the object's checksum disagrees with what was sent, or undefined (also when S3 reports
+   * none). S3 reports the CRC32 of the whole object or, for a composite multipart checksum, the
+   * CRC32 of the parts' CRC32s with a `-<parts>` suffix (moto leaves the suffix off).
+   */
+  mismatch(head: HeadObjectCommandOutput): string | undefined {
+    const reported = head.ChecksumCRC32;
+    if (reported === undefined) return undefined;
+    if (this.partBytes > 0 || this.partCrcs.length === 0) this.endPart();
+    const whole = toBase64(this.whole);
+    const composite = toBase64(crc32(Buffer.concat(this.partCrcs)));
+    const accepted = [whole, composite, `${composite}-${this.partCrcs.length}`];
+    return accepted.includes(reported) ? undefined : `object's CRC32 is ${reported}, the bytes sent have ${whole} (whole) or ${accepted[2]} (composite)`;
+  }
+}
+
+function toBase64(crc: number): string {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32BE(crc >>> 0);
+  return bytes.toString('base64');
 }

@@ -1,4 +1,4 @@
-export { archiveFile } from './archiver';
+export { archiveFile, manifestKey } from './archiver';
 export type { ArchiveOptions, ArchiveResult } from './archiver';
 export { archiveKey } from './key';
 export type { ArchiveKeyParts } from './key';

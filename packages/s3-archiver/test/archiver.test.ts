@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { removeDir, s3Implementations, startS3, tempDir, type S3Server } from '@log/test-kit';
-import { ArchiveError, archiveFile, archiveKey } from '../src';
+import { ArchiveError, archiveFile, archiveKey, manifestKey } from '../src';
 
 describe('archiveKey', () => {
   it('builds Hive-style partitioned keys that do not collide', () => {
@@ -48,6 +48,8 @@ describe.each(s3Implementations())('archiveFile against %s', (implementation) =>
     const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
     const body = Buffer.from(await object.Body!.transformToByteArray());
     expect(gunzipSync(body).toString()).toBe(content);
+    // moto keeps S3's own CRC32 of the parts, which archiveFile compared with what it sent; s3rver keeps none.
+    if (implementation === 'moto') expect(result.s3Checksum).toMatch(/^CRC32 [A-Za-z0-9+/]{6}==(-\d+)?$/);
   }, 60_000);
 
   it('never overwrites: the same content counts as done, other content is a conflict', async () => {
@@ -61,6 +63,26 @@ describe.each(s3Implementations())('archiveFile against %s', (implementation) =>
     await expect(archiveFile(file, { client, bucket: 'logs', key })).rejects.toMatchObject({ code: 'CONFLICT' });
     const object = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: key }));
     expect(gunzipSync(Buffer.from(await object.Body!.transformToByteArray())).toString()).toBe('{"n":1}\n{"n":2}\n');
+  }, 30_000);
+
+  it('writes the manifest beside the object, once: a retry finds it, a manifest for other data is a conflict', async () => {
+    const file = join(dir, 'manifested.log');
+    writeFileSync(file, '{"seq":1}\n{"seq":2}\n');
+    const key = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
+    const manifest = { records: 2, producers: [{ producer: 'p1', minSeq: 1, maxSeq: 2, records: 2 }] };
+    const result = await archiveFile(file, { client, bucket: 'logs', key, manifest });
+    expect(result.manifestKey).toBe(manifestKey(key));
+    expect(result.manifestKey).toMatch(/\.manifest\.json$/);
+    const read = async (k: string) => JSON.parse(Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: 'logs', Key: k }))).Body!.transformToByteArray()).toString());
+    expect(await read(result.manifestKey!)).toEqual({ ...manifest, object: key, sha256: result.sha256, rawBytes: 20, compressedBytes: result.compressedBytes });
+    expect((await archiveFile(file, { client, bucket: 'logs', key, manifest })).status).toBe('exists');
+
+    const other = join(dir, 'other.log');
+    writeFileSync(other, '{"seq":9}\n');
+    const otherKey = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
+    await client.send(new PutObjectCommand({ Bucket: 'logs', Key: manifestKey(otherKey), Body: '{"someone":"else"}', Metadata: { 'data-sha256': 'f'.repeat(64) } }));
+    await expect(archiveFile(other, { client, bucket: 'logs', key: otherKey, manifest })).rejects.toMatchObject({ code: 'CONFLICT', key: manifestKey(otherKey) });
+    expect(await read(manifestKey(otherKey))).toEqual({ someone: 'else' });
   }, 30_000);
 
   it('fails with a typed error when S3 is down, and keeps the file', async () => {
