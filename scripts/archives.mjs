@@ -1,5 +1,6 @@
 // `pnpm archives`: lists the archives the running demo put into its local S3 (s3rver);
-// `pnpm archives --cat <key>` prints one, gunzipped: the JSON lines as they were on disk.
+// `pnpm archives --cat <key>` prints one, gunzipped: the JSON lines as they were on disk (a
+// manifest key prints the manifest).
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -22,8 +23,10 @@ const client = new S3Client({ endpoint: demo.s3Endpoint, forcePathStyle: true, r
 try {
   const catIndex = process.argv.indexOf('--cat');
   if (catIndex > 0) {
-    const object = await client.send(new GetObjectCommand({ Bucket: demo.bucket, Key: process.argv[catIndex + 1] }));
-    process.stdout.write(gunzipSync(Buffer.from(await object.Body.transformToByteArray())));
+    const key = process.argv[catIndex + 1];
+    const object = await client.send(new GetObjectCommand({ Bucket: demo.bucket, Key: key }));
+    const body = Buffer.from(await object.Body.transformToByteArray());
+    process.stdout.write(key.endsWith('.gz') ? gunzipSync(body) : body); // a manifest is plain JSON
   } else {
     const list = await client.send(new ListObjectsV2Command({ Bucket: demo.bucket }));
     for (const object of list.Contents ?? []) console.log(`${String(object.Size).padStart(8)}  s3://${demo.bucket}/${object.Key}`);

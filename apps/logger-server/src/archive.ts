@@ -133,6 +133,44 @@ export class ArchiveQueue {
     }
   }
 
+  /**
+   * One pass for `logger-server archive`: every queued file is archived, each failure retried
+   * up to `attempts` times with backoff; after a file failed every attempt the rest are not
+   * tried. Resolves with what stayed behind (never deleted).
+   */
+  async archiveAll(attempts: number): Promise<{ archived: number; failed: Array<{ file: string; code: string; message: string }> }> {
+    await this.sweepStaleUploads();
+    let archived = 0;
+    const failed: Array<{ file: string; code: string; message: string }> = [];
+    let unreachable = false;
+    for (const file of [...this.queue]) {
+      if (unreachable) {
+        failed.push({ file: file.path, code: 'NOT_TRIED', message: 'skipped: an earlier file failed every attempt' });
+        continue;
+      }
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.archive(file);
+          archived++;
+          break;
+        } catch (error) {
+          const code = error instanceof ArchiveError ? error.code : 'INTERNAL';
+          this.metrics.archiveFailures.inc({ reason: code });
+          if (code === 'CONFLICT' || attempt >= attempts) {
+            failed.push({ file: file.path, code, message: (error as Error).message });
+            this.log('error', 'could not archive; the file is kept', { file: file.path, attempts: attempt, ...describeError(error) });
+            // A conflict is this file's alone; anything else (S3 away, refusing) would fail the rest too.
+            unreachable = code !== 'CONFLICT';
+            break;
+          }
+          await sleep(100 * 2 ** attempt * (0.5 + Math.random()));
+        }
+      }
+    }
+    this.client.destroy();
+    return { archived, failed };
+  }
+
   async stop(): Promise<void> {
     this.running = false;
     this.wake?.();
@@ -192,11 +230,12 @@ export class ArchiveQueue {
       bucket: this.config.s3.bucket,
       key,
       gzipLevel: this.config.s3.gzipLevel,
+      partSize: this.config.s3.partSize,
       metadata,
       manifest: manifest ? { ...manifest, host: this.config.consumer } : undefined,
     });
     // Verified: only now may the local copy go (the data file first: a manifest left alone is swept at the next scan).
-    unlinkSync(file.path);
+    removeQuietly(file.path);
     removeQuietly(manifestPath);
     syncDirectory(dirname(file.path));
     this.queue.splice(this.queue.indexOf(file), 1);
@@ -224,11 +263,12 @@ function readManifest(path: string): FileManifest | undefined {
   }
 }
 
+/** Unlinks a file; one already gone (another run archived it meanwhile) is fine, any other error throws. */
 function removeQuietly(path: string): void {
   try {
     unlinkSync(path);
-  } catch {
-    // already gone
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
 }
 

@@ -36,6 +36,8 @@ export interface ServerConfig {
     forcePathStyle: boolean;
     region: string | undefined;
     gzipLevel: number;
+    /** Multipart part size; memory per upload is about 4 parts. */
+    partSize: number;
     /** Past this many bytes of closed files waiting, the server stops reading from Redis (entries wait there, safely). */
     backlogBytes: number;
     /** /healthz says degraded when the oldest waiting file is older than this. */
@@ -48,7 +50,7 @@ export interface ServerConfig {
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
   'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
-  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS', 'ARCHIVE_STALE_UPLOAD_SECONDS',
+  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'S3_PART_SIZE', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS', 'ARCHIVE_STALE_UPLOAD_SECONDS',
 ] as const;
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -125,6 +127,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
             forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
             region: values.AWS_REGION,
             gzipLevel: integer('S3_GZIP_LEVEL', 6, 1),
+            partSize: integer('S3_PART_SIZE', 8 * 1024 * 1024, 5 * 1024 * 1024),
             backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
             staleSeconds: integer('ARCHIVE_STALE_SECONDS', 7200, 1),
             staleUploadSeconds: integer('ARCHIVE_STALE_UPLOAD_SECONDS', 3600, 0),

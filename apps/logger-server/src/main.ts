@@ -2,25 +2,56 @@
 // The logger daemon in the foreground: `node apps/logger-server/dist/main.js`, configured by the
 // environment (see README). Exit codes: 0 after a clean drain, 1 on a disk failure (pending
 // entries are redelivered after restart), 2 on bad configuration.
-import { loadConfig, redactedConfig } from './config';
+//
+// `logger-server archive [dir]`: uploads the closed files left under LOG_DIR (or dir) once and
+// exits: 0 when all were archived, 1 when some are left (they are kept), 2 on bad configuration.
+import { ArchiveQueue } from './archive';
+import { loadConfig, redactedConfig, type ServerConfig } from './config';
 import { ConfigError } from './errors';
 import { startHttp } from './http';
 import { describeError, serverLog } from './log';
+import { createMetrics } from './metrics';
 import { LoggerServer } from './server';
 
 const DRAIN_DEADLINE_MS = 10_000;
 
-async function main(): Promise<number> {
-  let config;
+const ARCHIVE_ATTEMPTS = 5;
+
+function configOrExit(env: NodeJS.ProcessEnv): Readonly<ServerConfig> | undefined {
   try {
-    config = loadConfig();
+    return loadConfig(env);
   } catch (error) {
     if (error instanceof ConfigError) {
       for (const problem of error.problems) process.stderr.write(`logger-server: ${problem}\n`);
-      return 2;
+      return undefined;
     }
     throw error;
   }
+}
+
+async function archiveCommand(dir: string | undefined): Promise<number> {
+  const config = configOrExit(dir === undefined ? process.env : { ...process.env, LOG_DIR: dir });
+  if (!config) return 2;
+  if (!config.s3) {
+    process.stderr.write('logger-server archive: S3_BUCKET is not set (and S3_ENDPOINT, S3_PREFIX, AWS_REGION as needed)\n');
+    return 2;
+  }
+  const queue = new ArchiveQueue({ ...config, s3: config.s3 }, createMetrics(), serverLog);
+  queue.scan();
+  const { archived, failed } = await queue.archiveAll(ARCHIVE_ATTEMPTS);
+  serverLog(failed.length === 0 ? 'info' : 'error', 'archive pass finished', { logDir: config.logDir, archived, left: failed.length });
+  return failed.length === 0 ? 0 : 1;
+}
+
+async function main(): Promise<number> {
+  const [command, ...args] = process.argv.slice(2);
+  if (command === 'archive') return archiveCommand(args[0]);
+  if (command !== undefined) {
+    process.stderr.write(`logger-server: unknown command ${JSON.stringify(command)}; usage: logger-server [archive [dir]]\n`);
+    return 2;
+  }
+  const config = configOrExit(process.env);
+  if (!config) return 2;
   serverLog('info', 'configuration', redactedConfig(config));
   const server = new LoggerServer(config);
   await server.start();

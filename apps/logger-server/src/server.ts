@@ -201,7 +201,8 @@ export class LoggerServer {
       }
       if (entries.length === 0) continue;
       const now = Date.now();
-      if (this.running && now < nextClaim && now < nextTrim) {
+      // No read ahead when a claim or trim is due, or while the archive backlog holds reading back.
+      if (this.running && now < nextClaim && now < nextTrim && !this.archiveBackpressure()) {
         prefetched = readBatch();
         prefetched.catch(() => {}); // handled when awaited at the top of the loop
       }

@@ -1,11 +1,17 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand, GetObjectCommand, ListMultipartUploadsCommand, ListObjectVersionsCommand, ListObjectsV2Command, PutBucketVersioningCommand, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3';
+import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
+import { createClient } from 'redis';
 import { archiveFile, archiveKey, manifestKey } from '@log/s3-archiver';
 import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer, type S3Server } from '@log/test-kit';
-import { httpGet, readLogs, startServer, type ServerProcess } from './harness';
+import { MAIN, httpGet, readLogs, startServer, type ServerProcess } from './harness';
 
 let redis: RedisServer;
 let dir: string;
@@ -90,6 +96,17 @@ function closedFiles(app: string): string[] {
   }
 }
 
+/**
+ * Waits until no closed file of `app` is left on disk and S3 plus the open file hold `total`
+ * records, then asserts each sequence number 1..total is there exactly once.
+ */
+async function expectEverythingArchivedOnce(client: S3Client, app: string, total: number, timeoutMs = 60_000): Promise<void> {
+  const everything = async () => [...(await archivedRecords(client)).records, ...(readLogs(join(dir, 'log')).get(app) ?? [])];
+  await until(async () => closedFiles(app).length === 0 && (await everything()).length >= total, timeoutMs);
+  const seqs = (await everything()).map((r) => r.seq as number).sort((a, b) => a - b);
+  expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+}
+
 async function until(what: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await what())) {
@@ -98,18 +115,89 @@ async function until(what: () => boolean | Promise<boolean>, timeoutMs = 30_000)
   }
 }
 
+interface PublishOptions {
+  /** Flush (end a frame) after every this many records. */
+  every: number;
+  /** Pause after each flush, so the server reads separate batches (and rotates between them). */
+  pauseMs?: number;
+  /** The record's payload. @defaultValue 50 characters of padding */
+  fields?: (i: number) => Record<string, unknown>;
+  /** Called before record i is logged (to freeze S3 at a chosen moment, say). */
+  before?: (i: number) => void;
+}
+
+/** Publishes `count` records of `app` to `channel` (seq 1..count), flushed; the publisher is closed by the test's cleanup. */
+async function publish(channel: string, app: string, count: number, options: PublishOptions): Promise<void> {
+  const log = createPublisher(channel, { app, url: redis.url });
+  cleanups.push(() => log.close(1000));
+  for (let i = 0; i < count; i++) {
+    options.before?.(i);
+    log.info('to archive', options.fields?.(i) ?? { i, pad: 'p'.repeat(50) });
+    if (i % options.every === 0) {
+      await log.flush();
+      if (options.pauseMs) await sleep(options.pauseMs);
+    }
+  }
+  await log.flush();
+}
+
+/** A server without S3 writes `count` records of `app` in several batches and stops: closed files (and manifests) stay on disk. */
+async function firstRunWithoutS3(channel: string, app: string, count: number): Promise<void> {
+  const first = await startServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CONSUMER: 'app1', LOG_CHANNEL: channel, ROTATE_BYTES: '5000' });
+  await publish(channel, app, count, { every: 50, pauseMs: 50 });
+  await until(() => (readLogs(join(dir, 'log')).get(app)?.length ?? 0) >= count);
+  await first.stop(); // closes the open file too
+}
+
+/** `logger-server archive [dir]`, the one-shot command: resolves with its exit code and output. */
+function archiveCommand(env: Record<string, string>, args: string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, 'archive', ...args], {
+      env: { PATH: process.env.PATH, LOG_CONSUMER: 'app1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+describe('logger-server archive [dir]', () => {
+  it('uploads the closed files left in a directory with their manifests; with S3 away it keeps them and exits 1', async () => {
+    const channel = `arch${++n}`;
+    await firstRunWithoutS3(channel, 'left', 300);
+    const names = closedFiles('left').sort();
+    expect(names.length).toBeGreaterThanOrEqual(2);
+    const logDir = join(dir, 'log');
+
+    const missing = await archiveCommand({}, [logDir]);
+    expect(missing.code).toBe(2);
+    expect(missing.output).toMatch(/S3_BUCKET is not set/);
+
+    const away = await archiveCommand(s3Env({ endpoint: `http://127.0.0.1:${await freePort()}` }), [logDir]);
+    expect(away.code).toBe(1);
+    expect(away.output).toMatch(/could not archive; the file is kept/);
+    expect(closedFiles('left').sort()).toEqual(names);
+
+    const { s3, client } = await s3Server();
+    const done = await archiveCommand(s3Env(s3), [logDir]);
+    expect(done.code).toBe(0);
+    expect(done.output).toContain(`"archived":${names.length}`);
+    expect(readdirSync(join(logDir, 'left'))).toEqual([]); // data files and manifests gone
+    const { keys, records, objects } = await archivedRecords(client);
+    expect(keys).toHaveLength(names.length);
+    expect(records.map((r) => r.seq).sort((a, b) => (a as number) - (b as number))).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    for (const object of objects) expect(object.manifest).toMatchObject({ records: object.records.length, object: object.key });
+  }, 90_000);
+});
+
 describe('rotation and archiving to S3', () => {
   it('rotates by size, uploads gzip objects under Hive-style keys, deletes files only after verification', async () => {
     const { s3, client } = await s3Server();
     const channel = `arch${++n}`;
     const s = await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', ...s3Env(s3) });
-    const log = createPublisher(channel, { app: 'shop', url: redis.url });
-    cleanups.push(() => log.close(1000));
-    for (let i = 0; i < 3000; i++) {
-      log.info('archived', { i, pad: 'p'.repeat(50) });
-      if (i % 100 === 0) await log.flush();
-    }
-    await log.flush();
+    await publish(channel, 'shop', 3000, { every: 100 });
     await until(async () => {
       const archived = await archivedRecords(client);
       return archived.keys.length >= 2 && closedFiles('shop').length === 0 && archived.records.length + (readLogs(join(dir, 'log')).get('shop')?.length ?? 0) >= 3000;
@@ -145,23 +233,13 @@ describe('rotation and archiving to S3', () => {
     const endpoint = `http://127.0.0.1:${port}`;
     const channel = `arch${++n}`;
     await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', ...s3Env({ endpoint }) });
-    const log = createPublisher(channel, { app: 'late', url: redis.url });
-    cleanups.push(() => log.close(1000));
-    for (let i = 0; i < 1000; i++) {
-      log.info('before s3', { i, pad: 'p'.repeat(50) });
-      if (i % 200 === 0) await log.flush();
-    }
-    await log.flush();
+    await publish(channel, 'late', 1000, { every: 200 });
     await until(() => closedFiles('late').length >= 1 && (readLogs(join(dir, 'log')).get('late')?.length ?? 0) >= 1000);
     const waiting = closedFiles('late');
     await sleep(1500); // the archiver tries and fails meanwhile
     expect(closedFiles('late')).toEqual(expect.arrayContaining(waiting)); // nothing deleted while S3 is away
     const { client } = await s3Server({ port });
-    await until(async () => closedFiles('late').length === 0);
-    const { records } = await archivedRecords(client);
-    const all = [...records, ...(readLogs(join(dir, 'log')).get('late') ?? [])];
-    expect(new Set(all.map((r) => r.seq)).size).toBe(1000);
-    expect(all).toHaveLength(1000);
+    await expectEverythingArchivedOnce(client, 'late', 1000);
   }, 90_000);
 
   it('rides out an S3 that freezes (SIGSTOP) while files are uploaded: everything arrives, no multipart upload left behind', async () => {
@@ -169,32 +247,41 @@ describe('rotation and archiving to S3', () => {
     const { s3, client } = await s3Server(motoAvailable() ? { implementation: 'moto' } : {});
     const channel = `arch${++n}`;
     await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', ...s3Env(s3), AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey });
-    const log = createPublisher(channel, { app: 'frozen', url: redis.url });
-    cleanups.push(() => log.close(1000));
-    for (let i = 0; i < 2000; i++) {
-      log.info('through a freeze', { i, pad: 'p'.repeat(50) });
-      if (i % 100 === 0) {
-        await log.flush();
-        await sleep(20);
-      }
-      if (i === 600) s3.pause();
-    }
-    await log.flush();
+    await publish(channel, 'frozen', 2000, { every: 100, pauseMs: 20, before: (i) => i === 601 && s3.pause() });
     await sleep(1500);
     expect(closedFiles('frozen').length).toBeGreaterThan(0); // files waited for the frozen S3
     s3.resume();
-    await until(async () => {
-      const archived = await archivedRecords(client);
-      return closedFiles('frozen').length === 0 && archived.records.length + (readLogs(join(dir, 'log')).get('frozen')?.length ?? 0) >= 2000;
-    }, 60_000);
-    const { records } = await archivedRecords(client);
-    const all = [...records, ...(readLogs(join(dir, 'log')).get('frozen') ?? [])];
-    expect(new Set(all.map((r) => r.seq)).size).toBe(2000);
-    expect(all).toHaveLength(2000);
+    await expectEverythingArchivedOnce(client, 'frozen', 2000);
     if (s3.implementation === 'moto') {
       const uploads = await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }));
       expect(uploads.Uploads ?? []).toEqual([]);
     }
+  }, 90_000);
+
+  it('stops reading from Redis while the backlog of unarchived files passes ARCHIVE_BACKLOG_BYTES, and catches up when S3 returns', async () => {
+    const port = await freePort();
+    const channel = `arch${++n}`;
+    const s = await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '5000', ARCHIVE_BACKLOG_BYTES: '20000', ...s3Env({ endpoint: `http://127.0.0.1:${port}` }) });
+    // Small frames spread over a few seconds, so the server reads many batches and rotates between them.
+    await publish(channel, 'held', 2000, { every: 20, pauseMs: 15, fields: (i) => ({ i, pad: 'p'.repeat(200) }) });
+    await until(() => s.output().includes('pausing reads from redis'));
+    await sleep(1000);
+    // Paused: what is on disk stopped short, the rest waits in the stream, undelivered.
+    const onDisk = readLogs(join(dir, 'log')).get('held')?.length ?? 0;
+    expect(onDisk).toBeLessThan(2000);
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    cleanups.push(() => client.quit());
+    const [group] = (await client.xInfoGroups(streamKey(channel))) as unknown as Array<Record<string, unknown>>;
+    expect(Number(group!.lag)).toBeGreaterThan(0);
+    expect(Number(group!.pending)).toBe(0); // nothing read and left unwritten
+    expect(JSON.parse((await httpGet(s.httpPort, '/healthz')).body)).toMatchObject({ archive: 'degraded' });
+    expect((await httpGet(s.httpPort, '/metrics')).body).toMatch(/logger_archive_backlog_bytes (2\d{4}|[3-9]\d{4})/);
+    expect(readLogs(join(dir, 'log')).get('held')?.length ?? 0).toBe(onDisk); // still paused
+
+    const { client: s3Client } = await s3Server({ port });
+    await expectEverythingArchivedOnce(s3Client, 'held', 2000);
+    expect(s.output()).toContain('archive backlog drained: reading again');
   }, 90_000);
 
   (motoAvailable() ? it : it.skip)('aborts its own multipart uploads a killed run left open, and no one else\'s', async () => {
@@ -209,22 +296,47 @@ describe('rotation and archiving to S3', () => {
     expect((open.Uploads ?? []).map((u) => u.Key)).toEqual([theirs]);
   }, 30_000);
 
+  (motoAvailable() ? it : it.skip)('after kill -9 in the middle of a multipart upload, uploads the file once: one version per key, no parts left', async () => {
+    // moto: bucket versioning shows any overwrite as a second version, and it lists multipart uploads (s3rver does neither)
+    const { s3, client } = await s3Server({ implementation: 'moto' });
+    await client.send(new PutBucketVersioningCommand({ Bucket: 'logs', VersioningConfiguration: { Status: 'Enabled' } }));
+    const channel = `arch${++n}`;
+    const env = {
+      LOG_CHANNEL: channel, ROTATE_BYTES: String(9 * 1024 * 1024), S3_PART_SIZE: String(5 * 1024 * 1024), S3_GZIP_LEVEL: '1', ARCHIVE_STALE_UPLOAD_SECONDS: '0',
+      ...s3Env(s3), AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+    };
+    const first = await server(env);
+    // ~10 MiB of poorly compressible records: the gzip object needs two 5 MiB parts
+    const total = 20_000;
+    await publish(channel, 'big', total, { every: 1000, fields: (i) => ({ i, noise: randomBytes(360).toString('base64') }) });
+    // Poll without pause: moto takes a part in well under a second.
+    const deadline = Date.now() + 30_000;
+    while (((await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }))).Uploads ?? []).length === 0) {
+      if (Date.now() > deadline) throw new Error(`no multipart upload started:\n${first.output()}`);
+    }
+    s3.pause(); // freeze the upload in the middle, then kill the server
+    await first.kill9();
+    s3.resume();
+    const interrupted = await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }));
+    expect((interrupted.Uploads ?? []).length).toBeGreaterThan(0);
+    expect(closedFiles('big').length).toBeGreaterThan(0); // not deleted: never verified
+
+    const second = await server(env);
+    await expectEverythingArchivedOnce(client, 'big', total);
+    const versions = await client.send(new ListObjectVersionsCommand({ Bucket: 'logs', Prefix: 'archive/' }));
+    const perKey = new Map<string, number>();
+    for (const version of versions.Versions ?? []) perKey.set(version.Key!, (perKey.get(version.Key!) ?? 0) + 1);
+    expect(perKey.size).toBeGreaterThan(0);
+    for (const [key, count] of perKey) expect([key, count]).toEqual([key, 1]);
+    expect(versions.DeleteMarkers ?? []).toEqual([]);
+    expect((await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }))).Uploads ?? []).toEqual([]);
+    expect((await httpGet(second.httpPort, '/metrics')).body).toMatch(/logger_archive_stale_uploads_aborted_total [1-9]/);
+  }, 120_000);
+
   it('after a crash between upload and delete, finds its own object and deletes the file; never overwrites another', async () => {
     const { s3, client } = await s3Server();
     const channel = `arch${++n}`;
-    // First run: write and close files, no S3 configured.
-    const first = await startServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CONSUMER: 'app1', LOG_CHANNEL: channel, ROTATE_BYTES: '5000' });
-    const log = createPublisher(channel, { app: 'crash', url: redis.url });
-    for (let i = 0; i < 300; i++) {
-      log.info('to archive', { i, pad: 'p'.repeat(50) });
-      if (i % 50 === 0) {
-        await log.flush();
-        await sleep(50); // separate batches, so the server rotates more than once
-      }
-    }
-    await log.close();
-    await until(() => (readLogs(join(dir, 'log')).get('crash')?.length ?? 0) >= 300);
-    await first.stop(); // closes the open file too
+    await firstRunWithoutS3(channel, 'crash', 300);
     const names = closedFiles('crash').sort();
     expect(names.length).toBeGreaterThanOrEqual(2);
     const keyOf = (name: string) => {

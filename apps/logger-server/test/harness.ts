@@ -3,7 +3,8 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, sleep, stopProcess } from '@log/test-kit';
 
-const MAIN = join(__dirname, '..', 'dist', 'main.js');
+/** The server's entry point, as operators run it. */
+export const MAIN = join(__dirname, '..', 'dist', 'main.js');
 
 /** A logger-server child process, as operators run it: `node dist/main.js` with environment variables. */
 export interface ServerProcess {
