@@ -243,6 +243,7 @@ export class ArchiveQueue {
     this.metrics.archiveUploads.inc({ status: result.status });
     this.metrics.archiveBytesIn.inc(result.bytes);
     this.metrics.archiveBytesOut.inc(result.compressedBytes);
+    if (result.compressedBytes > 0) this.metrics.archiveCompressionRatio.set(result.bytes / result.compressedBytes);
     this.metrics.archiveLastSuccess.set(this.lastSuccess / 1000);
     this.log('info', 'archived', { file: file.path, key, status: result.status, bytes: result.bytes, compressedBytes: result.compressedBytes });
   }

@@ -41,6 +41,7 @@ export function createMetrics() {
     archiveBacklogBytes: new Gauge({ name: 'logger_archive_backlog_bytes', help: 'Bytes of closed files waiting to be archived', registers: [registry] }),
     archiveOldestSeconds: new Gauge({ name: 'logger_archive_backlog_oldest_seconds', help: 'Age of the oldest closed file not yet archived', registers: [registry] }),
     archiveStaleUploadsAborted: new Counter({ name: 'logger_archive_stale_uploads_aborted_total', help: 'Incomplete multipart uploads of this server aborted at start (left by a kill)', registers: [registry] }),
+    archiveCompressionRatio: new Gauge({ name: 'logger_archive_compression_ratio', help: 'Raw bytes / gzip bytes of the last archived file', registers: [registry] }),
     archiveLastSuccess: new Gauge({ name: 'logger_archive_last_success_timestamp_seconds', help: 'When the last file was archived', registers: [registry] }),
     up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
   };

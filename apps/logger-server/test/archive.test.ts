@@ -225,6 +225,7 @@ describe('rotation and archiving to S3', () => {
     const metrics = (await httpGet(s.httpPort, '/metrics')).body;
     expect(metrics).toMatch(/logger_archive_uploads_total\{status="uploaded"\} [1-9]/);
     expect(metrics).toMatch(/logger_archive_backlog_files 0/);
+    expect(Number(/logger_archive_compression_ratio ([\d.]+)/.exec(metrics)?.[1])).toBeGreaterThan(2);
     expect(JSON.parse((await httpGet(s.httpPort, '/healthz')).body)).toMatchObject({ status: 'ok', archive: 'ok' });
   }, 60_000);
 
