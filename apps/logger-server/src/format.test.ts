@@ -1,5 +1,5 @@
-import type { LogRecord } from '@log/protocol';
-import { formatLine } from './format';
+import { decodeRecord, encodeRecord, type LogRecord } from '@log/protocol';
+import { SPLICE_RESERVED, formatLine } from './format';
 
 const base: LogRecord = { time: Date.UTC(2026, 10, 25), level: 'info', message: 'hi', app: 'shop', host: 'h1', pid: 7, producer: 'abc', seq: 3 };
 
@@ -25,5 +25,17 @@ describe('formatLine', () => {
   it('writes the error under err', () => {
     const parsed = JSON.parse(formatLine({ ...base, error: { name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } } }));
     expect(parsed.err).toEqual({ name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } });
+  });
+
+  it('writes the same line from spliced fields as from parsed ones, still one line, escapes kept', () => {
+    const wire = encodeRecord({ time: base.time, level: 'warn', message: 'x\u001b', fields: { user: 1, key: 'v\r\u0007', nested: { a: [1, 'é', null] } } });
+    const frame = { header: { producer: 'abc', seq: 3, count: 1, app: 'shop', host: 'h1', pid: 7, dropped: 0 }, lines: [wire] };
+    const spliced = decodeRecord(frame, 0, { spliceFields: SPLICE_RESERVED });
+    const parsed = decodeRecord(frame, 0);
+    expect(spliced.fieldsJson).toBeDefined(); // the fast path was taken
+    const line = formatLine(spliced);
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    expect(line).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
+    expect(JSON.parse(line)).toEqual(JSON.parse(formatLine(parsed)));
   });
 });

@@ -1,8 +1,10 @@
-import type { LogRecord } from '@log/protocol';
+import { reservedKeyMap, type LogRecord } from '@log/protocol';
 
 /** Keys every line has (err only when the record carries an error). A field with one of these names is written as `fields.<name>`. */
 export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
 export const COLLISION_PREFIX = 'fields.';
+/** OWN_KEYS for decodeRecord's spliceFields: fields named like them take the full decoding path and get renamed. */
+export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
 
 /**
  * One record as one JSON line, flat like pino and winston write: own keys first, then the
@@ -20,6 +22,9 @@ export function formatLine(record: LogRecord): string {
     ',"producer":"' + record.producer +
     '","seq":' + record.seq +
     ',"message":' + JSON.stringify(record.message);
+  const fieldsJson = record.fieldsJson;
+  // Fields the decoder validated without parsing (none is an own key): spliced in as they came.
+  if (fieldsJson !== undefined && fieldsJson.length > 2) line += ',' + fieldsJson.slice(1, -1);
   const fields = record.fields;
   if (fields !== undefined) {
     let collides = false;

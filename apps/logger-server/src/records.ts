@@ -11,6 +11,7 @@ import {
   type DecodedFrame,
   type LogRecord,
 } from '@log/protocol';
+import { SPLICE_RESERVED } from './format';
 
 /** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */
 export interface Rejected {
@@ -47,7 +48,7 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
   decoded.frame = frame.header;
   for (let i = 0; i < frame.lines.length; i++) {
     try {
-      decoded.records.push(decodeRecord(frame, i, { entryId }));
+      decoded.records.push(decodeRecord(frame, i, { entryId, spliceFields: SPLICE_RESERVED }));
     } catch (error) {
       decoded.rejected.push(rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')));
     }

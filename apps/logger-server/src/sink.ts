@@ -3,6 +3,7 @@ import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSyn
 import { basename, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { DiskError, UnsafePathError } from './errors';
+import { LineBatch } from './line-batch';
 import { FileSummary } from './summary';
 
 interface OpenFile {
@@ -14,24 +15,10 @@ interface OpenFile {
   openedAt: number;
   /** Time of the first record in the file: names the closed file and its archive. */
   firstTime: number | undefined;
-  pending: string[];
-  /** Producer, sequence number and time of each pending line, for the file's summary. */
-  pendingMeta: LineMeta;
+  pending: LineBatch;
   /** The lines of the last commit and the size before it, until the batch is acknowledged (see dropFromLastBatch). */
-  lastBatch: string[];
-  lastMeta: LineMeta;
+  last: LineBatch;
   sizeBefore: number;
-}
-
-/** Parallel arrays, not an object per line: the write path stays free of per-record garbage. */
-interface LineMeta {
-  producers: string[];
-  seqs: number[];
-  times: number[];
-}
-
-function emptyMeta(): LineMeta {
-  return { producers: [], seqs: [], times: [] };
 }
 
 /** When open files are closed for archiving. */
@@ -101,10 +88,7 @@ export class FileSink {
     const file = this.files.get(app) ?? this.open(app);
     file.firstTime ??= time;
     this.touched.add(file);
-    file.pendingMeta.producers.push(producer);
-    file.pendingMeta.seqs.push(seq);
-    file.pendingMeta.times.push(time);
-    return file.pending.push(line) - 1;
+    return file.pending.add(line, producer, seq, time);
   }
 
   /** The summary of an app's open file (rebuilt by the caller at start from recoverFile's lines). */
@@ -116,18 +100,17 @@ export class FileSink {
 
   /** The last batch is final (acknowledged, nothing more to take out): count it into the summary. */
   private settle(file: OpenFile): void {
-    const { producers, seqs, times } = file.lastMeta;
+    const { producers, seqs, times } = file.last;
     if (producers.length > 0) {
       const summary = this.summaryOf(file.app);
       for (let i = 0; i < producers.length; i++) summary.add(times[i] as number, producers[i] as string, seqs[i] as number);
     }
-    file.lastBatch = [];
-    file.lastMeta = emptyMeta();
+    file.last.clear();
   }
 
   /** How many lines the app has queued in this batch so far. */
   pendingCount(app: string): number {
-    return this.files.get(app)?.pending.length ?? 0;
+    return this.files.get(app)?.pending.count ?? 0;
   }
 
   /** Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged. */
@@ -136,12 +119,12 @@ export class FileSink {
     const files = this.touched.size;
     for (const file of this.files.values()) this.settle(file);
     for (const file of this.touched) {
-      const data = Buffer.from(file.pending.join(''), 'utf8');
-      file.lastBatch = file.pending;
-      file.lastMeta = file.pendingMeta;
+      // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
+      const batch = file.pending;
+      file.pending = file.last;
+      file.last = batch;
       file.sizeBefore = file.size;
-      file.pending = [];
-      file.pendingMeta = emptyMeta();
+      const data = batch.data();
       writeAndSync(file, data);
       file.size += data.length;
       bytes += data.length;
@@ -160,12 +143,8 @@ export class FileSink {
     for (const [app, ranges] of drop) {
       const file = this.files.get(app);
       if (!file || ranges.length === 0) continue;
-      const keep = (_: unknown, index: number) => !ranges.some(([start, end]) => index >= start && index < end);
-      const kept = file.lastBatch.filter(keep);
-      const meta = file.lastMeta;
-      file.lastMeta = { producers: meta.producers.filter(keep), seqs: meta.seqs.filter(keep), times: meta.times.filter(keep) };
-      dropped += file.lastBatch.length - kept.length;
-      const data = Buffer.from(kept.join(''), 'utf8');
+      dropped += file.last.remove((index) => ranges.some(([start, end]) => index >= start && index < end));
+      const data = file.last.data();
       try {
         ftruncateSync(file.fd, file.sizeBefore);
       } catch (error) {
@@ -173,7 +152,6 @@ export class FileSink {
       }
       writeAndSync(file, data);
       file.size = file.sizeBefore + data.length;
-      file.lastBatch = kept;
     }
     return dropped;
   }
@@ -201,7 +179,7 @@ export class FileSink {
     if (fileStat.size === 0) this.summaries.delete(app);
     const file: OpenFile = {
       app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime,
-      pending: [], pendingMeta: emptyMeta(), lastBatch: [], lastMeta: emptyMeta(), sizeBefore: fileStat.size,
+      pending: new LineBatch(), last: new LineBatch(), sizeBefore: fileStat.size,
     };
     this.files.set(app, file);
     return file;
@@ -215,7 +193,7 @@ export class FileSink {
   rotate(policy: RotationPolicy, now = Date.now(), all = false): ClosedFile[] {
     const closed: ClosedFile[] = [];
     for (const file of [...this.files.values()]) {
-      if (file.size === 0 || file.pending.length > 0) continue;
+      if (file.size === 0 || file.pending.count > 0) continue;
       const due =
         all ||
         file.size >= policy.maxBytes ||

@@ -11,6 +11,7 @@ import {
 import { isLevel } from './levels';
 import { assertValidName } from './names';
 import type { LogRecord, WireRecord } from './record';
+import { scanCanonicalRecord } from './scan';
 
 /**
  * Frame layout (version 1), one Redis stream entry field or one Pub/Sub message:
@@ -181,6 +182,19 @@ function requireCount(value: unknown, what: string, min: number, context: Protoc
 
 const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
 
+export interface DecodeRecordOptions {
+  limits?: Partial<DecodeLimits>;
+  entryId?: string;
+  /**
+   * For a writer on a hot path: a record line in the publisher's canonical shape is validated
+   * without building its fields, which come back as JSON text in `fieldsJson`. Top-level field
+   * names in this map (from reservedKeyMap) make a line take the full path instead, so the
+   * writer can still rename them. Any line the fast path is unsure of takes the full path,
+   * with the same checks and errors.
+   */
+  spliceFields?: ReadonlyMap<number, readonly string[]>;
+}
+
 /**
  * Decodes record `index` of a frame into a fully addressed record.
  * Never throws anything but a ProtocolError (RecordTooLargeError or RecordInvalidError).
@@ -188,16 +202,31 @@ const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
 export function decodeRecord(
   frame: DecodedFrame,
   index: number,
-  options: { limits?: Partial<DecodeLimits>; entryId?: string } = {},
+  options: DecodeRecordOptions = {},
 ): LogRecord {
   const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const line = frame.lines[index];
+  const { header } = frame;
+  if (options.spliceFields !== undefined && line !== undefined && line.length * 3 <= limits.maxRecordBytes) {
+    const fast = scanCanonicalRecord(line, limits, options.spliceFields);
+    if (fast !== undefined) {
+      const record = addressed(fast, header, index);
+      if (fast.fieldsJson !== undefined) record.fieldsJson = fast.fieldsJson;
+      return record;
+    }
+  }
   const context: ProtocolErrorContext = { recordIndex: index };
   if (options.entryId !== undefined) context.entryId = options.entryId;
-  const line = frame.lines[index];
   if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
   const wire = parseWireRecord(line, limits, context);
-  const { header } = frame;
-  const record: LogRecord = {
+  const record = addressed(wire, header, index);
+  if (wire.fields !== undefined) record.fields = wire.fields;
+  if (wire.error !== undefined) record.error = wire.error;
+  return record;
+}
+
+function addressed(wire: { time: number; level: WireRecord['level']; message: string }, header: FrameHeader, index: number): LogRecord {
+  return {
     time: wire.time,
     level: wire.level,
     message: wire.message,
@@ -207,9 +236,6 @@ export function decodeRecord(
     producer: header.producer,
     seq: header.seq + index,
   };
-  if (wire.fields !== undefined) record.fields = wire.fields;
-  if (wire.error !== undefined) record.error = wire.error;
-  return record;
 }
 
 /** Parses and validates one record line. Exported for the server's single-record paths. */

@@ -26,4 +26,5 @@ export {
   decodeRecord,
   parseWireRecord,
 } from './frame';
-export type { FrameHeader, DecodeLimits, DecodedFrame } from './frame';
+export type { FrameHeader, DecodeLimits, DecodedFrame, DecodeRecordOptions } from './frame';
+export { reservedKeyMap } from './scan';

@@ -32,4 +32,9 @@ export interface LogRecord extends WireRecord {
   producer: string;
   /** Per-producer sequence number: consecutive from 1, so gaps and duplicates are countable. */
   seq: number;
+  /**
+   * Only from decodeRecord with `spliceFields`: the fields as validated JSON object text, in
+   * place of `fields` (never both), for a writer that splices them into its own line.
+   */
+  fieldsJson?: string;
 }
