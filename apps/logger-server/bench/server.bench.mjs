@@ -5,7 +5,7 @@
 //  2. End to end: a publisher process logging flat out while the server runs.
 //  3. Latency from the log call to the line in the file at a steady 20k records/s.
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
@@ -135,44 +135,73 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 process.stderr.write('end to end done\n');
 
-// 3. latency at a steady 20k records/s for 10 s, from the log call to the line in the file
-await flush();
-const dir = tempDir('bench-latency');
-const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat' });
-const log = createPublisher('lat', { app: 'lat', url: redis.url });
-const latencies = [];
-const file = join(dir, 'log', 'lat', 'lat.log');
-let offset = 0;
-let rest = '';
-const buffer = Buffer.alloc(1 << 20);
-const tail = setInterval(() => {
-  if (!existsSync(file) || statSync(file).size <= offset) return;
-  const fd = openSync(file, 'r');
-  let n;
-  while ((n = readSync(fd, buffer, 0, buffer.length, offset)) > 0) {
-    offset += n;
-    const lines = (rest + buffer.toString('utf8', 0, n)).split('\n');
-    rest = lines.pop();
-    const now = Date.now();
-    for (const line of lines) latencies.push(now - JSON.parse(line).sentAt);
-  }
-  closeSync(fd);
-}, 1);
+// 3. latency from the log call to the line in the file: at a steady 20k records/s (the target),
+// and near capacity with different batch sizes (READ_COUNT = entries per fsync).
+async function latencyRun({ perSecond, seconds, readCount }) {
+  await flush();
+  const dir = tempDir('bench-latency');
+  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat', READ_COUNT: String(readCount) });
+  const log = createPublisher('lat', { app: 'lat', url: redis.url });
+  const latencies = [];
+  const file = join(dir, 'log', 'lat', 'lat.log');
+  // Follows the file like tail -F: the descriptor keeps reading a file the server rotated away
+  // (renamed), drained to its end before the new one is opened.
+  let fd;
+  let offset = 0;
+  let rest = '';
+  const buffer = Buffer.alloc(1 << 20);
+  const drain = () => {
+    let n;
+    while ((n = readSync(fd, buffer, 0, buffer.length, offset)) > 0) {
+      offset += n;
+      const lines = (rest + buffer.toString('utf8', 0, n)).split('\n');
+      rest = lines.pop();
+      const now = Date.now();
+      for (const line of lines) latencies.push(now - JSON.parse(line).sentAt);
+    }
+  };
+  const tail = setInterval(() => {
+    if (fd === undefined) {
+      if (!existsSync(file)) return;
+      fd = openSync(file, 'r');
+    }
+    drain();
+    if (existsSync(file) && statSync(file).ino !== fstatSync(fd).ino) {
+      drain();
+      closeSync(fd);
+      fd = openSync(file, 'r');
+      offset = 0;
+      rest = '';
+    }
+  }, 1);
+  let sent = 0;
+  const perTick = perSecond / 100;
+  const ticker = setInterval(() => {
+    for (let k = 0; k < perTick; k++) log.info('request handled', { sentAt: Date.now(), ...fields(sent++) });
+  }, 10);
+  await sleep(seconds * 1000);
+  clearInterval(ticker);
+  await log.close();
+  while (latencies.length < sent) await sleep(20);
+  clearInterval(tail);
+  if (fd !== undefined) closeSync(fd);
+  await server.stop();
+  removeDir(dir);
+  latencies.sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
+  return { p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], records: latencies.length };
+}
+
 const SECONDS = 10;
-let sent = 0;
-const ticker = setInterval(() => {
-  for (let k = 0; k < 200; k++) log.info('request handled', { sentAt: Date.now(), ...fields(sent++) });
-}, 10);
-await sleep(SECONDS * 1000);
-clearInterval(ticker);
-await log.close();
-while (latencies.length < sent) await sleep(20);
-clearInterval(tail);
-await server.stop();
-removeDir(dir);
+const target = await latencyRun({ perSecond: 20_000, seconds: SECONDS, readCount: 16 });
+process.stderr.write('latency at 20k done\n');
+const tradeRows = [];
+for (const readCount of [1, 16, 64]) {
+  const run = await latencyRun({ perSecond: 100_000, seconds: 5, readCount });
+  tradeRows.push([String(readCount), String(run.p50), String(run.p99), String(run.max), run.records.toLocaleString('en')]);
+  process.stderr.write(`latency at 100k, READ_COUNT ${readCount} done\n`);
+}
 await redis.dispose();
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
 
 const body = `Medians of ${ROUNDS} rounds. From a pre-filled stream: "records/s" counts from the server's "logger server started" line (its read loop is running) until /metrics shows every record written (fsynced); "with start-up" counts from spawning node, so module loading (~0.3 s) is in it. End to end counts from when the publisher process is spawned (the server already runs).
 
@@ -182,6 +211,10 @@ ${prefillRows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 
 ${table(['end to end', 'records', 'records/s'], [['publisher process logging flat out -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), rate(E2E, median(e2eTimes)).toLocaleString('en')]])}
 
-${table(['latency, log call -> line in the file, at 20,000 records/s for ' + SECONDS + ' s', 'ms'], [['p50', String(pct(50))], ['p99', String(pct(99))], ['max', String(latencies[latencies.length - 1])], ['records', latencies.length.toLocaleString('en')]])}`;
+${table(['latency, log call -> line in the file, at 20,000 records/s for ' + SECONDS + ' s (READ_COUNT 16)', 'ms'], [['p50', String(target.p50)], ['p99', String(target.p99)], ['max', String(target.max)], ['records', target.records.toLocaleString('en')]])}
+
+Batch size against latency near capacity: 100,000 records/s for 5 s (the publisher frames whatever each 10 ms tick logs, so an entry holds about 1,000 records), one fdatasync per batch of up to READ_COUNT entries.
+
+${table(['READ_COUNT', 'p50 ms', 'p99 ms', 'max ms', 'records'], tradeRows)}`;
 console.log(body);
 record(root, 'server', 'Logger server: throughput and latency', 'pnpm bench (apps/logger-server/bench/server.bench.mjs)', body);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { isValidName } from '@log/protocol';
 import { PubSubReader, StreamReader, type StreamEntry } from '@log/subscriber';
 import type { ServerConfig } from './config';
-import { ArchiveQueue } from './archive';
+import type { ArchiveQueue } from './archive';
 import { ProducerLedger } from './dedup';
 import { DiskError, ServerError, UnsafePathError } from './errors';
 import { formatLine } from './format';
@@ -52,7 +52,11 @@ export class LoggerServer {
     private readonly log: ServerLog = serverLog,
   ) {
     this.sink = new FileSink(config.logDir);
-    this.archive = config.s3 ? new ArchiveQueue({ ...config, s3: config.s3 }, this.metrics, log) : undefined;
+    if (config.s3) {
+      // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.
+      const { ArchiveQueue: Queue } = require('./archive') as typeof import('./archive');
+      this.archive = new Queue({ ...config, s3: config.s3 }, this.metrics, log);
+    }
   }
 
   /**
