@@ -46,22 +46,31 @@ async function server(name: string, env: Record<string, string>) {
 describe('several logger servers in one group', () => {
   it('when one is frozen (SIGSTOP) mid-run, the other claims its entries: nothing lost, nothing doubled', async () => {
     const channel = `grp${++n}`;
-    const env = { LOG_CHANNEL: channel, READ_COUNT: '2', CLAIM_IDLE_MS: '1000', CLAIM_INTERVAL_MS: '200' };
+    // A long blocking read, so app1 is surely waiting inside XREADGROUP when it is frozen below.
+    const env = { LOG_CHANNEL: channel, READ_COUNT: '2', CLAIM_IDLE_MS: '1000', CLAIM_INTERVAL_MS: '200', READ_BLOCK_MS: '5000' };
     const app1 = await server('app1', env);
     await server('app2', env);
     const log = publisher(channel, { app: 'shared', url: redis.url, maxFrameRecords: 50 });
     const total = 30_000;
+    const countAll = () => (readLogs(join(dir, 'app1')).get('shared')?.length ?? 0) + (readLogs(join(dir, 'app2')).get('shared')?.length ?? 0);
     for (let i = 0; i < total; i++) {
       log.info('shared', { i });
       if (i === total / 3) {
         await log.flush();
-        await sleep(100);
-        app1.child.kill('SIGSTOP'); // frozen while it holds entries
+        for (let t = 0; t < 100 && countAll() < i + 1; t++) await sleep(50);
+        await sleep(100); // both servers idle, blocked in XREADGROUP
+        // Frozen while blocked: Redis keeps handing it new entries, which stay pending under its name.
+        app1.child.kill('SIGSTOP');
+      }
+      if (i === total / 3 + 2000) {
+        await log.flush();
+        await sleep(50); // well before CLAIM_IDLE_MS: nobody has claimed them yet
+        const frozenHolds = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server', '-', '+', '100', 'app1'])) as unknown[];
+        expect(frozenHolds.length).toBeGreaterThan(0);
       }
       if (i % 1000 === 0) await sleep(1);
     }
     await log.flush();
-    const countAll = () => (readLogs(join(dir, 'app1')).get('shared')?.length ?? 0) + (readLogs(join(dir, 'app2')).get('shared')?.length ?? 0);
     for (let t = 0; t < 300 && countAll() < total; t++) await sleep(100);
     expect(countAll()).toBe(total); // app2 alone finished the job, claimed entries included
     app1.child.kill('SIGCONT');
