@@ -12,6 +12,7 @@ export function createMetrics() {
     reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
     missing: new Gauge({ name: 'logger_missing_records', help: 'Sequence numbers below the highest seen that never arrived (gaps), over all producers', registers: [registry] }),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
+    deadLetterFailures: new Counter({ name: 'logger_dead_letter_failures_total', help: 'Pub/Sub dead letters that could not be stored in Redis (counted in logger_dead_letters_total all the same)', registers: [registry] }),
     legacyMessages: new Counter({ name: 'logger_legacy_messages_total', help: 'Pub/Sub messages that were not frames (plain text or JSON from existing publishers)', registers: [registry] }),
     fsyncSeconds: new Histogram({
       name: 'logger_fsync_seconds',

@@ -373,7 +373,12 @@ export class LoggerServer {
     }
     for (const rejected of dead) {
       this.metrics.deadLetters.inc({ reason: rejected.reason });
-      this.log('warn', 'dropped a bad pubsub message', { reason: rejected.reason, detail: rejected.detail });
+      this.log('warn', 'bad pubsub message: dead-lettered', { reason: rejected.reason, detail: rejected.detail });
+      // Not awaited: a Redis that cannot take it must not hold up writing the good messages.
+      this.pubsub?.deadLetter(rejected.reason, rejected.detail, rejected.payload).catch((error: unknown) => {
+        this.metrics.deadLetterFailures.inc();
+        this.log('error', 'could not store a dead letter; it is only counted', { reason: rejected.reason, ...describeError(error) });
+      });
     }
   }
 

@@ -1,5 +1,6 @@
-import { pubsubChannel } from '@log/protocol';
+import { deadLetterKey, pubsubChannel } from '@log/protocol';
 import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import { deadLetterCommand } from './dead-letter';
 
 export interface PubSubReaderOptions {
   /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
@@ -12,21 +13,26 @@ export interface PubSubReaderOptions {
  * Subscribes to a channel (at-most-once: what is published while this reader is not connected is
  * gone; our frames' sequence numbers let the server count it). Messages arrive as raw bytes.
  * node-redis resubscribes by itself after a reconnect; `disconnects` counts the windows of loss.
+ * A subscribed connection cannot run other commands, so dead letters go over a second one,
+ * opened the first time one is needed.
  */
 export class PubSubReader {
   readonly channel: string;
+  /** Where deadLetter() stores refused messages: the channel's dead-letter stream, as in stream mode. */
+  readonly deadLetterKey: string;
   private readonly client: RedisClientType;
+  private readonly options: PubSubReaderOptions;
+  private writer: Promise<RedisClientType> | undefined;
   private closing: Promise<void> | undefined;
   /** Times the subscription was lost; messages published meanwhile were not heard. */
   disconnects = 0;
   lastError: unknown;
 
   constructor(options: PubSubReaderOptions) {
+    this.options = options;
     this.channel = pubsubChannel(options.channel);
-    this.client = createClient({ ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) as RedisClientType;
-    this.client.on('error', (error: unknown) => {
-      this.lastError = error;
-    });
+    this.deadLetterKey = deadLetterKey(options.channel);
+    this.client = this.newClient();
     this.client.on('reconnecting', () => {
       this.disconnects++;
     });
@@ -38,14 +44,40 @@ export class PubSubReader {
     await this.client.subscribe(this.channel, (message: Buffer) => onMessage(message), true);
   }
 
+  /** Stores a message the server refused (entry `pubsub`), with the reason. Rejects when Redis cannot take it. */
+  async deadLetter(reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
+    if (this.closing) throw new Error('the reader is closed');
+    this.writer ??= (async () => {
+      const writer = this.newClient();
+      await writer.connect();
+      return writer;
+    })();
+    const writer = await this.writer.catch((error: unknown) => {
+      this.writer = undefined; // the next dead letter tries a new connection
+      throw error;
+    });
+    await writer.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload));
+  }
+
   close(): Promise<void> {
     this.closing ??= (async () => {
-      try {
-        this.client.destroy();
-      } catch {
-        // already closed
+      const writer = this.writer;
+      for (const client of [this.client, writer ? await writer.catch(() => undefined) : undefined]) {
+        try {
+          client?.destroy();
+        } catch {
+          // already closed
+        }
       }
     })();
     return this.closing;
+  }
+
+  private newClient(): RedisClientType {
+    const client = createClient({ ...this.options.redis, url: this.options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) as RedisClientType;
+    client.on('error', (error: unknown) => {
+      this.lastError = error;
+    });
+    return client;
   }
 }

@@ -1,6 +1,7 @@
 import { DEFAULT_GROUP, FRAME_FIELD, assertValidName, deadLetterKey, streamKey } from '@log/protocol';
 import { RESP_TYPES, createClient, type RedisClientOptions, type RedisClientType } from 'redis';
 import { SubscriberError } from './errors';
+import { deadLetterCommand } from './dead-letter';
 
 /** One stream entry as read: its id and the frame bytes (undefined when the entry has no frame field). */
 export interface StreamEntry {
@@ -314,8 +315,7 @@ export class StreamReader {
 
   /** Copies a bad entry to the dead-letter stream with the reason, then acknowledges it. */
   async deadLetter(entryId: string, reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
-    const args = ['XADD', this.deadLetterKey, 'MAXLEN', '~', '100000', '*', 'entry', entryId, 'reason', reason, 'detail', detail];
-    await this.writer.sendCommand(payload === undefined ? args : [...args, 'payload', payload]);
+    await this.writer.sendCommand(deadLetterCommand(this.deadLetterKey, entryId, reason, detail, payload));
   }
 
   /** The writer connection, for commands that must not wait behind a blocked read. */
