@@ -1,4 +1,5 @@
 import { existsSync, readdirSync } from 'node:fs';
+import fc from 'fast-check';
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
@@ -67,6 +68,33 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
     const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
     expect(pending[0]).toBe(0);
     client.destroy();
+  }, 60_000);
+
+  it('writes what was logged, field for field: random messages and fields through the real publisher and server', async () => {
+    const s = await server();
+    const log = publisher(channel, { app: 'random', url: redis.url });
+    // Mostly plain keys (the server's fast path splices those fields unparsed), some colliding with
+    // its own keys (renamed to fields.<key>), some needing escapes (the full decoder's path).
+    const key = fc.oneof(fc.stringMatching(/^[a-zA-Z_][\w.-]{0,12}$/), fc.constantFrom('time', 'seq', 'msg', 'user.id'), fc.string({ maxLength: 8 }));
+    const record = fc.record({
+      message: fc.string({ unit: 'binary', maxLength: 60 }),
+      fields: fc.dictionary(key.filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 }),
+    });
+    const sent = fc.sample(record, { numRuns: 3000, seed: 42 });
+    for (const { message, fields } of sent) log.warn(message, fields);
+    await log.flush();
+    const lines = await waitForRecords(logDir, 'random', sent.length);
+    expectExactlyOnce(lines, log.producer, sent.length);
+    const own = new Set(['time', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
+    lines.forEach((line, i) => {
+      const { message, fields } = sent[i]!;
+      const expected: Record<string, unknown> = { level: 'warn', app: 'random', message: JSON.parse(JSON.stringify(message)) };
+      for (const [k, v] of Object.entries(JSON.parse(JSON.stringify(fields)) as Record<string, unknown>)) expected[own.has(k) ? `fields.${k}` : k] = v;
+      const { time, host, pid, producer, seq, ...rest } = line;
+      expect([i, rest]).toEqual([i, expected]);
+    });
+    const metrics = (await httpGet(s.httpPort, '/metrics')).body;
+    expect(metrics).not.toMatch(/logger_dead_letters_total\{/);
   }, 60_000);
 
   it('writes records published before the server ever started', async () => {
