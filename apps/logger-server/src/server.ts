@@ -1,5 +1,4 @@
 import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { isValidName } from '@log/protocol';
 import { PubSubReader, StreamReader, type StreamEntry } from '@log/subscriber';
 import type { ServerConfig } from './config';
