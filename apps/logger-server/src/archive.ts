@@ -42,8 +42,10 @@ export class ArchiveQueue {
       endpoint: config.s3.endpoint,
       forcePathStyle: config.s3.forcePathStyle,
       maxAttempts: 2,
-      // A frozen or half-open S3 connection must fail the attempt (and be retried), not hang it.
-      requestHandler: { requestTimeout: 30_000, connectionTimeout: 5_000 },
+      // A frozen or half-open S3 connection must fail the attempt (and be retried), not hang it:
+      // socketTimeout fails a request idle that long. (requestTimeout only logs a warning in this
+      // SDK unless throwOnRequestTimeout is set, and it would also cut a slow but moving upload.)
+      requestHandler: { socketTimeout: config.s3.idleTimeoutMs, connectionTimeout: 5_000 },
     });
   }
 
@@ -106,30 +108,34 @@ export class ArchiveQueue {
 
   start(): void {
     this.running = true;
-    this.loop = this.sweepStaleUploads().then(() => this.run());
+    this.loop = this.sweepStaleUploads(Date.now() - this.config.s3.staleUploadSeconds * 1000).then(() => this.run());
   }
 
   /**
-   * A server killed during a multipart upload leaves the upload open (parts stored, no object):
-   * at start, abort this server's incomplete uploads older than ARCHIVE_STALE_UPLOAD_SECONDS.
-   * Only keys of this LOG_CONSUMER, so another server's upload in progress is never touched.
-   * Best effort: S3 being down here is not an error (a lifecycle rule is the backstop).
+   * Aborts this server's incomplete multipart uploads started before `cutoffMs` (S3's clock).
+   * A server killed during an upload leaves one open (parts stored, no object): swept at start,
+   * those older than ARCHIVE_STALE_UPLOAD_SECONDS. An upload whose abort failed too (S3 frozen
+   * past S3_IDLE_TIMEOUT_MS) is left open as well: swept, all of this server's, before the
+   * retry, since this server runs one upload at a time and none is in progress then. Only keys
+   * of this LOG_CONSUMER, so another server's upload is never touched. Best effort: resolves
+   * false when S3 could not be asked (a lifecycle rule is the backstop).
    */
-  private async sweepStaleUploads(): Promise<void> {
+  private async sweepStaleUploads(cutoffMs: number): Promise<boolean> {
     const prefix = this.config.s3.prefix ? `${this.config.s3.prefix}/` : '';
     const mine = `/${this.config.consumer}-`;
-    const cutoff = Date.now() - this.config.s3.staleUploadSeconds * 1000;
     try {
       const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.s3.bucket, Prefix: prefix }));
       for (const upload of list.Uploads ?? []) {
         if (!upload.Key?.includes(mine) || !upload.UploadId) continue;
-        if ((upload.Initiated?.getTime() ?? 0) > cutoff) continue;
+        if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
         await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.s3.bucket, Key: upload.Key, UploadId: upload.UploadId }));
         this.metrics.archiveStaleUploadsAborted.inc();
-        this.log('info', 'aborted an incomplete multipart upload left by an earlier run', { key: upload.Key });
+        this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
       }
+      return true;
     } catch (error) {
       this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
+      return false;
     }
   }
 
@@ -139,7 +145,7 @@ export class ArchiveQueue {
    * tried. Resolves with what stayed behind (never deleted).
    */
   async archiveAll(attempts: number): Promise<{ archived: number; failed: Array<{ file: string; code: string; message: string }> }> {
-    await this.sweepStaleUploads();
+    await this.sweepStaleUploads(Date.now() - this.config.s3.staleUploadSeconds * 1000);
     let archived = 0;
     const failed: Array<{ file: string; code: string; message: string }> = [];
     let unreachable = false;
@@ -150,6 +156,7 @@ export class ArchiveQueue {
       }
       for (let attempt = 1; ; attempt++) {
         try {
+          if (attempt > 1) await this.sweepStaleUploads(Number.POSITIVE_INFINITY); // as in run()
           await this.archive(file);
           archived++;
           break;
@@ -180,6 +187,7 @@ export class ArchiveQueue {
 
   private async run(): Promise<void> {
     let backoffMs = 500;
+    let sweepFirst = false;
     while (this.running) {
       const file = this.queue.find((f) => !this.conflicts.has(f.path));
       if (!file) {
@@ -194,11 +202,14 @@ export class ArchiveQueue {
         continue;
       }
       try {
+        // A failed attempt may have left its multipart upload open (when the abort failed too).
+        if (sweepFirst) sweepFirst = !(await this.sweepStaleUploads(Number.POSITIVE_INFINITY));
         await this.archive(file);
         backoffMs = 500;
       } catch (error) {
         const reason = error instanceof ArchiveError ? error.code : 'INTERNAL';
         this.metrics.archiveFailures.inc({ reason });
+        sweepFirst = reason !== 'CONFLICT';
         if (reason === 'CONFLICT') {
           this.conflicts.add(file.path);
           this.log('error', 'archive conflict: another object is at the key; the file is kept', { file: file.path, ...describeError(error) });

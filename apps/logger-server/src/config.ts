@@ -44,13 +44,15 @@ export interface ServerConfig {
     staleSeconds: number;
     /** This server's incomplete multipart uploads older than this are aborted at start. */
     staleUploadSeconds: number;
+    /** An S3 request with nothing sent or received this long fails (and the attempt is retried): a frozen S3 must not hang the archiver. */
+    idleTimeoutMs: number;
   } | undefined;
 }
 
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
   'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
-  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'S3_PART_SIZE', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS', 'ARCHIVE_STALE_UPLOAD_SECONDS',
+  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'S3_PART_SIZE', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS', 'ARCHIVE_STALE_UPLOAD_SECONDS', 'S3_IDLE_TIMEOUT_MS',
 ] as const;
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -131,6 +133,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
             backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
             staleSeconds: integer('ARCHIVE_STALE_SECONDS', 7200, 1),
             staleUploadSeconds: integer('ARCHIVE_STALE_UPLOAD_SECONDS', 3600, 0),
+            idleTimeoutMs: integer('S3_IDLE_TIMEOUT_MS', 30_000, 1000),
           },
   };
   if (bucket !== undefined && !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket)) {

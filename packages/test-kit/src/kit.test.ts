@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { freePort, s3Implementations, startRedis, startS3, tcpAskForTest } from './testing';
+import { freePort, s3Implementations, startRedis, startS3, startTcpProxy, tcpAskForTest } from './testing';
 
 describe('test kit', () => {
   it('hands out free ports that are never 6379', async () => {
@@ -47,4 +47,19 @@ describe('test kit', () => {
       new Promise((resolve, reject) => connect(s3.port, '127.0.0.1').on('connect', resolve).on('error', reject)),
     ).rejects.toThrow();
   }, 30_000);
+
+  it('proxies to a real server, and when cut drops every byte without closing connections', async () => {
+    const redis = await startRedis();
+    const proxy = await startTcpProxy(redis.port);
+    try {
+      expect(await tcpAskForTest(proxy.port, 'PING\r\n')).toBe('+PONG\r\n');
+      proxy.cut();
+      await expect(tcpAskForTest(proxy.port, 'PING\r\n', 500)).rejects.toThrow('timeout');
+      proxy.heal();
+      expect(await tcpAskForTest(proxy.port, 'PING\r\n')).toBe('+PONG\r\n');
+    } finally {
+      await proxy.close();
+      await redis.dispose();
+    }
+  });
 });
