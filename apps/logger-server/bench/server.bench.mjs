@@ -78,12 +78,6 @@ async function timeToWrite(url, env, records) {
 }
 
 const redis = await startRedis();
-const flush = async () => {
-  const client = createClient({ url: redis.url });
-  await client.connect();
-  await client.flushAll();
-  client.destroy();
-};
 const rate = (records, ns) => Math.round(records / (ns / 1e9));
 
 // 1. pre-filled stream
@@ -100,7 +94,7 @@ for (const c of cases) {
   const withStartup = [];
   const running = [];
   for (let round = 0; round < ROUNDS; round++) {
-    await flush();
+    await redis.flushAll();
     await prefill(redis.url, 'bench', c.records, c.perEntry);
     const time = await timeToWrite(redis.url, { LOG_CHANNEL: 'bench', READ_COUNT: c.readCount }, c.records);
     withStartup.push(time.withStartup);
@@ -114,7 +108,7 @@ for (const c of cases) {
 const E2E = PREFILL;
 const e2eTimes = [];
 for (let round = 0; round < ROUNDS; round++) {
-  await flush();
+  await redis.flushAll();
   const dir = tempDir('bench-e2e');
   const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' });
   const started = process.hrtime.bigint();
@@ -138,7 +132,7 @@ process.stderr.write('end to end done\n');
 // 3. latency from the log call to the line in the file: at a steady 20k records/s (the target),
 // and near capacity with different batch sizes (READ_COUNT = entries per fsync).
 async function latencyRun({ perSecond, seconds, readCount }) {
-  await flush();
+  await redis.flushAll();
   const dir = tempDir('bench-latency');
   const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat', READ_COUNT: String(readCount) });
   const log = createPublisher('lat', { app: 'lat', url: redis.url });

@@ -25,6 +25,8 @@ interface Queued extends ClosedFile {
  */
 export class ArchiveQueue {
   private readonly queue: Queued[] = [];
+  /** Sum of the queued files' bytes, kept as they come and go: read on every batch of the server's loop. */
+  private queuedBytes = 0;
   private readonly conflicts = new Set<string>();
   private readonly client: S3Client;
   private running = false;
@@ -90,14 +92,13 @@ export class ArchiveQueue {
       return;
     }
     this.queue.push({ ...file, bytes, closedAt });
+    this.queuedBytes += bytes;
     this.updateBacklog();
     this.wake?.();
   }
 
   get backlogBytes(): number {
-    let bytes = 0;
-    for (const file of this.queue) bytes += file.bytes;
-    return bytes;
+    return this.queuedBytes;
   }
 
   /** Age of the oldest file not yet archived, in seconds (0 when none waits). */
@@ -161,8 +162,7 @@ export class ArchiveQueue {
           archived++;
           break;
         } catch (error) {
-          const code = error instanceof ArchiveError ? error.code : 'INTERNAL';
-          this.metrics.archiveFailures.inc({ reason: code });
+          const code = this.countFailure(error);
           if (code === 'CONFLICT' || attempt >= attempts) {
             failed.push({ file: file.path, code, message: (error as Error).message });
             this.log('error', 'could not archive; the file is kept', { file: file.path, attempts: attempt, ...describeError(error) });
@@ -207,8 +207,7 @@ export class ArchiveQueue {
         await this.archive(file);
         backoffMs = 500;
       } catch (error) {
-        const reason = error instanceof ArchiveError ? error.code : 'INTERNAL';
-        this.metrics.archiveFailures.inc({ reason });
+        const reason = this.countFailure(error);
         sweepFirst = reason !== 'CONFLICT';
         if (reason === 'CONFLICT') {
           this.conflicts.add(file.path);
@@ -250,6 +249,7 @@ export class ArchiveQueue {
     removeQuietly(manifestPath);
     syncDirectory(dirname(file.path));
     this.queue.splice(this.queue.indexOf(file), 1);
+    this.queuedBytes -= file.bytes;
     this.lastSuccess = Date.now();
     this.metrics.archiveUploads.inc({ status: result.status });
     this.metrics.archiveBytesIn.inc(result.bytes);
@@ -257,6 +257,13 @@ export class ArchiveQueue {
     if (result.compressedBytes > 0) this.metrics.archiveCompressionRatio.set(result.bytes / result.compressedBytes);
     this.metrics.archiveLastSuccess.set(this.lastSuccess / 1000);
     this.log('info', 'archived', { file: file.path, key, status: result.status, bytes: result.bytes, compressedBytes: result.compressedBytes });
+  }
+
+  /** Counts a failed attempt under its reason (an ArchiveError code, or INTERNAL) and returns the reason. */
+  private countFailure(error: unknown): string {
+    const reason = error instanceof ArchiveError ? error.code : 'INTERNAL';
+    this.metrics.archiveFailures.inc({ reason });
+    return reason;
   }
 
   private updateBacklog(): void {

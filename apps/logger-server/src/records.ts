@@ -24,6 +24,7 @@ export interface Rejected {
 
 /** Everything a frame or message yields: the records to store, what to dead-letter, drops the producer reported. */
 export interface Decoded {
+  /** All of one app: a frame's records carry its header's app, a legacy message yields one record. */
   records: LogRecord[];
   rejected: Rejected[];
   /** Set when the payload was one of our frames. */

@@ -327,9 +327,10 @@ export class LoggerServer {
         decoded.rejected.push({ reason: error.code, detail: error.message, payload: Buffer.from(line) });
         continue;
       }
-      this.batchPerApp.set(record.app, (this.batchPerApp.get(record.app) ?? 0) + 1);
       written++;
     }
+    const app = decoded.records[0]?.app;
+    if (app !== undefined && written > 0) this.batchPerApp.set(app, (this.batchPerApp.get(app) ?? 0) + written);
     if (duplicates > 0) this.metrics.duplicates.inc(duplicates);
     return written;
   }

@@ -84,12 +84,6 @@ async function xaddPerRecord(url) {
 }
 
 const redis = await startRedis();
-const flushStreams = async () => {
-  const client = createClient({ url: redis.url });
-  await client.connect();
-  await client.flushAll();
-  client.destroy();
-};
 const results = { ours: [], pino: [], winston: [], naive: [], xadd: [] };
 try {
   for (let round = 0; round < ROUNDS; round++) {
@@ -98,7 +92,7 @@ try {
     results.winston.push(await winstonFile());
     results.naive.push(await naivePublish(redis.url));
     results.xadd.push(await xaddPerRecord(redis.url));
-    await flushStreams();
+    await redis.flushAll();
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
 } finally {

@@ -58,11 +58,16 @@ async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/** The HTTP status of an S3 error (the SDK keeps it in $metadata), if it got that far. */
+function httpStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
 async function head(client: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | undefined> {
   try {
     return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
   } catch (error) {
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    const status = httpStatus(error);
     if (status === 404 || (error as Error).name === 'NotFound' || (error as Error).name === 'NoSuchKey') return undefined;
     throw error;
   }
@@ -136,8 +141,7 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
     await upload.done();
   } catch (cause) {
     source.destroy();
-    const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 412) throw new ArchiveError('CONFLICT', 'an object appeared at the key during the upload', { ...context, cause });
+    if (httpStatus(cause) === 412) throw new ArchiveError('CONFLICT', 'an object appeared at the key during the upload', { ...context, cause });
     throw new ArchiveError('UPLOAD_FAILED', 'upload failed', { ...context, cause });
   }
   let uploaded;
@@ -186,8 +190,7 @@ async function putManifest(options: ArchiveOptions, result: ArchiveResult, conte
     return key;
   } catch (cause) {
     if (cause instanceof ArchiveError) throw cause;
-    const status = (cause as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 412) throw new ArchiveError('CONFLICT', 'a manifest appeared at the key during the upload', { ...where, cause });
+    if (httpStatus(cause) === 412) throw new ArchiveError('CONFLICT', 'a manifest appeared at the key during the upload', { ...where, cause });
     throw new ArchiveError('UPLOAD_FAILED', 'manifest upload failed', { ...where, cause });
   }
 }

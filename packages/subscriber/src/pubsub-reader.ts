@@ -1,6 +1,7 @@
 import { deadLetterKey, pubsubChannel } from '@log/protocol';
 import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
 import { deadLetterCommand } from './dead-letter';
+import { SubscriberError } from './errors';
 
 export interface PubSubReaderOptions {
   /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
@@ -26,7 +27,6 @@ export class PubSubReader {
   private closing: Promise<void> | undefined;
   /** Times the subscription was lost; messages published meanwhile were not heard. */
   disconnects = 0;
-  lastError: unknown;
 
   constructor(options: PubSubReaderOptions) {
     this.options = options;
@@ -46,7 +46,7 @@ export class PubSubReader {
 
   /** Stores a message the server refused (entry `pubsub`), with the reason. Rejects when Redis cannot take it. */
   async deadLetter(reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
-    if (this.closing) throw new Error('the reader is closed');
+    if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.deadLetterKey });
     this.writer ??= (async () => {
       const writer = this.newClient();
       await writer.connect();
@@ -75,9 +75,8 @@ export class PubSubReader {
 
   private newClient(): RedisClientType {
     const client = createClient({ ...this.options.redis, url: this.options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) as RedisClientType;
-    client.on('error', (error: unknown) => {
-      this.lastError = error;
-    });
+    // As in StreamReader: an unheard 'error' would crash; failures reach callers through commands.
+    client.on('error', () => {});
     return client;
   }
 }

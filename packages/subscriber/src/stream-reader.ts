@@ -119,7 +119,6 @@ export class StreamReader {
   private cursor = '0';
   private closing: Promise<void> | undefined;
   /** Errors seen on the connections (they reconnect by themselves); the last one for diagnostics. */
-  lastError: unknown;
 
   constructor(options: StreamReaderOptions) {
     this.key = streamKey(options.channel);
@@ -131,11 +130,9 @@ export class StreamReader {
     const clientOptions = { ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
     this.reader = createClient(clientOptions) as RedisClientType;
     this.writer = createClient(clientOptions) as RedisClientType;
-    for (const client of [this.reader, this.writer]) {
-      client.on('error', (error: unknown) => {
-        this.lastError = error;
-      });
-    }
+    // node-redis emits 'error' on every failed reconnect, and an unheard 'error' would crash the
+    // process; the failure reaches the caller through the command that fails.
+    for (const client of [this.reader, this.writer]) client.on('error', () => {});
   }
 
   /** Connects and creates the group at the start of the stream (so nothing published before the first start is missed). */

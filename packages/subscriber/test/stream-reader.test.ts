@@ -152,7 +152,6 @@ describe('PubSubReader', () => {
     await publisher.connect();
     const heard: Buffer[] = [];
     const r = new PubSubReader({ url: own.url, channel: 'logger' });
-    r.lastError = undefined;
     readers.push(r);
     await r.start((message) => heard.push(message));
     await publisher.publish('logger', Buffer.from([0xff, 0x41]));

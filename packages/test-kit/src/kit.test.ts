@@ -22,6 +22,8 @@ describe('test kit', () => {
       await expect(tcpAskForTest(redis.port, 'PING\r\n')).rejects.toThrow();
       await redis.start();
       expect(await tcpAskForTest(redis.port, 'GET k\r\n')).toBe('$1\r\nv\r\n');
+      await redis.flushAll();
+      expect(await tcpAskForTest(redis.port, 'GET k\r\n')).toBe('$-1\r\n');
     } finally {
       await redis.dispose();
     }

@@ -14,6 +14,8 @@ export interface RedisServer extends ServiceControls {
   readonly url: string;
   readonly port: number;
   readonly dir: string;
+  /** FLUSHALL: an empty server for the next round of a benchmark or test. */
+  flushAll(): Promise<void>;
 }
 
 export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server';
@@ -59,6 +61,10 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   };
   await start();
 
-  const server: RedisServer = Object.assign(serviceControls(() => child, start, dir), { url: `redis://127.0.0.1:${port}`, port, dir });
+  const flushAll = async () => {
+    const reply = await tcpAsk(port, 'FLUSHALL\r\n', 10_000);
+    if (!reply.startsWith('+OK')) throw new TestKitError('COMMAND_FAILED', `FLUSHALL on port ${port} answered ${reply.trim()}`);
+  };
+  const server: RedisServer = Object.assign(serviceControls(() => child, start, dir), { url: `redis://127.0.0.1:${port}`, port, dir, flushAll });
   return server;
 }
