@@ -41,9 +41,17 @@ describe('ProducerLedger', () => {
 
   it('remembers records found in file tails without counting what came before them as missing', () => {
     const ledger = new ProducerLedger();
-    ledger.remember('p1', [1001, 1002, 1003], 'shop', 'h');
+    for (const seq of [1002, 1001, 1003]) ledger.remember('p1', seq, 'shop', 'h');
     expect(ledger.accept('p1', 1003, 'shop', 'h')).toBe(false);
     expect(ledger.accept('p1', 1004, 'shop', 'h')).toBe(true);
     expect(ledger.totals().missing).toBe(0);
+  });
+
+  it('remembers a million numbers of one producer without a data-sized spread (it threw RangeError)', () => {
+    const ledger = new ProducerLedger();
+    for (let seq = 1; seq <= 1_000_000; seq++) ledger.remember('p1', seq, 'shop', 'h');
+    expect(ledger.accept('p1', 1_000_000, 'shop', 'h')).toBe(false);
+    expect(ledger.accept('p1', 1_000_001, 'shop', 'h')).toBe(true);
+    expect(ledger.totals()).toMatchObject({ missing: 0, received: 1 });
   });
 });

@@ -13,7 +13,12 @@ export class SeenSequences {
    * @param base numbers at or below it are not counted as missing: 0 for a producer seen from its
    * start; for one rebuilt from a file tail after a restart, the number before the oldest found.
    */
-  constructor(private readonly base = 0) {}
+  constructor(private base = 0) {}
+
+  /** Numbers at or below `seq` are history this server never saw: not counted as missing. */
+  lowerBase(seq: number): void {
+    if (seq < this.base) this.base = seq;
+  }
 
   /** Records `seq`; false when it was already there (a duplicate). */
   add(seq: number): boolean {
@@ -125,14 +130,16 @@ export class ProducerLedger {
   }
 
   /**
-   * Marks sequence numbers as already on disk without counting them: the server rebuilds this
-   * from the tails of its files at start, so entries written but not acknowledged before a
-   * crash are not written again when they are redelivered.
+   * Marks a sequence number as already on disk without counting it: the server rebuilds this
+   * from its open files at start, one line at a time, so entries written but not acknowledged
+   * before a crash are not written again when they are redelivered. Numbers below the lowest
+   * remembered are history this server never saw, not missing. O(1) memory per call: recovery
+   * never holds a file's numbers in an array (a spread of one threw RangeError past ~100k).
    */
-  remember(producer: string, seqs: readonly number[], app: string, host: string): void {
-    if (seqs.length === 0) return;
-    const entry = this.entry(producer, app, host, Math.min(...seqs) - 1);
-    for (const seq of seqs) entry.seen.add(seq);
+  remember(producer: string, seq: number, app: string, host: string): void {
+    const entry = this.entry(producer, app, host, seq - 1);
+    entry.seen.lowerBase(seq - 1);
+    entry.seen.add(seq);
   }
 
   /** Adds the drops a producer reported in a frame header. */

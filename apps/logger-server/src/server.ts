@@ -128,22 +128,18 @@ export class LoggerServer {
     let lines = 0;
     for (const app of apps) {
       if (!isValidName(app)) continue;
-      const seqs = new Map<string, { seqs: number[]; host: string }>();
       const summary = this.sink.summaryOf(app);
       recoverFile(this.sink.pathOf(app), (line) => {
         try {
           const record = JSON.parse(line) as { producer?: unknown; seq?: unknown; host?: unknown; time?: unknown };
           if (typeof record.producer !== 'string' || typeof record.seq !== 'number') return;
-          let entry = seqs.get(record.producer);
-          if (!entry) seqs.set(record.producer, (entry = { seqs: [], host: String(record.host) }));
-          entry.seqs.push(record.seq);
+          this.ledger.remember(record.producer, record.seq, app, String(record.host));
           summary.add(typeof record.time === 'string' ? Date.parse(record.time) : Number.NaN, record.producer, record.seq);
           lines++;
         } catch {
           // a line that is not ours: nothing to remember
         }
       });
-      for (const [producer, { seqs: list, host }] of seqs) this.ledger.remember(producer, list, app, host);
     }
     if (lines > 0) this.log('info', 'rebuilt dedup state and file summaries from open files', { records: lines });
   }
