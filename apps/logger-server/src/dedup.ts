@@ -1,24 +1,11 @@
 /**
- * Which sequence numbers of each producer are already on disk, as sorted disjoint intervals.
+ * Which sequence numbers of one producer are already on disk, as sorted disjoint intervals.
  * The common case (the next number in order) extends the last interval in O(1); late or
- * re-sent numbers are found by binary search. `missing` counts the numbers below the highest
- * seen that never arrived: the gap, told apart from the drops the producer reported.
+ * re-sent numbers are found by binary search.
  */
 export class SeenSequences {
   private starts: number[] = [];
   private ends: number[] = [];
-  private covered = 0;
-
-  /**
-   * @param base numbers at or below it are not counted as missing: 0 for a producer seen from its
-   * start; for one rebuilt from a file tail after a restart, the number before the oldest found.
-   */
-  constructor(private base = 0) {}
-
-  /** Numbers at or below `seq` are history this server never saw: not counted as missing. */
-  lowerBase(seq: number): void {
-    if (seq < this.base) this.base = seq;
-  }
 
   /** Records `seq`; false when it was already there (a duplicate). */
   add(seq: number): boolean {
@@ -26,12 +13,10 @@ export class SeenSequences {
     if (last < 0 || seq > this.ends[last]! + 1) {
       this.starts.push(seq);
       this.ends.push(seq);
-      this.covered++;
       return true;
     }
     if (seq === this.ends[last]! + 1) {
       this.ends[last] = seq;
-      this.covered++;
       return true;
     }
     // seq <= highest: find the first interval whose end >= seq
@@ -44,7 +29,6 @@ export class SeenSequences {
     }
     if (this.starts[lo]! <= seq) return false;
     // seq falls in the hole before interval lo: extend a neighbour or open an interval
-    this.covered++;
     const joinsPrevious = lo > 0 && this.ends[lo - 1]! + 1 === seq;
     const joinsNext = this.starts[lo]! - 1 === seq;
     if (joinsPrevious && joinsNext) {
@@ -76,9 +60,31 @@ export class SeenSequences {
     return this.ends[this.ends.length - 1] ?? 0;
   }
 
-  /** Numbers above base, up to the highest seen, that never arrived. */
-  get missing(): number {
-    return Math.max(0, this.highest - this.base - this.covered);
+  /** Takes `seq` out again (its record was taken back out of the file); false when it was not there. */
+  remove(seq: number): boolean {
+    let lo = 0;
+    let hi = this.ends.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.ends[mid]! < seq) lo = mid + 1;
+      else if (this.starts[mid]! > seq) hi = mid - 1;
+      else {
+        const start = this.starts[mid]!;
+        const end = this.ends[mid]!;
+        if (start === end) {
+          this.starts.splice(mid, 1);
+          this.ends.splice(mid, 1);
+        } else if (seq === start) this.starts[mid] = seq + 1;
+        else if (seq === end) this.ends[mid] = seq - 1;
+        else {
+          this.starts.splice(mid + 1, 0, seq + 1);
+          this.ends.splice(mid + 1, 0, end);
+          this.ends[mid] = seq - 1;
+        }
+        return true;
+      }
+    }
+    return false;
   }
 
   get intervals(): number {
@@ -86,87 +92,53 @@ export class SeenSequences {
   }
 }
 
-/** Per-producer accounting for GET /stats and the metrics. */
-export interface ProducerStats {
-  producer: string;
-  app: string;
-  host: string;
-  received: number;
-  duplicates: number;
-  /** Sequence numbers below the highest seen that never arrived (lost in transit). */
-  missing: number;
-  /** Records the producer itself reported as dropped. */
-  reportedDrops: number;
-  firstSeen: string;
-  lastSeen: string;
-}
+/**
+ * The server's own memory of what it wrote, per producer: drops a redelivered or re-sent record
+ * before it is written a second time. A cache in front of the group's ledger in Redis (which
+ * catches at commit what this cache does not know: another server's records, a producer
+ * forgotten here): producers idle longer than `idleMs` are forgotten, so memory follows the
+ * producers active now, not every producer ever seen.
+ */
+export class DedupCache {
+  private readonly producers = new Map<string, { seen: SeenSequences; lastUsed: number }>();
+  private now = Date.now();
+  private nextSweep: number;
 
-/** Dedup and loss accounting over all producers. */
-export class ProducerLedger {
-  private readonly producers = new Map<string, { seen: SeenSequences; stats: ProducerStats }>();
+  constructor(private readonly idleMs = 10 * 60_000) {
+    this.nextSweep = this.now + idleMs;
+  }
 
-  private entry(producer: string, app: string, host: string, base = 0) {
+  private entry(producer: string) {
     let entry = this.producers.get(producer);
-    if (entry === undefined) {
-      const now = new Date().toISOString();
-      entry = {
-        seen: new SeenSequences(base),
-        stats: { producer, app, host, received: 0, duplicates: 0, missing: 0, reportedDrops: 0, firstSeen: now, lastSeen: now },
-      };
-      this.producers.set(producer, entry);
-    }
+    if (entry === undefined) this.producers.set(producer, (entry = { seen: new SeenSequences(), lastUsed: this.now }));
+    else entry.lastUsed = this.now;
     return entry;
   }
 
   /** True when (producer, seq) is new and must be written; false for a duplicate. */
-  accept(producer: string, seq: number, app: string, host: string): boolean {
-    const entry = this.entry(producer, app, host);
-    if (!entry.seen.add(seq)) {
-      entry.stats.duplicates++;
-      return false;
-    }
-    entry.stats.received++;
-    return true;
+  accept(producer: string, seq: number): boolean {
+    return this.entry(producer).seen.add(seq);
   }
 
-  /**
-   * Marks a sequence number as already on disk without counting it: the server rebuilds this
-   * from its open files at start, one line at a time, so entries written but not acknowledged
-   * before a crash are not written again when they are redelivered. Numbers below the lowest
-   * remembered are history this server never saw, not missing. O(1) memory per call: recovery
-   * never holds a file's numbers in an array (a spread of one threw RangeError past ~100k).
-   */
-  remember(producer: string, seq: number, app: string, host: string): void {
-    const entry = this.entry(producer, app, host, seq - 1);
-    entry.seen.lowerBase(seq - 1);
-    entry.seen.add(seq);
+  /** Marks a number as on disk (rebuilt from the open files at start). */
+  remember(producer: string, seq: number): void {
+    this.entry(producer).seen.add(seq);
   }
 
-  /** Adds the drops a producer reported in a frame header. */
-  reportDrops(producer: string, count: number, app: string, host: string): void {
-    if (count > 0) this.entry(producer, app, host).stats.reportedDrops += count;
+  /** Forgets a number whose record was taken back out of the file (another server writes it). */
+  forget(producer: string, seq: number): void {
+    this.producers.get(producer)?.seen.remove(seq);
   }
 
-  touch(producer: string): void {
-    const entry = this.producers.get(producer);
-    if (entry) entry.stats.lastSeen = new Date().toISOString();
+  /** Call once per batch: reads the clock once, and forgets idle producers at most once per idleMs. */
+  tick(now = Date.now()): void {
+    this.now = now;
+    if (now < this.nextSweep) return;
+    this.nextSweep = now + this.idleMs;
+    for (const [producer, { lastUsed }] of this.producers) if (now - lastUsed > this.idleMs) this.producers.delete(producer);
   }
 
-  snapshot(): ProducerStats[] {
-    return [...this.producers.values()].map(({ seen, stats }) => ({ ...stats, missing: seen.missing }));
-  }
-
-  totals(): { received: number; duplicates: number; missing: number; reportedDrops: number; producers: number } {
-    let received = 0;
-    let duplicates = 0;
-    let missing = 0;
-    let reportedDrops = 0;
-    for (const { seen, stats } of this.producers.values()) {
-      received += stats.received;
-      duplicates += stats.duplicates;
-      missing += seen.missing;
-      reportedDrops += stats.reportedDrops;
-    }
-    return { received, duplicates, missing, reportedDrops, producers: this.producers.size };
+  get size(): number {
+    return this.producers.size;
   }
 }

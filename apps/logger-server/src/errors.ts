@@ -1,5 +1,5 @@
 /** Codes of the logger server's errors; docs/errors table in the README lists how to fix each. */
-export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED';
+export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED' | 'CONSUMER_IN_USE';
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;
@@ -37,5 +37,18 @@ export class DiskError extends ServerError {
     super(code, `${code === 'FSYNC_FAILED' ? 'fdatasync' : 'write'} of ${path} failed (${errno ?? String(cause)})`, { cause });
     this.path = path;
     this.errno = errno;
+  }
+}
+
+/** Another live server runs under this LOG_CONSUMER: two servers must never share a name (they would split its entries between two directories). */
+export class LeaseError extends ServerError {
+  readonly consumer: string;
+  /** The holder's lease: `<token> <host> <pid> <since>`. */
+  readonly holder: string;
+  constructor(consumer: string, holder: string) {
+    const [, host = '?', pid = '?', since = '?'] = holder.split(' ');
+    super('CONSUMER_IN_USE', `LOG_CONSUMER=${consumer} is held by another live server (host ${host}, pid ${pid}, since ${since}); give each server its own LOG_CONSUMER`);
+    this.consumer = consumer;
+    this.holder = holder;
   }
 }

@@ -4,7 +4,8 @@ import type { LoggerServer } from './server';
 
 /**
  * GET /metrics (Prometheus text), /healthz (200 ready, 503 not ready, with the reason) and
- * /stats (per-producer loss report as JSON).
+ * /stats (the group's per-producer loss report as JSON, merged over every server: `?cursor=N&limit=M`
+ * pages it, most recently active producers first; the reply's `cursor` fetches the next page).
  */
 export function startHttp(server: LoggerServer, port: number): Promise<{ http: Server; port: number }> {
   const http = createServer((req, res) => {
@@ -21,7 +22,7 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
       return;
     }
     if (path === '/healthz') {
-      const { ready, redisOk, diskOk, lastError } = server.state;
+      const { ready, redisOk, diskOk, lastError } = server.health;
       const archive = server.archiveHealth();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
       const status = !ready ? 'unavailable' : archive === 'degraded' ? 'degraded' : 'ok';
@@ -29,8 +30,15 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
       return;
     }
     if (path === '/stats') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ totals: server.ledger.totals(), producers: server.ledger.snapshot() }, null, 2));
+      // The group's report, merged over every server, read from Redis a page at a time: never
+      // built on the write loop's time, never bigger than one page.
+      const query = new URLSearchParams((req.url ?? '').split('?')[1] ?? '');
+      const cursor = Math.max(0, Math.floor(Number(query.get('cursor') ?? 0)) || 0);
+      const limit = Math.min(1000, Math.max(1, Math.floor(Number(query.get('limit') ?? 100)) || 100));
+      server.group.report(cursor, limit).then(
+        (report) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(report, null, 2)),
+        (error: unknown) => res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: `redis: ${String((error as Error)?.message ?? error)}` })),
+      );
       return;
     }
     res.writeHead(404).end();

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // The logger daemon in the foreground: `node apps/logger-server/dist/main.js`, configured by the
 // environment (see README). Exit codes: 0 after a clean drain, 1 on a disk failure (pending
-// entries are redelivered after restart), 2 on bad configuration.
+// entries are redelivered after restart), 2 on bad configuration or a LOG_CONSUMER another live
+// server holds.
 //
 // `logger-server archive [dir]`: uploads the closed files left under LOG_DIR (or dir) once and
 // exits: 0 when all were archived, 1 when some are left (they are kept), 2 on bad configuration.
 import { ArchiveQueue } from './archive';
 import { loadConfig, redactedConfig, type ServerConfig } from './config';
-import { ConfigError } from './errors';
+import { ConfigError, LeaseError } from './errors';
 import { startHttp } from './http';
 import { describeError, serverLog } from './log';
 import { createMetrics } from './metrics';
@@ -54,7 +55,13 @@ async function main(): Promise<number> {
   if (!config) return 2;
   serverLog('info', 'configuration', redactedConfig(config));
   const server = new LoggerServer(config);
-  await server.start();
+  try {
+    await server.start();
+  } catch (error) {
+    if (!(error instanceof LeaseError)) throw error;
+    process.stderr.write(`logger-server: ${error.message}\n`);
+    return 2;
+  }
   const http = config.httpPort === undefined ? undefined : await startHttp(server, config.httpPort);
   if (http) serverLog('info', 'http listening', { port: http.port, paths: ['/metrics', '/healthz', '/stats'] });
 

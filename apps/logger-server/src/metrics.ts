@@ -1,7 +1,10 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-/** Prometheus metrics of one server. Names start with logger_. */
-export function createMetrics() {
+/**
+ * Prometheus metrics of one server. Names start with logger_. `missing` reads the group's loss
+ * total when /metrics is scraped (undefined: Redis unreachable, the last value stands).
+ */
+export function createMetrics(sources: { missing?: () => Promise<number | undefined> } = {}) {
   const registry = new Registry();
   const m = {
     registry,
@@ -10,8 +13,18 @@ export function createMetrics() {
     entriesAcked: new Counter({ name: 'logger_entries_acked_total', help: 'Stream entries acknowledged (XACK)', registers: [registry] }),
     duplicates: new Counter({ name: 'logger_duplicates_dropped_total', help: 'Records not written because they were already on disk', registers: [registry] }),
     reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
-    missing: new Gauge({ name: 'logger_missing_records', help: 'Sequence numbers below the highest seen that never arrived (gaps), over all producers', registers: [registry] }),
+    missing: new Gauge({
+      name: 'logger_missing_records',
+      help: 'Sequence numbers that no server of the group committed or dead-lettered, below each producer\'s highest, over all producers (the group\'s loss report)',
+      registers: [registry],
+      async collect() {
+        const value = await sources.missing?.().catch(() => undefined);
+        if (value !== undefined) this.set(value);
+      },
+    }),
+    deadLettered: new Gauge({ name: 'logger_dead_lettered_records', help: 'Records of known producers the group dead-lettered (not counted as missing)', registers: [registry] }),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
+    deadLettersSpooled: new Gauge({ name: 'logger_dead_letters_spooled', help: 'Dead letters kept on local disk because Redis was out of memory (moved into the stream when it has room)', registers: [registry] }),
     deadLetterFailures: new Counter({ name: 'logger_dead_letter_failures_total', help: 'Pub/Sub dead letters that could not be stored in Redis (counted in logger_dead_letters_total all the same)', registers: [registry] }),
     legacyMessages: new Counter({ name: 'logger_legacy_messages_total', help: 'Pub/Sub messages that were not frames (plain text or JSON from existing publishers)', registers: [registry] }),
     fsyncSeconds: new Histogram({

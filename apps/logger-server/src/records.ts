@@ -15,11 +15,13 @@ import { SPLICE_RESERVED } from './format';
 
 /** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */
 export interface Rejected {
-  /** Stable reason: a ProtocolError code, or MISSING_FRAME / FOREIGN_FIELDS. */
+  /** Stable reason: a ProtocolError code, UNSAFE_PATH, MISSING_FRAME or DELIVERY_LIMIT. */
   reason: string;
   detail: string;
   /** The offending bytes (the whole payload, or the one record line). */
   payload: Buffer | undefined;
+  /** The record's sequence number when it is one record of a frame: it counts as dead-lettered, not missing. */
+  seq?: number;
 }
 
 /** Everything a frame or message yields: the records to store, what to dead-letter, drops the producer reported. */
@@ -51,7 +53,7 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
     try {
       decoded.records.push(decodeRecord(frame, i, { entryId, spliceFields: SPLICE_RESERVED }));
     } catch (error) {
-      decoded.rejected.push(rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')));
+      decoded.rejected.push({ ...rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')), seq: frame.header.seq + i });
     }
   }
   return decoded;

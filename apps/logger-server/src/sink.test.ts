@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { FileSink, manifestPathOf, parseClosedName, recoverFile } from './sink';
+import { FileSink, manifestPathOf, parseClosedName } from './sink';
 
 describe('FileSink', () => {
   let dir: string;
@@ -16,7 +16,8 @@ describe('FileSink', () => {
     sink.append('api', 'b\n', 1, 'p1', 2);
     sink.append('shop', 'c\n', 1, 'p1', 3);
     expect(existsSync(join(dir, 'log/shop/shop.log')) && readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('');
-    expect(sink.commit()).toEqual({ files: 2, bytes: 6 });
+    expect(sink.commit()).toEqual({ apps: ['shop', 'api'], bytes: 6 });
+    expect(sink.checkpointOf('shop')).toEqual({ offset: 4, producer: 'p1', seq: 3 });
     expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('a\nc\n');
     expect(readFileSync(join(dir, 'log/api/api.log'), 'utf8')).toBe('b\n');
     expect(statSync(join(dir, 'log/shop')).mode & 0o777).toBe(0o750);
@@ -38,8 +39,8 @@ describe('FileSink', () => {
   });
 });
 
-describe('FileSink.dropFromLastBatch', () => {
-  it('takes ranges of the last batch back out of the file and keeps the rest', () => {
+describe('FileSink.takeBack', () => {
+  it('takes lines of the last batch back out of the file and keeps the rest', () => {
     const dir = tempDir('drop');
     try {
       const sink = new FileSink(join(dir, 'log'));
@@ -47,8 +48,15 @@ describe('FileSink.dropFromLastBatch', () => {
       sink.commit();
       expect(['a\n', 'b\n', 'c\n', 'd\n'].map((line) => sink.append('shop', line, 1, 'p2', line.charCodeAt(0)))).toEqual([0, 1, 2, 3]);
       sink.commit();
-      expect(sink.dropFromLastBatch(new Map([['shop', [[1, 3]] as Array<[number, number]>]]))).toBe(2);
+      expect(sink.takeBack((app, index) => app === 'shop' && index >= 1 && index < 3)).toBe(2);
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\n');
+      expect(sink.checkpointOf('shop')).toEqual({ offset: 8, producer: 'p2', seq: 'd'.charCodeAt(0) });
+      // all of a batch taken back: the checkpoint is the line before it again
+      expect(sink.takeBack((_app, _index, producer) => producer === 'p2')).toBe(2);
+      expect(sink.checkpointOf('shop')).toEqual({ offset: 4, producer: 'p1', seq: 6 });
+      sink.append('shop', 'a\n', 1, 'p2', 97);
+      sink.append('shop', 'd\n', 1, 'p2', 100);
+      sink.commit();
       sink.append('shop', 'e\n', 1, 'p1', 7);
       sink.commit();
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\ne\n');
@@ -99,31 +107,6 @@ describe('FileSink rotation', () => {
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true)).toHaveLength(1); // shutdown
       expect(parseClosedName('shop', '/x', 'shop.log')).toBeUndefined();
       sink.close();
-    } finally {
-      removeDir(dir);
-    }
-  });
-});
-
-describe('recoverFile', () => {
-  it('cuts a torn last line and passes every complete one, across chunk boundaries and split characters', () => {
-    const dir = tempDir('recover');
-    try {
-      const file = join(dir, 'x.log');
-      writeFileSync(file, '{"seq":1}\n{"seq":2}\n{"seq":3,"mess');
-      const seen: string[] = [];
-      expect(recoverFile(file, (line) => seen.push(line))).toBe(2);
-      expect(seen).toEqual(['{"seq":1}', '{"seq":2}']);
-      expect(readFileSync(file, 'utf8')).toBe('{"seq":1}\n{"seq":2}\n');
-      expect(recoverFile(join(dir, 'missing.log'), () => undefined)).toBe(0);
-
-      // 3 MiB of lines with 3-byte characters: chunks of 1 MiB split some of them.
-      const lines = Array.from({ length: 30_000 }, (_, i) => `{"seq":${i},"m":"${'€'.repeat(i % 50)}"}`);
-      writeFileSync(file, lines.join('\n') + '\n' + '{"torn":"€');
-      const again: string[] = [];
-      recoverFile(file, (line) => again.push(line));
-      expect(again).toEqual(lines);
-      expect(readFileSync(file, 'utf8')).toBe(lines.join('\n') + '\n');
     } finally {
       removeDir(dir);
     }

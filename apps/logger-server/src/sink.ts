@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
+import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { DiskError, UnsafePathError } from './errors';
 import { LineBatch } from './line-batch';
 import { FileSummary } from './summary';
@@ -19,6 +18,12 @@ interface OpenFile {
   /** The lines of the last commit and the size before it, until the batch is acknowledged (see dropFromLastBatch). */
   last: LineBatch;
   sizeBefore: number;
+}
+
+/** The record of the last line of a file: with the file's size, it identifies how far the file was acknowledged. */
+export interface LastLine {
+  producer: string;
+  seq: number;
 }
 
 /** When open files are closed for archiving. */
@@ -55,7 +60,6 @@ export function parseClosedName(app: string, dir: string, name: string): ClosedF
   return { app, path: join(dir, name), firstTime, unique: match[2] as string };
 }
 
-const RECOVER_CHUNK = 1024 * 1024;
 const DIR_MODE = 0o750;
 const FILE_MODE = 0o640;
 // O_NOFOLLOW: a symlink planted at the file's path makes open fail instead of writing through it.
@@ -73,9 +77,22 @@ export class FileSink {
   private readonly touched = new Set<OpenFile>();
   /** Per app, what its open file holds; kept across close() (SIGHUP) and reset when a file is closed for archiving or starts empty. */
   private readonly summaries = new Map<string, FileSummary>();
+  /** Per app, the last line of its open file as of the last commit, and before it (until acknowledged). */
+  private readonly lastLines = new Map<string, LastLine>();
+  private readonly lastLinesBefore = new Map<string, LastLine | undefined>();
 
   constructor(readonly logDir: string) {
     mkdirSync(logDir, { recursive: true, mode: DIR_MODE });
+  }
+
+  /**
+   * Path of a file of the server's own state (checkpoints, spooled dead letters) in
+   * `LOG_DIR/.state/`: on the same disk as the logs, and never taken for an app (not a valid name).
+   */
+  statePath(name: string): string {
+    const dir = join(this.logDir, '.state');
+    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
+    return join(dir, name);
   }
 
   /** Path of an app's open file. */
@@ -91,7 +108,7 @@ export class FileSink {
     return file.pending.add(line, producer, seq, time);
   }
 
-  /** The summary of an app's open file (rebuilt by the caller at start from recoverFile's lines). */
+  /** The summary of an app's open file (rebuilt at start by recoverOpenFiles). */
   summaryOf(app: string): FileSummary {
     let summary = this.summaries.get(app);
     if (!summary) this.summaries.set(app, (summary = new FileSummary()));
@@ -108,15 +125,32 @@ export class FileSink {
     file.last.clear();
   }
 
+  /** The last line of an app's open file (set by recovery at start, then by each commit). */
+  setLast(app: string, last: LastLine | undefined): void {
+    if (last) this.lastLines.set(app, last);
+    else this.lastLines.delete(app);
+  }
+
+  /** How far an app's open file is written and fsynced, identified by its last line; undefined for an empty file. */
+  checkpointOf(app: string): { offset: number; producer: string; seq: number } | undefined {
+    const file = this.files.get(app);
+    const last = this.lastLines.get(app);
+    if (!file || !last || file.size === 0) return undefined;
+    return { offset: file.size, producer: last.producer, seq: last.seq };
+  }
+
   /** How many lines the app has queued in this batch so far. */
   pendingCount(app: string): number {
     return this.files.get(app)?.pending.count ?? 0;
   }
 
-  /** Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged. */
-  commit(): { files: number; bytes: number } {
+  /**
+   * Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged.
+   * Returns the apps whose files it wrote.
+   */
+  commit(): { apps: string[]; bytes: number } {
     let bytes = 0;
-    const files = this.touched.size;
+    const apps: string[] = [];
     for (const file of this.files.values()) this.settle(file);
     for (const file of this.touched) {
       // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
@@ -128,23 +162,31 @@ export class FileSink {
       writeAndSync(file, data);
       file.size += data.length;
       bytes += data.length;
+      this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
+      const n = batch.count - 1;
+      if (n >= 0) this.lastLines.set(file.app, { producer: batch.producers[n] as string, seq: batch.seqs[n] as number });
+      apps.push(file.app);
     }
     this.touched.clear();
-    return { files, bytes };
+    return { apps, bytes };
   }
 
   /**
-   * Takes lines back out of the last committed batch: `drop` maps an app to [start, end) index
-   * ranges of its batch lines. The file is cut back to its size before the batch and the kept
-   * lines written and fdatasynced again. Used when entries turned out to be another server's.
+   * Takes lines back out of the last committed batch: those `drop` returns true for (given the
+   * app, the line's index in the app's batch, its producer and seq). Each touched file is cut back
+   * to its size before the batch and the kept lines written and fdatasynced again. Used when
+   * entries turned out to be another server's, or records already committed by the group.
+   * Returns how many lines went.
    */
-  dropFromLastBatch(drop: ReadonlyMap<string, ReadonlyArray<readonly [number, number]>>): number {
+  takeBack(drop: (app: string, index: number, producer: string, seq: number) => boolean): number {
     let dropped = 0;
-    for (const [app, ranges] of drop) {
-      const file = this.files.get(app);
-      if (!file || ranges.length === 0) continue;
-      dropped += file.last.remove((index) => ranges.some(([start, end]) => index >= start && index < end));
-      const data = file.last.data();
+    for (const file of this.files.values()) {
+      const batch = file.last;
+      if (batch.count === 0) continue;
+      const removed = batch.remove((index) => drop(file.app, index, batch.producers[index] as string, batch.seqs[index] as number));
+      if (removed === 0) continue;
+      dropped += removed;
+      const data = batch.data();
       try {
         ftruncateSync(file.fd, file.sizeBefore);
       } catch (error) {
@@ -152,6 +194,8 @@ export class FileSink {
       }
       writeAndSync(file, data);
       file.size = file.sizeBefore + data.length;
+      const n = batch.count - 1;
+      this.setLast(file.app, n >= 0 ? { producer: batch.producers[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
     }
     return dropped;
   }
@@ -211,6 +255,7 @@ export class FileSink {
       // archiver's scan), never a closed file without its manifest.
       const manifest = this.summaryOf(file.app).manifest(file.app, basename(path));
       this.summaries.delete(file.app);
+      this.lastLines.delete(file.app);
       writeDurably(manifestPathOf(path), JSON.stringify(manifest) + '\n');
       renameSync(file.path, path);
       syncDirectory(dir);
@@ -267,54 +312,6 @@ export function syncDirectory(dir: string): void {
   const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Reads an open log file left by a previous run, line by line in 1 MiB chunks (memory stays
- * bounded whatever its size): cuts off a torn last line (it was never fsynced, so its entry was
- * never acknowledged and will be redelivered) and calls `onLine` for each complete line, so the
- * dedup state and the file's summary can be rebuilt. Returns the number of lines.
- */
-export function recoverFile(path: string, onLine: (line: string) => void): number {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw error;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    const chunk = Buffer.allocUnsafe(RECOVER_CHUNK);
-    // A character split between two chunks is held back by the decoder, not garbled.
-    const decoder = new StringDecoder('utf8');
-    let carry = '';
-    let position = 0;
-    let complete = 0; // bytes up to and including the last newline
-    let lines = 0;
-    while (position < size) {
-      const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - position), position);
-      if (n === 0) break;
-      const newline = chunk.lastIndexOf(0x0a, n - 1);
-      if (newline !== -1) complete = position + newline + 1;
-      position += n;
-      const text = carry + decoder.write(n === chunk.length ? chunk : chunk.subarray(0, n));
-      let start = 0;
-      for (let end = text.indexOf('\n'); end !== -1; end = text.indexOf('\n', start)) {
-        onLine(text.slice(start, end));
-        lines++;
-        start = end + 1;
-      }
-      carry = text.slice(start);
-    }
-    if (complete < size) {
-      ftruncateSync(fd, complete);
-      fdatasyncSync(fd);
-    }
-    return lines;
   } finally {
     closeSync(fd);
   }

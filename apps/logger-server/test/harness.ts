@@ -53,7 +53,7 @@ export async function startServer(env: Record<string, string>, { waitReady = tru
 export function readLogs(logDir: string): Map<string, Array<Record<string, unknown>>> {
   const result = new Map<string, Array<Record<string, unknown>>>();
   if (!existsSync(logDir)) return result;
-  for (const app of readdirSync(logDir)) {
+  for (const app of readdirSync(logDir).filter((name) => !name.startsWith(".")) ) {
     const dir = join(logDir, app);
     const files = readdirSync(dir).filter((name) => name.endsWith('.jsonl')).sort();
     if (existsSync(join(dir, `${app}.log`))) files.push(`${app}.log`);

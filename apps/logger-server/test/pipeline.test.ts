@@ -144,7 +144,7 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
       expect(d.entry).toMatch(/^\d+-\d+$/);
       expect(d.detail).toBeTruthy();
     }
-    expect(readdirSync(logDir).sort()).toEqual(['good']);
+    expect(readdirSync(logDir).sort()).toEqual(['.state', 'good']); // .state: the server's checkpoints
     expect(existsSync(join(dir, 'etc'))).toBe(false);
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
     expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);

@@ -12,7 +12,7 @@ export type { ProtocolErrorCode, ProtocolErrorContext } from './errors';
 export { LEVELS, LEVEL_VALUES, isLevel } from './levels';
 export type { Level } from './levels';
 export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName } from './names';
-export { streamKey, deadLetterKey, pubsubChannel, DEFAULT_GROUP, FRAME_FIELD } from './keys';
+export { streamKey, deadLetterKey, pubsubChannel, groupStateKeys, DEFAULT_GROUP, FRAME_FIELD } from './keys';
 export type { SerializedError, Fields, WireRecord, LogRecord } from './record';
 export {
   FRAME_MAGIC,

@@ -23,3 +23,24 @@ export const DEFAULT_GROUP = 'logger-server';
 
 /** Field of a stream entry that holds the frame. */
 export const FRAME_FIELD = 'f';
+
+/**
+ * The keys where the servers of one group keep their shared state, beside the stream (same hash
+ * tag): how far each consumer's open files are acknowledged, the per-producer loss ledger and its
+ * totals, and the lease that keeps a consumer name to one live server.
+ */
+export function groupStateKeys(channel: string, group: string) {
+  const base = `${streamKey(channel)}:${assertValidName('group', group)}`;
+  return {
+    /** Hash: `<consumer>/<app>` -> `<acknowledged bytes> <last producer> <last seq>` of that open file. */
+    checkpoints: `${base}:files`,
+    /** Sorted set: producer -> last time (ms) a batch of it was committed. */
+    producers: `${base}:producers`,
+    /** Hash of running totals over every producer: received, duplicates, deadLettered, reportedDrops, missing, producers. */
+    totals: `${base}:totals`,
+    /** Hash of one producer's ledger. */
+    producer: (producer: string) => `${base}:producer:${producer}`,
+    /** String held by the live server running as `consumer`, with an expiry its heartbeat renews. */
+    lease: (consumer: string) => `${base}:lease:${consumer}`,
+  };
+}

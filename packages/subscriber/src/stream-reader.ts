@@ -118,7 +118,6 @@ export class StreamReader {
   /** '0' replays this consumer's pending entries first; '>' reads new ones. */
   private cursor = '0';
   private closing: Promise<void> | undefined;
-  /** Errors seen on the connections (they reconnect by themselves); the last one for diagnostics. */
 
   constructor(options: StreamReaderOptions) {
     this.key = streamKey(options.channel);
@@ -154,18 +153,13 @@ export class StreamReader {
 
   /**
    * Reads the next batch: first this consumer's own pending entries, then new ones (blocking up
-   * to blockMs). Resolves with [] when nothing arrived. A vanished group is recreated.
+   * to blockMs). `entries` is [] when nothing arrived; `fresh` is true when they are new ('>'):
+   * each was delivered once, just now, so there is no delivery count to check and nobody else
+   * has had a chance to claim them. A vanished group is recreated.
    */
-  /**
-   * True when the last read() returned new entries ('>'): each was delivered once, just now, so
-   * there is no delivery count to check and nobody else has had a chance to claim them.
-   */
-  lastReadFresh = false;
-
-  async read(): Promise<StreamEntry[]> {
+  async read(): Promise<{ entries: StreamEntry[]; fresh: boolean }> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
     const replaying = this.cursor !== '>';
-    this.lastReadFresh = !replaying;
     const raw = await this.readRaw();
     if (replaying) {
       // Replaying our own pending entries: continue after the last one, or go on to new entries.
@@ -173,7 +167,7 @@ export class StreamReader {
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
       if (raw.length === 0) return this.read();
     }
-    return raw.map(toEntry);
+    return { entries: raw.map(toEntry), fresh: !replaying };
   }
 
   private async readRaw(): Promise<RawEntry[]> {
@@ -313,11 +307,6 @@ export class StreamReader {
   /** Copies a bad entry to the dead-letter stream with the reason, then acknowledges it. */
   async deadLetter(entryId: string, reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
     await this.writer.sendCommand(deadLetterCommand(this.deadLetterKey, entryId, reason, detail, payload));
-  }
-
-  /** The writer connection, for commands that must not wait behind a blocked read. */
-  get commands(): RedisClientType {
-    return this.writer;
   }
 
   /** Disconnects both connections. Safe to call more than once; the same promise is returned. */

@@ -36,7 +36,8 @@ describe('StreamReader', () => {
     await client.xAdd(streamKey(channel), '*', { other: 'only' });
     const r = reader(channel);
     await r.start();
-    const entries = await r.read();
+    const { entries, fresh } = await r.read();
+    expect(fresh).toBe(true);
     expect(entries.map((e) => e.frame?.toString())).toEqual(['frame-1', 'frame-2', undefined]);
     expect(entries[1]!.otherFields).toEqual(['extra']);
     expect(entries[2]!.otherFields).toEqual(['other']);
@@ -51,17 +52,19 @@ describe('StreamReader', () => {
     for (let i = 0; i < 5; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `f${i}` });
     const first = reader(channel, 'c1', 3);
     await first.start();
-    const batch = await first.read();
+    const { entries: batch } = await first.read();
     expect(batch).toHaveLength(3);
     await first.ack([batch[0]!.id]);
     await first.close();
     const again = reader(channel, 'c1', 3);
     await again.start();
     const replay = await again.read();
-    expect(replay.map((e) => e.frame?.toString())).toEqual(['f1', 'f2']);
+    expect(replay.fresh).toBe(false);
+    expect(replay.entries.map((e) => e.frame?.toString())).toEqual(['f1', 'f2']);
     const fresh = await again.read();
-    expect(fresh.map((e) => e.frame?.toString())).toEqual(['f3', 'f4']);
-    expect(await again.read()).toEqual([]);
+    expect(fresh.fresh).toBe(true);
+    expect(fresh.entries.map((e) => e.frame?.toString())).toEqual(['f3', 'f4']);
+    expect((await again.read()).entries).toEqual([]);
   });
 
   it('recreates a vanished stream and group instead of failing (NOGROUP)', async () => {
@@ -69,10 +72,10 @@ describe('StreamReader', () => {
     const r = reader(channel);
     await r.start();
     await client.del(streamKey(channel));
-    expect(await r.read()).toEqual([]);
+    expect((await r.read()).entries).toEqual([]);
     await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: 'after' });
-    let entries = await r.read();
-    if (entries.length === 0) entries = await r.read();
+    let { entries } = await r.read();
+    if (entries.length === 0) ({ entries } = await r.read());
     expect(entries.map((e) => e.frame?.toString())).toEqual(['after']);
   });
 
@@ -102,7 +105,7 @@ describe('StreamReader across consumers', () => {
     for (let i = 0; i < 4; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `f${i}` });
     const dead = reader(channel, 'dead');
     await dead.start();
-    const held = await dead.read();
+    const { entries: held } = await dead.read();
     expect(held).toHaveLength(4);
     const alive = reader(channel, 'alive');
     await alive.start();
@@ -130,8 +133,8 @@ describe('StreamReader across consumers', () => {
     readers.push(fast, slow);
     await fast.start();
     await slow.start();
-    await fast.ack((await fast.read()).map((e) => e.id));
-    const slowBatch = await slow.read(); // 100 read, not acknowledged
+    await fast.ack((await fast.read()).entries.map((e) => e.id));
+    const { entries: slowBatch } = await slow.read(); // 100 read, not acknowledged
     let result = await fast.trim();
     expect(result.minId).toBe(ids[0]); // slow's oldest pending entry blocks trimming
     expect(await client.xLen(streamKey(channel))).toBe(300);

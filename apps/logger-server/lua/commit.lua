@@ -1,0 +1,178 @@
+#!lua flags=allow-oom
+-- The logger server's commit: acknowledges a written and fsynced batch, records how far each of
+-- the consumer's open files is acknowledged (its durable prefix), and merges the batch into the
+-- group's per-producer ledger, all atomically. Nothing is changed unless the whole batch can be
+-- committed: when an entry is no longer this consumer's (claimed by another server), or a record
+-- is already committed by any server of the group, the script says which and the server takes
+-- those records back out of its files before it tries again with the rest.
+-- allow-oom: a Redis at maxmemory must still take acknowledgements, or trimming never frees it.
+--
+-- KEYS: 1 stream, 2 checkpoints (hash), 3 producer index (zset), 4 totals (hash), 5 lease,
+--       6.. one ledger hash per producer, in ARGV's order
+-- ARGV: 1 group, 2 consumer, 3 lease value, 4 lease ttl (ms), 5 now (ms), 6 first id, 7 last id,
+--       8 n ids, ids..., n checkpoints, (field, value)..., n producers, per producer:
+--       producer, app, host, records taken out as already committed, reported drops,
+--       n written ranges, (start, end)..., n ranges its dedup cache dropped as already written
+--       (committed by this consumer before, as far as it knows), (start, end)...,
+--       n dead-lettered ranges, (start, end)...
+-- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', producer, start, end, ...}.
+
+local MAX_INTERVALS = 512
+
+local function parse(text)
+  local list = {}
+  if text then
+    for s, e in string.gmatch(text, '(%d+)-(%d+)') do list[#list + 1] = { tonumber(s), tonumber(e) } end
+  end
+  return list
+end
+
+local function serialize(list)
+  local parts = {}
+  for k = 1, #list do parts[k] = string.format('%.0f-%.0f', list[k][1], list[k][2]) end
+  return table.concat(parts, ',')
+end
+
+-- Adds [s, e] to a sorted list of disjoint intervals; returns how many numbers were new.
+local function merge(list, s, e)
+  local out, added, placed = {}, e - s + 1, false
+  for k = 1, #list do
+    local iv = list[k]
+    if iv[2] + 1 < s then
+      out[#out + 1] = iv
+    elseif e + 1 < iv[1] then
+      if not placed then out[#out + 1] = { s, e }; placed = true end
+      out[#out + 1] = iv
+    else
+      local lo, hi = math.max(s, iv[1]), math.min(e, iv[2])
+      if lo <= hi then added = added - (hi - lo + 1) end
+      s, e = math.min(s, iv[1]), math.max(e, iv[2])
+    end
+  end
+  if not placed then out[#out + 1] = { s, e } end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out, added
+end
+
+local group, consumer = ARGV[1], ARGV[2]
+local holder = redis.call('GET', KEYS[5])
+if holder == false then
+  -- expired while this server was paused, and nobody took the name meanwhile: take it back
+  redis.call('SET', KEYS[5], ARGV[3], 'PX', ARGV[4])
+elseif holder ~= ARGV[3] then
+  return { 'LEASE', holder }
+end
+local now = tonumber(ARGV[5])
+
+local i = 8
+local n = tonumber(ARGV[i]); i = i + 1
+local ids = {}
+for k = 1, n do ids[k] = ARGV[i]; i = i + 1 end
+if n > 0 then
+  local owned = {}
+  for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, ARGV[6], ARGV[7], n * 2, consumer)) do owned[row[1]] = true end
+  local lost = { 'LOST' }
+  for k = 1, n do if not owned[ids[k]] then lost[#lost + 1] = ids[k] end end
+  if #lost > 1 then return lost end
+end
+
+local checkpoints = {}
+local nc = tonumber(ARGV[i]); i = i + 1
+for k = 1, nc do checkpoints[#checkpoints + 1] = ARGV[i]; checkpoints[#checkpoints + 1] = ARGV[i + 1]; i = i + 2 end
+
+local batch = {}
+local overlaps = { 'OVERLAP' }
+local np = tonumber(ARGV[i]); i = i + 1
+for p = 1, np do
+  local b = { key = KEYS[5 + p], producer = ARGV[i], app = ARGV[i + 1], host = ARGV[i + 2], duplicates = tonumber(ARGV[i + 3]), drops = tonumber(ARGV[i + 4]) }
+  i = i + 5
+  local function ranges()
+    local list, count = {}, tonumber(ARGV[i])
+    i = i + 1
+    for r = 1, count do list[r] = { tonumber(ARGV[i]), tonumber(ARGV[i + 1]) }; i = i + 2 end
+    return list
+  end
+  b.written = ranges()
+  b.seen = ranges()
+  b.dead = ranges()
+  local stored = redis.call('HMGET', b.key, 'intervals', 'highest', 'covered', 'missing', 'received')
+  b.exists = stored[5] ~= false
+  b.intervals = parse(stored[1] or nil)
+  b.highest = tonumber(stored[2]) or 0
+  b.covered = tonumber(stored[3]) or 0
+  b.missing = tonumber(stored[4]) or 0
+  for _, r in ipairs(b.written) do
+    for _, iv in ipairs(b.intervals) do
+      local lo, hi = math.max(r[1], iv[1]), math.min(r[2], iv[2])
+      if lo <= hi then
+        overlaps[#overlaps + 1] = b.producer
+        overlaps[#overlaps + 1] = string.format('%.0f', lo)
+        overlaps[#overlaps + 1] = string.format('%.0f', hi)
+      end
+    end
+  end
+  batch[p] = b
+end
+if #overlaps > 1 then return overlaps end
+
+for k = 1, n, 1000 do redis.call('XACK', KEYS[1], group, unpack(ids, k, math.min(k + 999, n))) end
+if #checkpoints > 0 then redis.call('HSET', KEYS[2], unpack(checkpoints)) end
+
+local t = { received = 0, duplicates = 0, deadLettered = 0, reportedDrops = 0, missing = 0, producers = 0 }
+for _, b in ipairs(batch) do
+  local received, dead = 0, 0
+  for _, r in ipairs(b.written) do
+    local added
+    b.intervals, added = merge(b.intervals, r[1], r[2])
+    received = received + (r[2] - r[1] + 1)
+    b.covered = b.covered + added
+    if r[2] > b.highest then b.highest = r[2] end
+  end
+  -- Records the consumer's cache dropped: normally committed already (all duplicates); when
+  -- Redis lost that commit (restarted from an older state), they are on disk: received.
+  for _, r in ipairs(b.seen) do
+    local added
+    b.intervals, added = merge(b.intervals, r[1], r[2])
+    received = received + added
+    b.duplicates = b.duplicates + (r[2] - r[1] + 1 - added)
+    b.covered = b.covered + added
+    if r[2] > b.highest then b.highest = r[2] end
+  end
+  for _, r in ipairs(b.dead) do
+    local added
+    b.intervals, added = merge(b.intervals, r[1], r[2])
+    dead = dead + added
+    b.covered = b.covered + added
+    if r[2] > b.highest then b.highest = r[2] end
+  end
+  -- A producer with very many gaps: its oldest gaps are folded into one interval, so its state
+  -- stays small. A late record there is taken as already committed; its gap stays counted.
+  while #b.intervals > MAX_INTERVALS do
+    local first, second = b.intervals[1], b.intervals[2]
+    table.remove(b.intervals, 2)
+    first[2] = second[2]
+  end
+  local missing = b.highest - b.covered
+  if missing < 0 then missing = 0 end
+  redis.call('HSET', b.key, 'producer', b.producer, 'app', b.app, 'host', b.host,
+    'intervals', serialize(b.intervals), 'highest', string.format('%.0f', b.highest),
+    'covered', string.format('%.0f', b.covered), 'missing', string.format('%.0f', missing), 'lastSeen', ARGV[5])
+  if not b.exists then
+    redis.call('HSET', b.key, 'firstSeen', ARGV[5])
+    t.producers = t.producers + 1
+  end
+  redis.call('HINCRBY', b.key, 'received', received)
+  redis.call('HINCRBY', b.key, 'duplicates', b.duplicates)
+  redis.call('HINCRBY', b.key, 'deadLettered', dead)
+  redis.call('HINCRBY', b.key, 'reportedDrops', b.drops)
+  redis.call('ZADD', KEYS[3], now, b.producer)
+  t.received = t.received + received
+  t.duplicates = t.duplicates + b.duplicates
+  t.deadLettered = t.deadLettered + dead
+  t.reportedDrops = t.reportedDrops + b.drops
+  t.missing = t.missing + (missing - b.missing)
+end
+for field, value in pairs(t) do
+  if value ~= 0 then redis.call('HINCRBY', KEYS[4], field, string.format('%.0f', value)) end
+end
+return { 'OK' }

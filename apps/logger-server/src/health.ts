@@ -1,0 +1,21 @@
+import type { Metrics } from './metrics';
+
+/** What /healthz reports: Redis and the disk each working or not, and the last error seen. */
+export class Health {
+  redisOk = false;
+  diskOk = true;
+  lastError: string | undefined;
+
+  constructor(private readonly metrics: Metrics) {}
+
+  get ready(): boolean {
+    return this.redisOk && this.diskOk;
+  }
+
+  set(redisOk: boolean, diskOk: boolean, error?: unknown): void {
+    this.redisOk = redisOk;
+    this.diskOk = diskOk;
+    if (error !== undefined) this.lastError = error instanceof Error ? error.message : String(error);
+    this.metrics.up.set(this.ready ? 1 : 0);
+  }
+}

@@ -1,0 +1,129 @@
+import { readFileSync, writeFileSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeDir, tempDir } from '@log/test-kit';
+import { DedupCache } from './dedup';
+import { formatLine } from './format';
+import type { Checkpoint } from './group-state';
+import { LocalCheckpoints, ownKeys, recoverOpenFiles, type TrustSources } from './recovery';
+import { FileSink } from './sink';
+
+const quiet = () => {};
+
+function line(producer: string, seq: number, message = `m${seq}`): string {
+  return formatLine({ time: Date.UTC(2026, 11, 1), level: 'info', app: 'shop', host: 'h', pid: 1, producer, seq, message, fields: { seq: 'a field named like an own key', producer: 'x' } });
+}
+
+describe('recoverOpenFiles', () => {
+  let dir: string;
+  let logDir: string;
+  beforeEach(() => {
+    dir = tempDir('recovery');
+    logDir = join(dir, 'log');
+    mkdirSync(join(logDir, 'shop'), { recursive: true });
+  });
+  afterEach(() => removeDir(dir));
+
+  /** Writes lines 1..n of producer p1 and a torn line; returns the byte offset after each line. */
+  function openFile(n: number): number[] {
+    const ends: number[] = [];
+    let text = '';
+    for (let seq = 1; seq <= n; seq++) {
+      text += line('p1', seq);
+      ends.push(Buffer.byteLength(text));
+    }
+    writeFileSync(join(logDir, 'shop', 'shop.log'), text + '{"time":"2026');
+    return ends;
+  }
+
+  function recover(trust: Partial<TrustSources>) {
+    const sink = new FileSink(logDir);
+    const dedup = new DedupCache();
+    const [file] = recoverOpenFiles(sink, dedup, { mode: 'acknowledged', checkpoints: new Map(), local: new Map(), ...trust }, quiet);
+    return { file: file!, dedup, sink, size: statSync(join(logDir, 'shop', 'shop.log')).size };
+  }
+
+  const at = (ends: number[], seq: number): Checkpoint => ({ offset: ends[seq - 1]!, producer: 'p1', seq });
+
+  it('keeps the acknowledged prefix and cuts what was written after it', () => {
+    const ends = openFile(10);
+    const { file, dedup, size, sink } = recover({ checkpoints: new Map([['shop', at(ends, 6)]]) });
+    expect(size).toBe(ends[5]);
+    expect(file).toMatchObject({ records: 6, last: { producer: 'p1', seq: 6 } });
+    expect(dedup.accept('p1', 6)).toBe(false);
+    expect(dedup.accept('p1', 7)).toBe(true); // cut: redelivered and written again
+    expect(sink.checkpointOf('shop')).toBeUndefined(); // no file open yet
+  });
+
+  it('cuts everything when the checkpoint is of another file (the one closed before this was opened)', () => {
+    openFile(10);
+    const { file, size } = recover({ checkpoints: new Map([['shop', { offset: 100, producer: 'p1', seq: 99 }]]) });
+    expect(size).toBe(0);
+    expect(file.records).toBe(0);
+  });
+
+  it('cuts everything when Redis knows other checkpoints but none of this file', () => {
+    openFile(3);
+    expect(recover({ checkpoints: new Map([['api', { offset: 1, producer: 'x', seq: 1 }]]) }).size).toBe(0);
+  });
+
+  it('keeps every complete line when Redis knows no checkpoint at all (it lost its data: the file is the only copy)', () => {
+    const ends = openFile(10);
+    expect(recover({ checkpoints: undefined })).toMatchObject({ size: ends[9], file: { records: 10 } });
+  });
+
+  it('keeps what the local checkpoint says was acknowledged when Redis lost that acknowledgement', () => {
+    const ends = openFile(10);
+    const { size } = recover({ checkpoints: new Map([['shop', at(ends, 3)]]), local: new Map([['shop', at(ends, 8)]]) });
+    expect(size).toBe(ends[7]);
+  });
+
+  it('keeps the whole file when it is shorter than what was acknowledged (the disk lost data: nothing better is left)', () => {
+    const ends = openFile(4);
+    expect(recover({ checkpoints: new Map([['shop', { offset: ends[3]! + 500, producer: 'p1', seq: 9 }]]) }).size).toBe(ends[3]);
+  });
+
+  it('keeps every complete line in Pub/Sub mode', () => {
+    const ends = openFile(5);
+    expect(recover({ mode: 'complete-lines', checkpoints: new Map() }).size).toBe(ends[4]);
+  });
+
+  it('reads a file of 64 MiB line by line across chunk boundaries and split characters', () => {
+    let text = '';
+    let seq = 0;
+    const parts: string[] = [];
+    while (text.length < 1 << 20) text += line('p1', ++seq, '€'.repeat(seq % 50));
+    parts.push(text);
+    const perPart = seq;
+    const copies = 64;
+    const all: string[] = [];
+    for (let c = 0; c < copies; c++) all.push(c === 0 ? text : text.replace(/"producer":"p1"/g, `"producer":"p${c + 1}"`));
+    writeFileSync(join(logDir, 'shop', 'shop.log'), all.join(''));
+    const { file, dedup } = recover({ checkpoints: undefined });
+    expect(file.records).toBe(perPart * copies);
+    for (let c = 1; c <= copies; c += 9) expect(dedup.accept(`p${c}`, perPart)).toBe(false);
+  });
+});
+
+describe('ownKeys', () => {
+  it('reads time, producer and seq of a line the server wrote, not of a field named like them', () => {
+    expect(ownKeys(line('p9', 42).trimEnd())).toEqual({ time: Date.UTC(2026, 11, 1), producer: 'p9', seq: 42 });
+    expect(ownKeys('not a record')).toBeUndefined();
+  });
+});
+
+describe('LocalCheckpoints', () => {
+  it('keeps what it was told, forgets a rotated app and survives a torn file', () => {
+    const dir = tempDir('local');
+    try {
+      const local = new LocalCheckpoints(join(dir, 'c1.json'));
+      local.update(new Map([['shop', { offset: 5, producer: 'p', seq: 1 }], ['api', { offset: 9, producer: 'q', seq: 2 }]]));
+      local.forget('api');
+      expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, producer: 'p', seq: 1 }]]);
+      writeFileSync(local.path, '{"shop":{"off');
+      expect(new LocalCheckpoints(join(dir, 'c1.json')).read().size).toBe(0);
+      expect(readFileSync(local.path, 'utf8')).toBe('{"shop":{"off');
+    } finally {
+      removeDir(dir);
+    }
+  });
+});

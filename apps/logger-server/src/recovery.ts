@@ -1,0 +1,218 @@
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isValidName } from '@log/protocol';
+import type { DedupCache } from './dedup';
+import { DiskError } from './errors';
+import type { Checkpoint } from './group-state';
+import type { ServerLog } from './log';
+import type { FileSink } from './sink';
+
+const CHUNK = 1024 * 1024;
+/** Longer than any line the server writes (a record is at most 256 KiB before escaping). */
+const IDENTITY_WINDOW = 2 * 1024 * 1024;
+
+/**
+ * How much of each open file a restarted server trusts (see "Recovery" in the README):
+ *  - `checkpoints` (stream mode): what Redis says each of this consumer's files had
+ *    acknowledged, atomically with the acknowledgement, or undefined when Redis knows no
+ *    checkpoint of the group at all (it lost its data): then the files are the only copy and
+ *    are kept whole;
+ *  - `local`: the same, as this process last wrote it beside the files (not fsynced: it survives
+ *    a kill, not a power cut); it is ahead of Redis only when Redis lost acknowledgements, and
+ *    those bytes are then the only copy.
+ * Pub/Sub mode passes neither: nothing is ever redelivered, so every complete line is kept.
+ */
+export interface TrustSources {
+  checkpoints: ReadonlyMap<string, Checkpoint> | undefined;
+  local: ReadonlyMap<string, Checkpoint>;
+  mode: 'acknowledged' | 'complete-lines';
+}
+
+export interface RecoveredFile {
+  app: string;
+  /** Bytes kept. */
+  trusted: number;
+  /** Bytes cut off: written after the last acknowledgement (or a torn line); their entries are redelivered. */
+  cut: number;
+  records: number;
+  last: { producer: string; seq: number } | undefined;
+}
+
+/**
+ * Recovers the open files a previous run left: each is cut back to the part it can trust, then
+ * read once, line by line in 1 MiB chunks (memory stays bounded whatever its size), to rebuild
+ * the dedup cache and the file's summary. Nothing data-sized is held.
+ */
+export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: TrustSources, log: ServerLog): RecoveredFile[] {
+  const recovered: RecoveredFile[] = [];
+  let apps: string[];
+  try {
+    apps = readdirSync(sink.logDir);
+  } catch {
+    return recovered;
+  }
+  for (const app of apps) {
+    if (!isValidName(app)) continue;
+    const path = sink.pathOf(app);
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new DiskError('DISK_WRITE_FAILED', path, error);
+    }
+    try {
+      const size = fstatSync(fd).size;
+      const complete = lastNewline(fd, size);
+      const trusted = trustedLength(fd, app, complete, trust, log);
+      if (trusted < size) {
+        ftruncateSync(fd, trusted);
+        fdatasyncSync(fd);
+      }
+      const summary = sink.summaryOf(app);
+      let records = 0;
+      let last: RecoveredFile['last'];
+      forEachLine(fd, trusted, (line) => {
+        const own = ownKeys(line);
+        if (own === undefined) return;
+        dedup.remember(own.producer, own.seq);
+        summary.add(own.time, own.producer, own.seq);
+        records++;
+        last = own;
+      });
+      sink.setLast(app, last);
+      recovered.push({ app, trusted, cut: size - trusted, records, last });
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return recovered;
+}
+
+function trustedLength(fd: number, app: string, complete: number, trust: TrustSources, log: ServerLog): number {
+  if (trust.mode === 'complete-lines' || trust.checkpoints === undefined) return complete;
+  let trusted = 0;
+  for (const [source, checkpoint] of [['redis', trust.checkpoints.get(app)], ['local', trust.local.get(app)]] as const) {
+    if (checkpoint === undefined || checkpoint.offset <= trusted) continue;
+    if (checkpoint.offset > complete) {
+      // The disk lost bytes that were fsynced and acknowledged: nothing better than what is left.
+      log('error', 'an open file is shorter than what was acknowledged of it; keeping all of it', { app, source, acknowledged: checkpoint.offset, size: complete });
+      return complete;
+    }
+    const ok = lineEndingAt(fd, checkpoint.offset, checkpoint);
+    if (ok) trusted = checkpoint.offset;
+  }
+  return trusted;
+}
+
+/** True when the line that ends at byte `offset` is the checkpoint's record: the file is the one it was taken of. */
+function lineEndingAt(fd: number, offset: number, checkpoint: Checkpoint): boolean {
+  if (offset === 0) return true;
+  const start = Math.max(0, offset - IDENTITY_WINDOW);
+  const window = Buffer.allocUnsafe(offset - start);
+  const n = readSync(fd, window, 0, window.length, start);
+  if (n !== window.length || window[n - 1] !== 0x0a) return false;
+  const lineStart = window.lastIndexOf(0x0a, n - 2) + 1;
+  const own = ownKeys(window.toString('utf8', lineStart, n - 1));
+  return own !== undefined && own.producer === checkpoint.producer && own.seq === checkpoint.seq;
+}
+
+/** Bytes up to and including the last newline: a torn last line was never fsynced whole. */
+function lastNewline(fd: number, size: number): number {
+  const chunk = Buffer.allocUnsafe(Math.min(CHUNK, size));
+  let end = size;
+  while (end > 0) {
+    const start = Math.max(0, end - chunk.length);
+    const n = readSync(fd, chunk, 0, end - start, start);
+    const newline = chunk.lastIndexOf(0x0a, n - 1);
+    if (newline !== -1) return start + newline + 1;
+    end = start;
+  }
+  return 0;
+}
+
+/** Calls `onLine` for each line of the first `length` bytes (which end with a newline). */
+function forEachLine(fd: number, length: number, onLine: (line: string) => void): void {
+  const chunk = Buffer.allocUnsafe(CHUNK);
+  let carry: Buffer | undefined;
+  let position = 0;
+  while (position < length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, length - position), position);
+    if (n === 0) break;
+    position += n;
+    let data = chunk.subarray(0, n);
+    if (carry) {
+      data = Buffer.concat([carry, data]);
+      carry = undefined;
+    }
+    let start = 0;
+    for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
+      onLine(data.toString('utf8', start, end));
+      start = end + 1;
+    }
+    // A line split across chunks (never longer than a record) waits for the next chunk.
+    if (start < data.length) carry = Buffer.from(data.subarray(start));
+  }
+}
+
+const PRODUCER_KEY = ',"producer":"';
+const SEQ_KEY = '","seq":';
+
+/**
+ * time, producer and seq of a line the server wrote (format.ts puts them before the message
+ * and the fields, so the first match is them), or undefined for a line that is not one.
+ */
+export function ownKeys(line: string): { time: number; producer: string; seq: number } | undefined {
+  if (!line.startsWith('{"time":"')) return undefined;
+  const p = line.indexOf(PRODUCER_KEY);
+  if (p === -1) return undefined;
+  const producerStart = p + PRODUCER_KEY.length;
+  const s = line.indexOf(SEQ_KEY, producerStart);
+  if (s === -1) return undefined;
+  const seqStart = s + SEQ_KEY.length;
+  const seqEnd = line.indexOf(',', seqStart);
+  const seq = Number(line.slice(seqStart, seqEnd === -1 ? undefined : seqEnd));
+  if (!Number.isSafeInteger(seq)) return undefined;
+  return { time: Date.parse(line.slice(9, line.indexOf('"', 9))), producer: line.slice(producerStart, s), seq };
+}
+
+/**
+ * This consumer's checkpoints as it last committed them, in `LOG_DIR/.state/acknowledged-
+ * <consumer>.json`. Written after every commit without fsync: one small write per batch, never
+ * per record.
+ */
+export class LocalCheckpoints {
+  private readonly current = new Map<string, Checkpoint>();
+
+  constructor(readonly path: string) {}
+
+  read(): Map<string, Checkpoint> {
+    try {
+      const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Record<string, Checkpoint>;
+      for (const [app, checkpoint] of Object.entries(parsed)) {
+        if (isValidName(app) && Number.isSafeInteger(checkpoint?.offset) && typeof checkpoint.producer === 'string') this.current.set(app, checkpoint);
+      }
+    } catch {
+      // none yet, or torn by a crash mid-write: Redis's checkpoints decide alone
+    }
+    return new Map(this.current);
+  }
+
+  update(checkpoints: ReadonlyMap<string, Checkpoint>): void {
+    if (checkpoints.size === 0) return;
+    for (const [app, checkpoint] of checkpoints) this.current.set(app, checkpoint);
+    this.write();
+  }
+
+  /** A file was closed for archiving: its app starts a new file with nothing acknowledged. */
+  forget(app: string): void {
+    if (this.current.delete(app)) this.write();
+  }
+
+  private write(): void {
+    try {
+      writeFileSync(this.path, JSON.stringify(Object.fromEntries(this.current)));
+    } catch {
+      // best effort: Redis holds the authoritative checkpoints
+    }
+  }
+}

@@ -1,0 +1,225 @@
+import type { StreamEntry, StreamReader } from '@log/subscriber';
+import type { ServerConfig } from './config';
+import { DiskError, LeaseError, ServerError } from './errors';
+import type { DeadLetters } from './dead-letters';
+import type { Checkpoint, GroupState } from './group-state';
+import type { Health } from './health';
+import { describeError, type ServerLog } from './log';
+import type { Metrics } from './metrics';
+import type { RecordWriter } from './record-writer';
+import { decodeFramePayload, type Rejected } from './records';
+import type { LocalCheckpoints } from './recovery';
+import type { FileSink } from './sink';
+import { sleep } from './sleep';
+
+/** What the consumer needs from the server around it. */
+export interface ConsumerHooks {
+  /** Closes due files (only between committed batches). */
+  rotate(): void;
+  /** True while the archive backlog is over its bound: reading pauses. */
+  archiveBackpressure(): boolean;
+  /** A disk failure or a lost lease: the server stops without acknowledging. */
+  fail(error: ServerError): void;
+}
+
+/**
+ * Stream mode's read-write-commit loop: read a batch (this consumer's pending entries first,
+ * then new ones; idle entries of other consumers every CLAIM_INTERVAL_MS), write every record,
+ * fdatasync each touched file once, then commit (GroupState.commit: acknowledge, checkpoint,
+ * ledger, atomically). The next batch is read while this one is written.
+ */
+export class StreamConsumer {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  /** True while a batch is written but not committed: files are not rotated then (see rotate). */
+  uncommitted = false;
+
+  constructor(
+    private readonly config: Readonly<ServerConfig>,
+    private readonly reader: StreamReader,
+    private readonly writer: RecordWriter,
+    private readonly deadLetters: DeadLetters,
+    private readonly sink: FileSink,
+    private readonly group: GroupState,
+    private readonly local: LocalCheckpoints,
+    private readonly health: Health,
+    private readonly metrics: Metrics,
+    private readonly log: ServerLog,
+    private readonly hooks: ConsumerHooks,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Stops reading and resolves when the batch in hand is committed. */
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.reader.close();
+  }
+
+  get done(): Promise<void> {
+    return this.loop ?? Promise.resolve();
+  }
+
+  private async run(): Promise<void> {
+    const reader = this.reader;
+    let backoffMs = 100;
+    let nextClaim = 0;
+    let nextTrim = this.config.trimIntervalMs > 0 ? Date.now() + this.config.trimIntervalMs : Number.POSITIVE_INFINITY;
+    // The next batch is read while this one is written and fsynced, so Redis round trips and
+    // disk waits overlap instead of adding up.
+    let prefetched: Promise<{ entries: StreamEntry[]; fresh: boolean }> | undefined;
+    while (this.running || prefetched) {
+      let entries: StreamEntry[];
+      let fresh = false;
+      try {
+        if (prefetched) {
+          const next = prefetched;
+          prefetched = undefined;
+          ({ entries, fresh } = await next);
+        } else {
+          if (!this.uncommitted) this.hooks.rotate();
+          if (this.hooks.archiveBackpressure()) {
+            await sleep(500);
+            continue;
+          }
+          const now = Date.now();
+          if (now >= nextTrim) {
+            nextTrim = now + this.config.trimIntervalMs;
+            await this.trim().catch((error: unknown) => this.log('warn', 'trimming the stream failed; will try again', describeError(error)));
+            await this.deadLetters.retry();
+          }
+          entries = [];
+          if (now >= nextClaim) {
+            nextClaim = now + this.config.claimIntervalMs;
+            entries = await reader.claimIdle(this.config.claimIdleMs);
+            if (entries.length > 0) {
+              this.metrics.claimed.inc(entries.length);
+              this.log('info', 'claimed entries left pending by other consumers', { count: entries.length });
+            }
+          }
+          if (entries.length === 0) ({ entries, fresh } = await reader.read());
+        }
+        if (!this.health.redisOk) this.log('info', 'redis reachable again');
+        this.health.set(true, this.health.diskOk);
+        backoffMs = 100;
+      } catch (error) {
+        if (!this.running) break;
+        this.metrics.redisErrors.inc();
+        if (this.health.redisOk) this.log('warn', 'reading from redis failed; retrying', describeError(error));
+        this.health.set(false, this.health.diskOk, error);
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+        continue;
+      }
+      if (entries.length === 0) continue;
+      const now = Date.now();
+      // No read ahead when a claim or trim is due, or while the archive backlog holds reading back.
+      if (this.running && now < nextClaim && now < nextTrim && !this.hooks.archiveBackpressure()) {
+        prefetched = reader.read();
+        prefetched.catch(() => {}); // handled when awaited at the top of the loop
+      }
+      try {
+        await this.store(entries, fresh);
+        this.uncommitted = false;
+        this.hooks.rotate(); // also under constant load, when the loop is never idle
+      } catch (error) {
+        if (error instanceof DiskError || error instanceof LeaseError) {
+          this.running = false;
+          if (prefetched) await prefetched.catch(() => undefined); // read, not written: redelivered after the restart
+          this.hooks.fail(error);
+          return;
+        }
+        // Redis failed during dead-lettering or the commit: the entries stay pending and are
+        // read again (the dedup cache drops the records already written).
+        this.metrics.redisErrors.inc();
+        this.uncommitted = true;
+        this.writer.reset();
+        reader.replayPending();
+        this.log('warn', 'committing a batch failed; it will be redelivered', describeError(error));
+        this.health.set(false, this.health.diskOk, error);
+        await sleep(backoffMs);
+      }
+    }
+  }
+
+  private async trim(): Promise<void> {
+    const { trimmed, groups, slowest } = await this.reader.trim();
+    if (trimmed > 0) this.metrics.trimmed.inc(trimmed);
+    for (const group of groups) {
+      this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
+      this.metrics.groupPending.set({ group: group.name }, group.pending);
+      if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
+    }
+  }
+
+  private async store(entries: StreamEntry[], fresh: boolean): Promise<void> {
+    const ids: string[] = [];
+    const dead: Array<{ id: string; rejected: Rejected }> = [];
+    // Replayed or claimed entries may have been delivered many times (a poison entry) or claimed
+    // by another server meanwhile: check them before writing. A fresh read skips the round trip;
+    // the commit catches a claim that happens while the batch is written.
+    const owned = fresh ? undefined : await this.reader.ownership(entries.map((entry) => entry.id));
+    for (const entry of entries) {
+      const deliveries = owned === undefined ? 1 : owned.get(entry.id);
+      if (deliveries === undefined) {
+        this.metrics.notOwned.inc();
+        continue;
+      }
+      ids.push(entry.id);
+      if (deliveries > this.config.maxDeliveries) {
+        dead.push({ id: entry.id, rejected: { reason: 'DELIVERY_LIMIT', detail: `delivered ${deliveries} times (MAX_DELIVERIES=${this.config.maxDeliveries})`, payload: entry.frame } });
+        continue;
+      }
+      if (entry.frame === undefined) {
+        if (entry.otherFields.length === 0) continue; // trimmed while pending: nothing left to store
+        dead.push({ id: entry.id, rejected: { reason: 'MISSING_FRAME', detail: `entry has fields ${entry.otherFields.join(',')} but no frame`, payload: undefined } });
+        continue;
+      }
+      const decoded = decodeFramePayload(entry.frame, entry.id);
+      this.writer.write(decoded, entry.id);
+      for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });
+    }
+    this.uncommitted = true;
+    const apps = this.writer.commit();
+    for (const { id, rejected } of dead) await this.deadLetters.store(id, rejected);
+    await this.commit(ids, apps);
+    if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
+  }
+
+  /**
+   * Commits the written batch. Entries another server claimed meanwhile, and records the group
+   * already committed, are taken back out of the files first; then the rest is committed.
+   */
+  private async commit(ids: string[], apps: readonly string[]): Promise<void> {
+    let pending = ids;
+    for (;;) {
+      const checkpoints = new Map<string, Checkpoint>();
+      for (const app of apps) {
+        const checkpoint = this.sink.checkpointOf(app);
+        if (checkpoint) checkpoints.set(app, checkpoint);
+      }
+      const outcome = await this.group.commit(pending, checkpoints, this.writer.producerCommits());
+      if (outcome.kind === 'committed') {
+        this.local.update(checkpoints);
+        this.metrics.entriesAcked.inc(pending.length);
+        this.writer.reset();
+        return;
+      }
+      if (outcome.kind === 'lease') throw new LeaseError(this.group.consumer, outcome.holder);
+      if (outcome.kind === 'lost') {
+        const lost = new Set(outcome.ids);
+        pending = pending.filter((id) => !lost.has(id));
+        const removed = this.writer.takeBackEntries(lost);
+        this.metrics.notOwned.inc(lost.size);
+        this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
+      } else {
+        const removed = this.writer.takeBackCommitted(outcome.ranges);
+        this.log('warn', 'records were already committed by a server of the group; took them back out', { records: removed, producers: [...new Set(outcome.ranges.map((r) => r.producer))] });
+      }
+    }
+  }
+}
