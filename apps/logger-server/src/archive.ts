@@ -118,26 +118,52 @@ export class ArchiveQueue {
    * those older than ARCHIVE_STALE_UPLOAD_SECONDS. An upload whose abort failed too (S3 frozen
    * past S3_IDLE_TIMEOUT_MS) is left open as well: swept, all of this server's, before the
    * retry, since this server runs one upload at a time and none is in progress then. Only keys
-   * of this LOG_CONSUMER, so another server's upload is never touched. Best effort: resolves
-   * false when S3 could not be asked (a lifecycle rule is the backstop).
+   * this server makes (see isOwnKey), so another server's upload is never touched; every page of
+   * the listing (S3 lists at most 1000 uploads a page). Best effort: resolves false when S3
+   * could not be asked (a lifecycle rule is the backstop).
    */
   private async sweepStaleUploads(cutoffMs: number): Promise<boolean> {
+    const bucket = this.config.s3.bucket;
     const prefix = this.config.s3.prefix ? `${this.config.s3.prefix}/` : '';
-    const mine = `/${this.config.consumer}-`;
     try {
-      const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.s3.bucket, Prefix: prefix }));
-      for (const upload of list.Uploads ?? []) {
-        if (!upload.Key?.includes(mine) || !upload.UploadId) continue;
-        if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.s3.bucket, Key: upload.Key, UploadId: upload.UploadId }));
-        this.metrics.archiveStaleUploadsAborted.inc();
-        this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
+      let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      for (;;) {
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, ...marker }));
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId || !this.isOwnKey(upload.Key)) continue;
+          if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+          this.metrics.archiveStaleUploadsAborted.inc();
+          this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
+        }
+        // The markers name the last upload listed, so the uploads aborted on this page do not shift the next one.
+        if (!page.IsTruncated || page.NextKeyMarker === undefined) return true;
+        marker = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
       }
-      return true;
     } catch (error) {
       this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
       return false;
     }
+  }
+
+  /** The object key of a closed file: archiveKey under S3_PREFIX, with LOG_CONSUMER as the host. */
+  private keyOf(file: Pick<ClosedFile, 'app' | 'firstTime' | 'unique'>): string {
+    return archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+  }
+
+  /**
+   * Whether this server can have made `key`: keyOf a closed file's name. Matching the whole
+   * shape, not a piece of it, because LOG_CONSUMER names are free-form: consumer `app1` must not
+   * take `.../app1-b-<time>-<unique>.jsonl.gz` (consumer `app1-b`) nor a key under another prefix.
+   */
+  private isOwnKey(key: string): boolean {
+    const parts = key.split('/'); // ...prefix, app, dt=, hour=, name
+    const host = `${this.config.consumer}-`;
+    const name = parts[parts.length - 1] ?? '';
+    const app = parts[parts.length - 4];
+    if (app === undefined || !name.startsWith(host) || !name.endsWith('.gz') || !isValidName(app)) return false;
+    const closed = parseClosedName(app, '', name.slice(host.length, -'.gz'.length));
+    return closed !== undefined && this.keyOf(closed) === key;
   }
 
   /**
@@ -223,7 +249,7 @@ export class ArchiveQueue {
   }
 
   private async archive(file: Queued): Promise<void> {
-    const key = archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+    const key = this.keyOf(file);
     const manifestPath = manifestPathOf(file.path);
     const manifest = readManifest(manifestPath);
     const metadata: Record<string, string> = { app: file.app, host: this.config.consumer, 'first-time': new Date(file.firstTime).toISOString() };
