@@ -62,11 +62,21 @@ export class LoggerServer {
    * Closes the files that are due and hands them to the archiver. Only between batches and only
    * when every written batch was acknowledged: the dedup ledger is rebuilt from the open files'
    * tails after a crash, so a written but unacknowledged batch must stay in an open file.
+   * Returns false when the disk failed: the server is stopping then (fail), and the caller's
+   * loop must end instead of taking the failure for a Redis one.
    */
-  private rotate(all = false): void {
-    if (this.ackFailed) return; // even at shutdown: the batch is redelivered after the restart
-    const closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
+  private rotate(all = false): boolean {
+    if (this.ackFailed) return true; // even at shutdown: the batch is redelivered after the restart
+    let closed;
+    try {
+      closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
+    } catch (error) {
+      if (!(error instanceof DiskError)) throw error;
+      this.fail(error);
+      return false;
+    }
     for (const file of closed) this.archive?.add(file);
+    return true;
   }
 
   /** True while too many closed files wait for S3: reading pauses and entries wait safely in Redis. */
@@ -165,7 +175,7 @@ export class LoggerServer {
           prefetched = undefined;
           ({ entries, fresh } = await next);
         } else {
-          this.rotate();
+          if (!this.rotate()) return;
           if (this.archiveBackpressure()) {
             await sleep(500);
             continue;
@@ -208,7 +218,7 @@ export class LoggerServer {
       try {
         await this.storeEntries(reader, entries, fresh);
         this.ackFailed = false;
-        this.rotate(); // also under constant load, when the loop is never idle
+        if (!this.rotate()) return; // also under constant load, when the loop is never idle
       } catch (error) {
         if (error instanceof DiskError) {
           this.fail(error);
@@ -344,6 +354,7 @@ export class LoggerServer {
   }
 
   private commitPubSub(): void {
+    if (this.fatal) return; // the disk failed: nothing more is written (the timer may tick once more before stop)
     this.metrics.pubsubDisconnects.set(this.pubsub?.disconnects ?? 0);
     if (this.pubsubQueue.length === 0) {
       this.rotate();
@@ -384,7 +395,8 @@ export class LoggerServer {
     this.endPubSub?.();
     this.state.diskOk = false;
     this.setHealth(this.state.redisOk, false, error);
-    this.log('error', 'disk failure: stopping without acknowledging the batch; it will be redelivered', describeError(error));
+    // Also after a failed rotation, when every batch was acknowledged: only what is not is redelivered.
+    this.log('error', 'disk failure: stopping; entries not acknowledged will be redelivered', describeError(error));
   }
 
   private setHealth(redisOk: boolean, diskOk: boolean, error?: unknown): void {
