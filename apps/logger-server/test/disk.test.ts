@@ -3,11 +3,11 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'no
 import { join } from 'node:path';
 import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { removeDir, sleep, startRedis, tempDir, within, type RedisServer } from '@log/test-kit';
 import { createClient } from 'redis';
 import { DiskError } from '../src/errors';
 import { FileSink, manifestPathOf } from '../src/sink';
-import { expectExactlyOnce, readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
+import { expectExactlyOnce, readLogs, startServer, waitForRecords } from './harness';
 
 let redis: RedisServer;
 let dir: string;
@@ -38,13 +38,6 @@ function mountSmallDisk(path: string, size: string, inodes?: number): boolean {
  * manifest at rotation fails (ENOSPC): a real rotation failure, even for root.
  */
 const INODES_FOR_ONE_OPEN_FILE = 3;
-
-/** The exit code, or 'still running' when the server has not exited within `ms`. */
-function exitWithin(server: ServerProcess, ms: number): Promise<number | string> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('still running'), ms)));
-  return Promise.race([server.exited, timeout]).finally(() => clearTimeout(timer));
-}
 
 describe('disk trouble', () => {
   const probe = tempDir('probe');
@@ -151,7 +144,7 @@ describe('disk trouble', () => {
       await log.flush();
       const first = await startServer(env);
       try {
-        expect(await exitWithin(first, 15_000)).toBe(1);
+        expect(await within(first.exited, 15_000)).toEqual({ value: 1 });
       } finally {
         await first.stop();
       }
@@ -187,7 +180,7 @@ describe('disk trouble', () => {
     try {
       for (let i = 0; i < 100; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
       await log.flush();
-      expect(await exitWithin(server, 15_000)).toBe(1);
+      expect(await within(server.exited, 15_000)).toEqual({ value: 1 });
       expect(server.output()).toMatch(/"level":"error".*"errorCode":"DISK_WRITE_FAILED".*ENOSPC/);
     } finally {
       await log.close();

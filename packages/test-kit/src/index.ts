@@ -1,5 +1,5 @@
 export { TestKitError } from './errors';
-export { freePort, tempDir, removeDir, which, sleep, waitUntil, spawnService, stopProcess } from './process';
+export { freePort, tempDir, removeDir, which, sleep, within, waitUntil, spawnService, stopProcess } from './process';
 export type { ServiceControls } from './process';
 export { startRedis, redisServerBinary, REDIS_INSTALL_HINT } from './redis';
 export type { RedisServer, RedisServerOptions } from './redis';
