@@ -30,6 +30,8 @@ export class ArchiveQueue {
   private readonly conflicts = new Set<string>();
   private readonly client: S3Client;
   private running = false;
+  /** Aborted by stop(): an upload in flight, a sweep or a backoff wait end at once instead of holding up the drain. */
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   lastSuccess: number | undefined;
@@ -128,11 +130,12 @@ export class ArchiveQueue {
     try {
       let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
       for (;;) {
-        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, ...marker }));
+        const abortSignal = this.stopping.signal;
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, ...marker }), { abortSignal });
         for (const upload of page.Uploads ?? []) {
           if (!upload.Key || !upload.UploadId || !this.isOwnKey(upload.Key)) continue;
           if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
-          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }), { abortSignal });
           this.metrics.archiveStaleUploadsAborted.inc();
           this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
         }
@@ -141,7 +144,7 @@ export class ArchiveQueue {
         marker = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
       }
     } catch (error) {
-      this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
+      if (!this.stopping.signal.aborted) this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
       return false;
     }
   }
@@ -204,10 +207,17 @@ export class ArchiveQueue {
     return { archived, failed };
   }
 
+  /**
+   * Ends the archive loop at once: an upload in flight is aborted (S3 may be frozen or
+   * partitioned for up to S3_IDLE_TIMEOUT_MS, longer than the server's drain deadline), its
+   * file kept for the next start, which uploads it again under the same key.
+   */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     this.wake?.();
     await this.loop;
+    // Also ends the request an aborted upload left hanging on its socket.
     this.client.destroy();
   }
 
@@ -233,6 +243,10 @@ export class ArchiveQueue {
         await this.archive(file);
         backoffMs = 500;
       } catch (error) {
+        if (error instanceof ArchiveError && error.code === 'ABORTED') {
+          this.log('info', 'archiving interrupted by the shutdown; the file is kept and archived after the next start', { file: file.path });
+          break;
+        }
         const reason = this.countFailure(error);
         sweepFirst = reason !== 'CONFLICT';
         if (reason === 'CONFLICT') {
@@ -241,7 +255,7 @@ export class ArchiveQueue {
           continue;
         }
         this.log('warn', 'archiving failed; will retry', { file: file.path, retryInMs: backoffMs, ...describeError(error) });
-        await sleep(backoffMs * (0.5 + Math.random()));
+        await sleep(backoffMs * (0.5 + Math.random()), this.stopping.signal);
         backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
       }
       this.updateBacklog();
@@ -269,6 +283,7 @@ export class ArchiveQueue {
       partSize: this.config.s3.partSize,
       metadata,
       manifest: manifest ? { ...manifest, host: this.config.consumer } : undefined,
+      signal: this.stopping.signal,
     });
     // Verified: only now may the local copy go (the data file first: a manifest left alone is swept at the next scan).
     removeQuietly(file.path);
@@ -317,6 +332,16 @@ function removeQuietly(path: string): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (a backoff of up to a minute must not hold up a shutdown). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal?.aborted) done();
+    else signal?.addEventListener('abort', done, { once: true });
+  });
 }

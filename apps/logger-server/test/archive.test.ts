@@ -10,7 +10,7 @@ import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
 import { createClient } from 'redis';
 import { archiveFile, archiveKey, manifestKey } from '@log/s3-archiver';
-import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, startS3Pager, startTcpProxy, tempDir, type RedisServer, type S3Server, type TcpProxy } from '@log/test-kit';
+import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, startS3Pager, startTcpProxy, tempDir, within, type RedisServer, type S3Server, type TcpProxy } from '@log/test-kit';
 import { MAIN, httpGet, readLogs, startServer, type ServerProcess } from './harness';
 
 let redis: RedisServer;
@@ -415,6 +415,32 @@ describe('rotation and archiving to S3', () => {
     expect(metrics).toMatch(/logger_archive_failures_total\{reason="UPLOAD_FAILED"\} [1-9]/);
     expect(metrics).toMatch(/logger_archive_stale_uploads_aborted_total [1-9]/); // the failed attempt's upload, aborted before the retry
   }, 120_000);
+
+  (motoAvailable() ? it : it.skip)('on SIGTERM during an upload frozen part-way (partition), aborts it and exits 0 keeping the file; the next start archives it once', async () => {
+    // S3_IDLE_TIMEOUT_MS stays at its 30 s default, past the 10 s drain deadline: only aborting
+    // the upload lets the drain finish. (moto: s3rver would keep the half-sent PUT as an object.)
+    const { s3, client } = await s3Server({ implementation: 'moto' });
+    const proxy = await startTcpProxy(s3.port);
+    cleanups.push(() => proxy.close());
+    const channel = `arch${++n}`;
+    const env = { LOG_CHANNEL: channel, ROTATE_BYTES: '200000', ...s3Env(s3), AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey };
+    const first = await server({ ...env, S3_ENDPOINT: proxy.endpoint });
+    const cut = proxy.cutAfter(64 * 1024); // the HEAD and 64 KiB of the first file's PUT get through
+    await publish(channel, 'halted', 600, { every: 100, fields: (i) => ({ i, noise: randomBytes(300).toString('base64') }) });
+    expect(await within(cut, 20_000)).toEqual({ value: undefined });
+    const uploading = closedFiles('halted');
+    expect(uploading).toHaveLength(1);
+    first.child.kill('SIGTERM');
+    expect(await within(first.exited, 15_000)).toEqual({ value: 0 });
+    expect(first.output()).not.toMatch(/drain deadline passed/);
+    const kept = closedFiles('halted');
+    expect(kept).toEqual(expect.arrayContaining(uploading)); // never deleted: never verified
+    expect(kept.length).toBe(2); // and the open file, closed by the drain
+
+    await server(env); // S3 healthy, no proxy
+    await expectEverythingArchivedOnce(client, 'halted', 600);
+    expect((await archivedRecords(client)).keys).toHaveLength(kept.length);
+  }, 60_000);
 
   it('after a crash between upload and delete, finds its own object and deletes the file; never overwrites another', async () => {
     const { s3, client } = await s3Server();
