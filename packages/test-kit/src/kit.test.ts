@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { freePort, motoAvailable, s3Implementations, startRedis, startS3, startS3Pager, startTcpProxy, tcpAskForTest } from './testing';
+import { freePort, motoAvailable, s3Implementations, startRedis, startS3, startS3Pager, startTcpProxy, tcpAskForTest, type TcpProxy } from './testing';
 
 describe('test kit', () => {
   it('hands out free ports that are never 6379', async () => {
@@ -50,25 +50,29 @@ describe('test kit', () => {
     ).rejects.toThrow();
   }, 30_000);
 
-  it('proxies to a real server, and when cut drops every byte without closing connections', async () => {
+  /** Runs `test` with a TCP proxy in front of a fresh redis-server, and disposes of both. */
+  async function withProxiedRedis(test: (proxy: TcpProxy) => Promise<void>): Promise<void> {
     const redis = await startRedis();
     const proxy = await startTcpProxy(redis.port);
     try {
+      await test(proxy);
+    } finally {
+      await proxy.close();
+      await redis.dispose();
+    }
+  }
+
+  it('proxies to a real server, and when cut drops every byte without closing connections', () =>
+    withProxiedRedis(async (proxy) => {
       expect(await tcpAskForTest(proxy.port, 'PING\r\n')).toBe('+PONG\r\n');
       proxy.cut();
       await expect(tcpAskForTest(proxy.port, 'PING\r\n', 500)).rejects.toThrow('timeout');
       proxy.heal();
       expect(await tcpAskForTest(proxy.port, 'PING\r\n')).toBe('+PONG\r\n');
-    } finally {
-      await proxy.close();
-      await redis.dispose();
-    }
-  });
+    }));
 
-  it('cutAfter lets a given number of bytes through towards the server, then black-holes the rest', async () => {
-    const redis = await startRedis();
-    const proxy = await startTcpProxy(redis.port);
-    try {
+  it('cutAfter lets a given number of bytes through towards the server, then black-holes the rest', () =>
+    withProxiedRedis(async (proxy) => {
       const cut = proxy.cutAfter(14);
       expect(await tcpAskForTest(proxy.port, 'PING\r\n')).toBe('+PONG\r\n'); // 6 bytes of 14
       // the next 8 bytes get through, the SET's last byte does not, and nothing comes back
@@ -77,11 +81,7 @@ describe('test kit', () => {
       await expect(tcpAskForTest(proxy.port, 'PING\r\n', 500)).rejects.toThrow('timeout');
       proxy.heal();
       expect(await tcpAskForTest(proxy.port, 'GET k\r\n')).toBe('$-1\r\n');
-    } finally {
-      await proxy.close();
-      await redis.dispose();
-    }
-  });
+    }));
 
   // moto lists multipart uploads (in one page); s3rver does not list them at all
   (motoAvailable() ? it : it.skip)('pages a real S3 server\'s multipart upload listing as AWS does', async () => {
