@@ -25,10 +25,12 @@ export interface ArchiveOptions {
    */
   manifest?: Record<string, unknown>;
   /**
-   * Stops the attempt (a shutdown, say): every S3 request of it, the upload included, is given
-   * up at once, even one hanging on a partitioned connection, and archiveFile rejects with
-   * ArchiveError ABORTED. The local file is untouched. A multipart upload already begun may stay
-   * open in S3 (its abort cannot be waited for); the same key is uploaded again by a later call.
+   * Stops the attempt (a shutdown, say): archiveFile rejects at once with ArchiveError ABORTED,
+   * even while a request hangs on a frozen or partitioned connection. Its own requests are
+   * cancelled; the upload's request, which lib-storage sends without a signal, is left to the
+   * client to end (destroy() or its socket timeout). The local file is untouched. A multipart
+   * upload already begun may stay open in S3 (its abort cannot be waited for); a later call
+   * uploads the same key again.
    */
   signal?: AbortSignal;
 }
