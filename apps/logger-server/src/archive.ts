@@ -30,6 +30,8 @@ export class ArchiveQueue {
   private readonly conflicts = new Set<string>();
   private readonly client: S3Client;
   private running = false;
+  /** Aborted by stop(): an upload in flight, a sweep or a backoff wait end at once instead of holding up the drain. */
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   lastSuccess: number | undefined;
@@ -118,26 +120,53 @@ export class ArchiveQueue {
    * those older than ARCHIVE_STALE_UPLOAD_SECONDS. An upload whose abort failed too (S3 frozen
    * past S3_IDLE_TIMEOUT_MS) is left open as well: swept, all of this server's, before the
    * retry, since this server runs one upload at a time and none is in progress then. Only keys
-   * of this LOG_CONSUMER, so another server's upload is never touched. Best effort: resolves
-   * false when S3 could not be asked (a lifecycle rule is the backstop).
+   * this server makes (see isOwnKey), so another server's upload is never touched; every page of
+   * the listing (S3 lists at most 1000 uploads a page). Best effort: resolves false when S3
+   * could not be asked (a lifecycle rule is the backstop).
    */
   private async sweepStaleUploads(cutoffMs: number): Promise<boolean> {
+    const bucket = this.config.s3.bucket;
     const prefix = this.config.s3.prefix ? `${this.config.s3.prefix}/` : '';
-    const mine = `/${this.config.consumer}-`;
     try {
-      const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.s3.bucket, Prefix: prefix }));
-      for (const upload of list.Uploads ?? []) {
-        if (!upload.Key?.includes(mine) || !upload.UploadId) continue;
-        if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.s3.bucket, Key: upload.Key, UploadId: upload.UploadId }));
-        this.metrics.archiveStaleUploadsAborted.inc();
-        this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
+      let marker: { KeyMarker?: string; UploadIdMarker?: string } = {};
+      for (;;) {
+        const abortSignal = this.stopping.signal;
+        const page = await this.client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix, ...marker }), { abortSignal });
+        for (const upload of page.Uploads ?? []) {
+          if (!upload.Key || !upload.UploadId || !this.isOwnKey(upload.Key)) continue;
+          if ((upload.Initiated?.getTime() ?? 0) > cutoffMs) continue;
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }), { abortSignal });
+          this.metrics.archiveStaleUploadsAborted.inc();
+          this.log('info', 'aborted an incomplete multipart upload left by a killed run or a failed attempt', { key: upload.Key });
+        }
+        // The markers name the last upload listed, so the uploads aborted on this page do not shift the next one.
+        if (!page.IsTruncated || page.NextKeyMarker === undefined) return true;
+        marker = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
       }
-      return true;
     } catch (error) {
-      this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
+      if (!this.stopping.signal.aborted) this.log('warn', 'could not list incomplete multipart uploads', describeError(error));
       return false;
     }
+  }
+
+  /** The object key of a closed file: archiveKey under S3_PREFIX, with LOG_CONSUMER as the host. */
+  private keyOf(file: Pick<ClosedFile, 'app' | 'firstTime' | 'unique'>): string {
+    return archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+  }
+
+  /**
+   * Whether this server can have made `key`: keyOf a closed file's name. Matching the whole
+   * shape, not a piece of it, because LOG_CONSUMER names are free-form: consumer `app1` must not
+   * take `.../app1-b-<time>-<unique>.jsonl.gz` (consumer `app1-b`) nor a key under another prefix.
+   */
+  private isOwnKey(key: string): boolean {
+    const parts = key.split('/'); // ...prefix, app, dt=, hour=, name
+    const host = `${this.config.consumer}-`;
+    const name = parts[parts.length - 1] ?? '';
+    const app = parts[parts.length - 4];
+    if (app === undefined || !name.startsWith(host) || !name.endsWith('.gz') || !isValidName(app)) return false;
+    const closed = parseClosedName(app, '', name.slice(host.length, -'.gz'.length));
+    return closed !== undefined && this.keyOf(closed) === key;
   }
 
   /**
@@ -178,10 +207,17 @@ export class ArchiveQueue {
     return { archived, failed };
   }
 
+  /**
+   * Ends the archive loop at once: an upload in flight is aborted (S3 may be frozen or
+   * partitioned for up to S3_IDLE_TIMEOUT_MS, longer than the server's drain deadline), its
+   * file kept for the next start, which uploads it again under the same key.
+   */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     this.wake?.();
     await this.loop;
+    // Also ends the request an aborted upload left hanging on its socket.
     this.client.destroy();
   }
 
@@ -207,6 +243,10 @@ export class ArchiveQueue {
         await this.archive(file);
         backoffMs = 500;
       } catch (error) {
+        if (error instanceof ArchiveError && error.code === 'ABORTED') {
+          this.log('info', 'archiving interrupted by the shutdown; the file is kept and archived after the next start', { file: file.path });
+          break;
+        }
         const reason = this.countFailure(error);
         sweepFirst = reason !== 'CONFLICT';
         if (reason === 'CONFLICT') {
@@ -215,7 +255,7 @@ export class ArchiveQueue {
           continue;
         }
         this.log('warn', 'archiving failed; will retry', { file: file.path, retryInMs: backoffMs, ...describeError(error) });
-        await sleep(backoffMs * (0.5 + Math.random()));
+        await sleep(backoffMs * (0.5 + Math.random()), this.stopping.signal);
         backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
       }
       this.updateBacklog();
@@ -223,7 +263,7 @@ export class ArchiveQueue {
   }
 
   private async archive(file: Queued): Promise<void> {
-    const key = archiveKey({ prefix: this.config.s3.prefix, app: file.app, host: this.config.consumer, firstTime: file.firstTime, unique: file.unique });
+    const key = this.keyOf(file);
     const manifestPath = manifestPathOf(file.path);
     const manifest = readManifest(manifestPath);
     const metadata: Record<string, string> = { app: file.app, host: this.config.consumer, 'first-time': new Date(file.firstTime).toISOString() };
@@ -243,6 +283,7 @@ export class ArchiveQueue {
       partSize: this.config.s3.partSize,
       metadata,
       manifest: manifest ? { ...manifest, host: this.config.consumer } : undefined,
+      signal: this.stopping.signal,
     });
     // Verified: only now may the local copy go (the data file first: a manifest left alone is swept at the next scan).
     removeQuietly(file.path);
@@ -291,6 +332,16 @@ function removeQuietly(path: string): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Waits `ms`, or less when `signal` aborts (a backoff of up to a minute must not hold up a shutdown). */
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (signal?.aborted) done();
+    else signal?.addEventListener('abort', done, { once: true });
+  });
 }

@@ -28,13 +28,20 @@ export class UnsafePathError extends ServerError {
   }
 }
 
-/** Writing or syncing a log file failed (EIO, ENOSPC, EROFS ...). The batch is not acknowledged. */
+export type DiskErrorCode = 'DISK_WRITE_FAILED' | 'FSYNC_FAILED';
+
+/**
+ * Writing, syncing, closing or renaming a file under LOG_DIR failed (EIO, ENOSPC, EROFS ...): the
+ * server stops without acknowledging what is not on disk. `operation` names the call in the
+ * message (default: write, or fdatasync for FSYNC_FAILED).
+ */
 export class DiskError extends ServerError {
   readonly path: string;
   readonly errno: string | undefined;
-  constructor(code: 'DISK_WRITE_FAILED' | 'FSYNC_FAILED', path: string, cause: unknown) {
+  constructor(code: DiskErrorCode, path: string, cause: unknown, operation?: string) {
     const errno = (cause as NodeJS.ErrnoException)?.code;
-    super(code, `${code === 'FSYNC_FAILED' ? 'fdatasync' : 'write'} of ${path} failed (${errno ?? String(cause)})`, { cause });
+    const what = operation ?? (code === 'FSYNC_FAILED' ? 'fdatasync' : 'write');
+    super(code, `${what} of ${path} failed (${errno ?? String(cause)})`, { cause });
     this.path = path;
     this.errno = errno;
   }

@@ -14,6 +14,9 @@ import { describeError, serverLog } from './log';
 import { createMetrics } from './metrics';
 import { LoggerServer } from './server';
 
+// Shorter than S3_IDLE_TIMEOUT_MS (30 s) on purpose: stopping aborts an upload in flight (its file
+// is kept and archived after the next start) instead of waiting for a frozen S3, so only the
+// batch in hand (write, fsync, ack) and closing the files count against it.
 const DRAIN_DEADLINE_MS = 10_000;
 
 const ARCHIVE_ATTEMPTS = 5;

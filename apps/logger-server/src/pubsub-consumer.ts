@@ -21,6 +21,7 @@ export class PubSubConsumer {
   private timer: NodeJS.Timeout | undefined;
   private committing: Promise<void> | undefined;
   private legacySeq = 0;
+  private failed = false;
   private stopped!: () => void;
   readonly done = new Promise<void>((resolve) => (this.stopped = resolve));
 
@@ -32,7 +33,7 @@ export class PubSubConsumer {
     private readonly group: GroupState,
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
-    private readonly hooks: { rotate(): void; fail(error: ServerError): void },
+    private readonly hooks: { rotate(): boolean; fail(error: ServerError): void },
   ) {}
 
   async start(): Promise<void> {
@@ -52,9 +53,10 @@ export class PubSubConsumer {
   }
 
   private async commit(): Promise<void> {
+    if (this.failed) return; // the disk failed: nothing more is written (the timer may tick once more before stop)
     this.metrics.pubsubDisconnects.set(this.reader.disconnects);
     if (this.queue.length === 0) {
-      this.hooks.rotate();
+      if (!this.hooks.rotate()) this.failed = true;
       return;
     }
     const messages = this.queue;
@@ -71,7 +73,9 @@ export class PubSubConsumer {
     try {
       this.writer.commit();
     } catch (error) {
-      if (error instanceof DiskError) this.hooks.fail(error);
+      if (!(error instanceof DiskError)) throw error;
+      this.failed = true;
+      this.hooks.fail(error);
       return;
     }
     for (const rejected of dead) {

@@ -4,7 +4,7 @@ import type { ArchiveQueue } from './archive';
 import type { ServerConfig } from './config';
 import { DeadLetters } from './dead-letters';
 import { DedupCache } from './dedup';
-import type { ServerError } from './errors';
+import { DiskError, type ServerError } from './errors';
 import { GroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
@@ -82,14 +82,27 @@ export class LoggerServer {
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
   }
 
-  /** Closes the files that are due and hands them to the archiver: only between committed batches. */
-  private rotate(all = false): void {
-    if (this.consumer instanceof StreamConsumer && this.consumer.uncommitted) return; // redelivered after the restart
-    const closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
+  /**
+   * Closes the files that are due and hands them to the archiver: only between committed batches
+   * (a written but uncommitted batch stays in its open file, cut at restart and redelivered).
+   * Returns false when the disk failed: the server is stopping then (fail), and the caller's loop
+   * must end instead of taking the failure for a Redis one.
+   */
+  private rotate(all = false): boolean {
+    if (this.consumer instanceof StreamConsumer && this.consumer.uncommitted) return true;
+    let closed;
+    try {
+      closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
+    } catch (error) {
+      if (!(error instanceof DiskError)) throw error;
+      this.fail(error);
+      return false;
+    }
     for (const file of closed) {
       this.local.forget(file.app);
       this.archive?.add(file);
     }
+    return true;
   }
 
   /** True while too many closed files wait for S3: reading pauses and entries wait safely in Redis. */
@@ -109,10 +122,12 @@ export class LoggerServer {
   }
 
   private fail(error: ServerError): void {
+    if (this.fatal) return;
     this.fatal = error;
     void this.consumer?.stop();
     this.health.set(this.health.redisOk, error.code === 'CONSUMER_IN_USE' ? this.health.diskOk : false, error);
-    this.log('error', 'stopping without acknowledging the batch; it will be redelivered', describeError(error));
+    // Also after a failed rotation, when every batch was committed: only what is not is redelivered.
+    this.log('error', error instanceof DiskError ? 'disk failure: stopping; entries not acknowledged will be redelivered' : 'stopping: entries not acknowledged will be redelivered', describeError(error));
   }
 
   /** SIGHUP: close files so the next write reopens them (after logrotate moved them). */

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { DiskError, UnsafePathError } from './errors';
+import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
 import { FileSummary } from './summary';
 
@@ -187,11 +187,7 @@ export class FileSink {
       if (removed === 0) continue;
       dropped += removed;
       const data = batch.data();
-      try {
-        ftruncateSync(file.fd, file.sizeBefore);
-      } catch (error) {
-        throw new DiskError('DISK_WRITE_FAILED', file.path, error);
-      }
+      onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(file.fd, file.sizeBefore));
       writeAndSync(file, data);
       file.size = file.sizeBefore + data.length;
       const n = batch.count - 1;
@@ -233,6 +229,7 @@ export class FileSink {
    * Closes the open files that are due (size, age, or a new UTC hour; every non-empty file when
    * `all`): they are already fsynced; each is renamed to its closed name and the directory
    * fsynced, so the rename survives a crash. Call between batches, after the acknowledgement.
+   * Throws DiskError; the files closed before the failure are on disk for the archiver's next scan.
    */
   rotate(policy: RotationPolicy, now = Date.now(), all = false): ClosedFile[] {
     const closed: ClosedFile[] = [];
@@ -245,19 +242,22 @@ export class FileSink {
         Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
       if (!due) continue;
       this.settle(file);
-      closeSync(file.fd);
-      this.files.delete(file.app);
       const firstTime = file.firstTime ?? file.openedAt;
       const unique = randomBytes(4).toString('hex');
       const dir = join(this.logDir, file.app);
       const path = join(dir, closedFileName(firstTime, unique));
-      // The manifest first: a crash before the rename leaves only a stray manifest (removed by the
-      // archiver's scan), never a closed file without its manifest.
-      const manifest = this.summaryOf(file.app).manifest(file.app, basename(path));
+      // The manifest first, while nothing has changed yet: when it cannot be written the file stays
+      // open with its summary, and a crash before the rename leaves only a stray manifest (removed
+      // by the archiver's scan), never a closed file without its manifest.
+      writeDurably(manifestPathOf(path), JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
+      this.files.delete(file.app);
+      // Every line was fdatasynced at commit: a failing close says the disk is failing, nothing is lost yet.
+      onDisk('DISK_WRITE_FAILED', file.path, 'close', () => closeSync(file.fd));
+      onDisk('DISK_WRITE_FAILED', file.path, `rename to ${path}`, () => renameSync(file.path, path));
+      // Only now is the summary no longer the open file's: a rotation that failed before this point
+      // leaves it for the manifest of the file's next rotation.
       this.summaries.delete(file.app);
       this.lastLines.delete(file.app);
-      writeDurably(manifestPathOf(path), JSON.stringify(manifest) + '\n');
-      renameSync(file.path, path);
       syncDirectory(dir);
       closed.push({ app: file.app, path, firstTime, unique });
     }
@@ -279,39 +279,45 @@ export class FileSink {
   }
 }
 
-/** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
-function writeAndSync(file: OpenFile, data: Buffer): void {
+/**
+ * Runs one file system call on `path`; its failure becomes a DiskError, so the server stops as
+ * for any disk failure (instead of taking it for a Redis error and going on).
+ */
+function onDisk<T>(code: DiskErrorCode, path: string, operation: string, call: () => T): T {
   try {
-    let offset = 0;
-    while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+    return call();
   } catch (error) {
-    throw new DiskError('DISK_WRITE_FAILED', file.path, error);
-  }
-  try {
-    fdatasyncSync(file.fd);
-  } catch (error) {
-    // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
-    // descriptor. The caller stops; the entries stay pending in Redis.
-    throw new DiskError('FSYNC_FAILED', file.path, error);
+    throw new DiskError(code, path, error, operation);
   }
 }
 
-/** Creates a small file (never over an existing one) and fsyncs it. */
+/** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
+function writeAndSync(file: OpenFile, data: Buffer): void {
+  onDisk('DISK_WRITE_FAILED', file.path, 'write', () => {
+    let offset = 0;
+    while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+  });
+  // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
+  // descriptor. The caller stops; the entries stay pending in Redis.
+  onDisk('FSYNC_FAILED', file.path, 'fdatasync', () => fdatasyncSync(file.fd));
+}
+
+/** Creates a small file (never over an existing one) and fsyncs it. Throws DiskError. */
 function writeDurably(path: string, text: string): void {
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE);
+  const fd = onDisk('DISK_WRITE_FAILED', path, 'create', () => openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, FILE_MODE));
   try {
-    writeSync(fd, text);
-    fsyncSync(fd);
+    onDisk('DISK_WRITE_FAILED', path, 'write', () => writeSync(fd, text));
+    onDisk('FSYNC_FAILED', path, 'fsync', () => fsyncSync(fd));
   } finally {
     closeSync(fd);
   }
 }
 
-/** fsync of a directory: makes a rename or an unlink in it durable. */
+/** fsync of a directory: makes a rename or an unlink in it durable. Throws DiskError. */
 export function syncDirectory(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fd = onDisk('FSYNC_FAILED', dir, 'open', () => openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY));
   try {
-    fsyncSync(fd);
+    onDisk('FSYNC_FAILED', dir, 'fsync', () => fsyncSync(fd));
   } finally {
     closeSync(fd);
   }

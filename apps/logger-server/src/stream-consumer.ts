@@ -14,8 +14,8 @@ import { sleep } from './sleep';
 
 /** What the consumer needs from the server around it. */
 export interface ConsumerHooks {
-  /** Closes due files (only between committed batches). */
-  rotate(): void;
+  /** Closes due files (only between committed batches); false when the disk failed and the server is stopping. */
+  rotate(): boolean;
   /** True while the archive backlog is over its bound: reading pauses. */
   archiveBackpressure(): boolean;
   /** A disk failure or a lost lease: the server stops without acknowledging. */
@@ -81,7 +81,7 @@ export class StreamConsumer {
           prefetched = undefined;
           ({ entries, fresh } = await next);
         } else {
-          if (!this.uncommitted) this.hooks.rotate();
+          if (!this.uncommitted && !this.hooks.rotate()) return;
           if (this.hooks.archiveBackpressure()) {
             await sleep(500);
             continue;
@@ -125,7 +125,7 @@ export class StreamConsumer {
       try {
         await this.store(entries, fresh);
         this.uncommitted = false;
-        this.hooks.rotate(); // also under constant load, when the loop is never idle
+        if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
       } catch (error) {
         if (error instanceof DiskError || error instanceof LeaseError) {
           this.running = false;

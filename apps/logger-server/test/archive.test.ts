@@ -10,7 +10,7 @@ import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
 import { createClient } from 'redis';
 import { archiveFile, archiveKey, manifestKey } from '@log/s3-archiver';
-import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, startTcpProxy, tempDir, type RedisServer, type S3Server, type TcpProxy } from '@log/test-kit';
+import { freePort, motoAvailable, removeDir, sleep, startRedis, startS3, startS3Pager, startTcpProxy, tempDir, within, type RedisServer, type S3Server, type TcpProxy } from '@log/test-kit';
 import { MAIN, httpGet, readLogs, startServer, type ServerProcess } from './harness';
 
 let redis: RedisServer;
@@ -286,16 +286,44 @@ describe('rotation and archiving to S3', () => {
     expect(s.output()).toContain('archive backlog drained: reading again');
   }, 90_000);
 
-  (motoAvailable() ? it : it.skip)('aborts its own multipart uploads a killed run left open, and no one else\'s', async () => {
+  /** Opens a multipart upload at the key a server of LOG_CONSUMER `host` would archive an `app` file to; returns the key. */
+  async function openUploadOf(client: S3Client, host: string, app = 'shop', prefix = 'archive'): Promise<string> {
+    const key = archiveKey({ prefix, app, host, firstTime: Date.now() });
+    await client.send(new CreateMultipartUploadCommand({ Bucket: 'logs', Key: key }));
+    return key;
+  }
+
+  (motoAvailable() ? it : it.skip)('aborts its own multipart uploads a killed run left open, and no one else\'s (not even a consumer whose name starts like its own)', async () => {
     // (s3rver does not list multipart uploads; moto does, and is installed on these machines)
     const { s3, client } = await s3Server({ implementation: 'moto' });
-    const mine = archiveKey({ prefix: 'archive', app: 'shop', host: 'app1', firstTime: Date.now() });
-    const theirs = archiveKey({ prefix: 'archive', app: 'shop', host: 'app2', firstTime: Date.now() });
-    for (const key of [mine, theirs]) await client.send(new CreateMultipartUploadCommand({ Bucket: 'logs', Key: key }));
+    const mine = await openUploadOf(client, 'app1');
+    // app1-b's keys start "app1-b-...": another server sharing the bucket, not app1's
+    const theirs = [await openUploadOf(client, 'app2'), await openUploadOf(client, 'app1-b'), await openUploadOf(client, 'app1', 'shop', 'archive/old')];
     const s = await server({ LOG_CHANNEL: `arch${++n}`, ARCHIVE_STALE_UPLOAD_SECONDS: '0', ...s3Env(s3), AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' });
-    await until(async () => /logger_archive_stale_uploads_aborted_total 1/.test((await httpGet(s.httpPort, '/metrics')).body));
-    const open = await client.send(new ListMultipartUploadsCommand({ Bucket: 'logs' }));
-    expect((open.Uploads ?? []).map((u) => u.Key)).toEqual([theirs]);
+    await until(async () => /logger_archive_stale_uploads_aborted_total [1-9]/.test((await httpGet(s.httpPort, '/metrics')).body));
+    await sleep(300); // an abort of someone else's upload would show up by now
+    expect((await openUploads(client)).sort()).toEqual([...theirs].sort());
+    expect((await httpGet(s.httpPort, '/metrics')).body).toMatch(/logger_archive_stale_uploads_aborted_total 1\b/);
+    expect(s.output()).toContain(mine);
+  }, 30_000);
+
+  (motoAvailable() ? it : it.skip)('sweeps every page of the incomplete multipart upload listing, not only the first', async () => {
+    // S3 lists at most 1000 uploads a page; the pager in front of moto (which answers one page
+    // whatever the number) cuts pages of 3, so a handful of uploads spans several pages.
+    const { s3, client } = await s3Server({ implementation: 'moto' });
+    const pager = await startS3Pager(s3.port, { maxUploads: 3 });
+    cleanups.push(() => pager.close());
+    const mine: string[] = [];
+    const theirs: string[] = [];
+    for (const app of ['a1', 'b2', 'c3', 'd4']) {
+      mine.push(await openUploadOf(client, 'app1', app), await openUploadOf(client, 'app1', app));
+      theirs.push(await openUploadOf(client, 'app1-b', app));
+    }
+    const s = await server({ LOG_CHANNEL: `arch${++n}`, ARCHIVE_STALE_UPLOAD_SECONDS: '0', ...s3Env({ endpoint: pager.endpoint }), AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' });
+    await until(async () => (await openUploads(client)).length <= theirs.length || /could not list/.test(s.output()), 15_000).catch(() => {});
+    expect((await openUploads(client)).sort()).toEqual([...theirs].sort());
+    expect((await httpGet(s.httpPort, '/metrics')).body).toMatch(new RegExp(`logger_archive_stale_uploads_aborted_total ${mine.length}\\b`));
+    expect(pager.listings).toBeGreaterThanOrEqual(4); // 12 uploads, 3 a page
   }, 30_000);
 
   /**
@@ -387,6 +415,32 @@ describe('rotation and archiving to S3', () => {
     expect(metrics).toMatch(/logger_archive_failures_total\{reason="UPLOAD_FAILED"\} [1-9]/);
     expect(metrics).toMatch(/logger_archive_stale_uploads_aborted_total [1-9]/); // the failed attempt's upload, aborted before the retry
   }, 120_000);
+
+  (motoAvailable() ? it : it.skip)('on SIGTERM during an upload frozen part-way (partition), aborts it and exits 0 keeping the file; the next start archives it once', async () => {
+    // S3_IDLE_TIMEOUT_MS stays at its 30 s default, past the 10 s drain deadline: only aborting
+    // the upload lets the drain finish. (moto: s3rver would keep the half-sent PUT as an object.)
+    const { s3, client } = await s3Server({ implementation: 'moto' });
+    const proxy = await startTcpProxy(s3.port);
+    cleanups.push(() => proxy.close());
+    const channel = `arch${++n}`;
+    const env = { LOG_CHANNEL: channel, ROTATE_BYTES: '200000', ...s3Env(s3), AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey };
+    const first = await server({ ...env, S3_ENDPOINT: proxy.endpoint });
+    const cut = proxy.cutAfter(64 * 1024); // the HEAD and 64 KiB of the first file's PUT get through
+    await publish(channel, 'halted', 600, { every: 100, fields: (i) => ({ i, noise: randomBytes(300).toString('base64') }) });
+    expect(await within(cut, 20_000)).toEqual({ value: undefined });
+    const uploading = closedFiles('halted');
+    expect(uploading).toHaveLength(1);
+    first.child.kill('SIGTERM');
+    expect(await within(first.exited, 15_000)).toEqual({ value: 0 });
+    expect(first.output()).not.toMatch(/drain deadline passed/);
+    const kept = closedFiles('halted');
+    expect(kept).toEqual(expect.arrayContaining(uploading)); // never deleted: never verified
+    expect(kept.length).toBe(2); // and the open file, closed by the drain
+
+    await server(env); // S3 healthy, no proxy
+    await expectEverythingArchivedOnce(client, 'halted', 600);
+    expect((await archivedRecords(client)).keys).toHaveLength(kept.length);
+  }, 60_000);
 
   it('after a crash between upload and delete, finds its own object and deletes the file; never overwrites another', async () => {
     const { s3, client } = await s3Server();

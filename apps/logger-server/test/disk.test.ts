@@ -1,10 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { removeDir, sleep, startRedis, tempDir, within, type RedisServer } from '@log/test-kit';
 import { createClient } from 'redis';
+import { DiskError } from '../src/errors';
+import { FileSink, manifestPathOf } from '../src/sink';
 import { expectExactlyOnce, readLogs, startServer, waitForRecords } from './harness';
 
 let redis: RedisServer;
@@ -24,10 +26,18 @@ afterEach(() => {
 });
 
 /** A tiny tmpfs stands in for a full disk; mounting needs root (CI and dev machines here are root). */
-function mountSmallDisk(path: string, size: string): boolean {
+function mountSmallDisk(path: string, size: string, inodes?: number): boolean {
   mkdirSync(path, { recursive: true });
-  return spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', path]).status === 0;
+  const options = inodes === undefined ? `size=${size}` : `size=${size},nr_inodes=${inodes}`;
+  return spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', path]).status === 0;
 }
+
+/**
+ * Inodes of a LOG_DIR (a tmpfs root) holding one app's open file: the root, `<app>/` and
+ * `<app>.log`. With no inode to spare, writing and fsyncing the open file works and creating the
+ * manifest at rotation fails (ENOSPC): a real rotation failure, even for root.
+ */
+const INODES_FOR_ONE_OPEN_FILE = 3;
 
 describe('disk trouble', () => {
   const probe = tempDir('probe');
@@ -83,6 +93,95 @@ describe('disk trouble', () => {
       expect(records.map((r) => r.message)).toEqual(['after rotation']);
       expect(readFileSync(join(logDir, 'hup', 'hup.log.1'), 'utf8')).toContain('before rotation');
       expect(existsSync(join(logDir, 'hup', 'hup.log'))).toBe(true);
+    } finally {
+      await log.close();
+      await server.stop();
+    }
+  }, 30_000);
+
+  (canMount ? it : it.skip)('a rotation that cannot write its manifest is a DiskError that keeps the file open and its summary for the next try', () => {
+    const logDir = join(dir, 'log');
+    expect(mountSmallDisk(logDir, '1m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
+    const sink = new FileSink(logDir);
+    const policy = { maxBytes: 1, maxAgeMs: 1e9 };
+    try {
+      for (let seq = 1; seq <= 3; seq++) sink.append('shop', `line ${seq}\n`, Date.UTC(2026, 0, 1, 0, 0, seq), 'p1', seq);
+      sink.commit();
+      let error: unknown;
+      try {
+        sink.rotate(policy);
+      } catch (thrown) {
+        error = thrown;
+      }
+      expect(error).toBeInstanceOf(DiskError);
+      expect(error).toMatchObject({ code: 'DISK_WRITE_FAILED', errno: 'ENOSPC', path: expect.stringMatching(/\.manifest\.json$/) });
+      expect((error as Error).cause).toMatchObject({ code: 'ENOSPC' });
+      expect(readdirSync(join(logDir, 'shop'))).toEqual(['shop.log']);
+
+      expect(spawnSync('mount', ['-o', 'remount,nr_inodes=100', logDir]).status).toBe(0);
+      sink.append('shop', 'line 4\n', Date.UTC(2026, 0, 1, 0, 0, 4), 'p1', 4);
+      sink.commit();
+      const [closed] = sink.rotate(policy);
+      expect(readFileSync(closed!.path, 'utf8')).toBe('line 1\nline 2\nline 3\nline 4\n');
+      // the summary outlived the failed rotation: the manifest counts every line of the file
+      expect(JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'))).toMatchObject({
+        records: 4,
+        producers: [{ producer: 'p1', minSeq: 1, maxSeq: 4, records: 4 }],
+      });
+    } finally {
+      sink.close();
+    }
+  });
+
+  (canMount ? it : it.skip)('a rotation that fails is a disk failure: exit 1 with no redis or ack error; after a restart every record is there once, with manifests', async () => {
+    const logDir = join(dir, 'log');
+    expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
+    const channel = 'rotatefail';
+    const env = { REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, ROTATE_BYTES: '20000' };
+    const log = createPublisher(channel, { app: 'rot', url: redis.url });
+    try {
+      for (let i = 0; i < 2000; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+      await log.flush();
+      const first = await startServer(env);
+      try {
+        expect(await within(first.exited, 15_000)).toEqual({ value: 1 });
+      } finally {
+        await first.stop();
+      }
+      expect(first.output()).toMatch(/"errorCode":"DISK_WRITE_FAILED"/);
+      expect(first.output()).toMatch(/manifest\.json failed \(ENOSPC\)/);
+      expect(first.output()).not.toMatch(/reading from redis failed|acknowledging a batch failed/);
+
+      expect(spawnSync('mount', ['-o', 'remount,nr_inodes=1000', logDir]).status).toBe(0);
+      const second = await startServer(env);
+      try {
+        // more records, so the file left open by the failed rotation is written to and rotated again
+        for (let i = 2000; i < 2500; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+        await log.flush();
+        await waitForRecords(logDir, 'rot', 2500);
+      } finally {
+        await second.stop(); // closes the open file too: every record ends in a closed file
+      }
+      expectExactlyOnce(readLogs(logDir).get('rot')!, log.producer, 2500);
+      const closed = readdirSync(join(logDir, 'rot')).filter((name) => name.endsWith('.jsonl'));
+      const counts = closed.map((name) => JSON.parse(readFileSync(manifestPathOf(join(logDir, 'rot', name)), 'utf8')).records as number);
+      expect(counts).toEqual(closed.map((name) => readFileSync(join(logDir, 'rot', name), 'utf8').split('\n').length - 1));
+      expect(counts.reduce((a, b) => a + b, 0)).toBe(2500);
+    } finally {
+      await log.close();
+    }
+  }, 60_000);
+
+  (canMount ? it : it.skip)('in Pub/Sub mode too, a rotation that fails stops the server as a disk failure', async () => {
+    const logDir = join(dir, 'log');
+    expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
+    const server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: 'rotatepubsub', LOG_TRANSPORT: 'pubsub', ROTATE_BYTES: '1000' });
+    const log = createPublisher('rotatepubsub', { app: 'rot', url: redis.url, transport: 'pubsub' });
+    try {
+      for (let i = 0; i < 100; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+      await log.flush();
+      expect(await within(server.exited, 15_000)).toEqual({ value: 1 });
+      expect(server.output()).toMatch(/"level":"error".*"errorCode":"DISK_WRITE_FAILED".*ENOSPC/);
     } finally {
       await log.close();
       await server.stop();

@@ -24,6 +24,15 @@ export interface ArchiveOptions {
    * `compressedBytes` added. Never overwritten either.
    */
   manifest?: Record<string, unknown>;
+  /**
+   * Stops the attempt (a shutdown, say): archiveFile rejects at once with ArchiveError ABORTED,
+   * even while a request hangs on a frozen or partitioned connection. Its own requests are
+   * cancelled; the upload's request, which lib-storage sends without a signal, is left to the
+   * client to end (destroy() or its socket timeout). The local file is untouched. A multipart
+   * upload already begun may stay open in S3 (its abort cannot be waited for); a later call
+   * uploads the same key again.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ArchiveResult {
@@ -63,9 +72,9 @@ function httpStatus(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
 }
 
-async function head(client: S3Client, bucket: string, key: string): Promise<HeadObjectCommandOutput | undefined> {
+async function head(client: S3Client, bucket: string, key: string, signal: AbortSignal | undefined): Promise<HeadObjectCommandOutput | undefined> {
   try {
-    return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }));
+    return await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
   } catch (error) {
     const status = httpStatus(error);
     if (status === 404 || (error as Error).name === 'NotFound' || (error as Error).name === 'NoSuchKey') return undefined;
@@ -81,11 +90,25 @@ async function head(client: S3Client, bucket: string, key: string): Promise<Head
  * CONFLICT. The request also carries If-None-Match: * where the server honours it.
  *
  * It never deletes or changes the local file: the caller deletes it after this resolves. Throws
- * ArchiveError; a failed multipart upload is aborted, leaving no parts behind.
+ * ArchiveError; a failed multipart upload is aborted, leaving no parts behind. `options.signal`
+ * stops it (ABORTED).
  */
 export async function archiveFile(file: string, options: ArchiveOptions): Promise<ArchiveResult> {
-  const { client, bucket, key } = options;
-  const context = { bucket, key, file };
+  const { signal } = options;
+  const context = { bucket: options.bucket, key: options.key, file };
+  try {
+    signal?.throwIfAborted();
+    return await archiveOnce(file, options, context);
+  } catch (cause) {
+    // Whatever an abort made fail on the way (a request, the upload) is the abort: its cause is
+    // what the abort raised, not the step's ArchiveError around it.
+    if (!signal?.aborted) throw cause;
+    throw new ArchiveError('ABORTED', 'archiving was aborted; the file is kept', { ...context, cause: cause instanceof ArchiveError ? cause.cause : cause });
+  }
+}
+
+async function archiveOnce(file: string, options: ArchiveOptions, context: { bucket: string; key: string; file: string }): Promise<ArchiveResult> {
+  const { client, bucket, key, signal } = options;
   let bytes: number;
   let sha256: string;
   try {
@@ -96,7 +119,7 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
   }
   let existing;
   try {
-    existing = await head(client, bucket, key);
+    existing = await head(client, bucket, key, signal);
   } catch (cause) {
     throw new ArchiveError('UPLOAD_FAILED', 'cannot check whether the object exists', { ...context, cause });
   }
@@ -137,16 +160,23 @@ export async function archiveFile(file: string, options: ArchiveOptions): Promis
     queueSize: options.queueSize ?? 4,
     leavePartsOnError: false,
   });
+  // lib-storage gives its own requests no signal: Upload.abort() makes done() reject at once, and
+  // the request left hanging ends with the client (or its socket timeout).
+  const abortUpload = () => void upload.abort();
+  signal?.addEventListener('abort', abortUpload, { once: true });
   try {
+    signal?.throwIfAborted(); // aborted before the listener was there
     await upload.done();
   } catch (cause) {
     source.destroy();
     if (httpStatus(cause) === 412) throw new ArchiveError('CONFLICT', 'an object appeared at the key during the upload', { ...context, cause });
     throw new ArchiveError('UPLOAD_FAILED', 'upload failed', { ...context, cause });
+  } finally {
+    signal?.removeEventListener('abort', abortUpload);
   }
   let uploaded;
   try {
-    uploaded = await head(client, bucket, key);
+    uploaded = await head(client, bucket, key, signal);
   } catch (cause) {
     throw new ArchiveError('VERIFY_FAILED', 'cannot read back the uploaded object', { ...context, cause });
   }
@@ -170,7 +200,7 @@ async function putManifest(options: ArchiveOptions, result: ArchiveResult, conte
   const key = manifestKey(result.key);
   const where = { ...context, key };
   try {
-    const existing = await head(options.client, options.bucket, key);
+    const existing = await head(options.client, options.bucket, key, options.signal);
     if (existing) {
       if (existing.Metadata?.['data-sha256'] === result.sha256) return key;
       throw new ArchiveError('CONFLICT', `a manifest for other data (sha256 ${existing.Metadata?.['data-sha256'] ?? 'unknown'}) is already at the key`, where);
@@ -186,6 +216,7 @@ async function putManifest(options: ArchiveOptions, result: ArchiveResult, conte
         ChecksumAlgorithm: 'CRC32',
         Metadata: { 'data-sha256': result.sha256 },
       }),
+      { abortSignal: options.signal },
     );
     return key;
   } catch (cause) {

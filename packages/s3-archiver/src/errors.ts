@@ -1,5 +1,5 @@
-/** Codes of the archiver's errors. */
-export type ArchiveErrorCode = 'UPLOAD_FAILED' | 'VERIFY_FAILED' | 'CONFLICT' | 'READ_FAILED';
+/** Codes of the archiver's errors (ABORTED: the caller's AbortSignal stopped it). */
+export type ArchiveErrorCode = 'UPLOAD_FAILED' | 'VERIFY_FAILED' | 'CONFLICT' | 'READ_FAILED' | 'ABORTED';
 
 /** An archive attempt failed; the local file is untouched. */
 export class ArchiveError extends Error {

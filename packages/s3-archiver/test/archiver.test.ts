@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { removeDir, s3Implementations, startS3, tempDir, type S3Server } from '@log/test-kit';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { removeDir, s3Implementations, startS3, startTcpProxy, tempDir, within, type S3Server } from '@log/test-kit';
 import { ArchiveError, archiveFile, archiveKey, manifestKey } from '../src';
 
 describe('archiveKey', () => {
@@ -83,6 +83,33 @@ describe.each(s3Implementations())('archiveFile against %s', (implementation) =>
     await client.send(new PutObjectCommand({ Bucket: 'logs', Key: manifestKey(otherKey), Body: '{"someone":"else"}', Metadata: { 'data-sha256': 'f'.repeat(64) } }));
     await expect(archiveFile(other, { client, bucket: 'logs', key: otherKey, manifest })).rejects.toMatchObject({ code: 'CONFLICT', key: manifestKey(otherKey) });
     expect(await read(manifestKey(otherKey))).toEqual({ someone: 'else' });
+  }, 30_000);
+
+  it('stops when its signal aborts, also with the upload frozen part-way across a partition, and keeps the file', async () => {
+    const file = join(dir, 'frozen.log');
+    writeFileSync(file, randomBytes(1024 * 1024).toString('base64')); // ~1 MiB of gzip: far past the cut
+    const key = archiveKey({ prefix: 'logs', app: 'shop', host: 'app1', firstTime: Date.now() });
+    const proxy = await startTcpProxy(s3.port);
+    const partitioned = new S3Client({ ...s3.clientConfig, endpoint: proxy.endpoint, maxAttempts: 1 });
+    try {
+      const controller = new AbortController();
+      const cut = proxy.cutAfter(256 * 1024); // the HEAD and the first 256 KiB of the PUT get through
+      const archiving = archiveFile(file, { client: partitioned, bucket: 'logs', key, gzipLevel: 1, signal: controller.signal });
+      expect(await within(cut, 10_000)).toEqual({ value: undefined });
+      controller.abort();
+      const outcome = await within(archiving, 5_000);
+      expect(outcome).toEqual({ error: expect.objectContaining({ name: 'ArchiveError', code: 'ABORTED', key }) });
+      expect(((outcome as { error: Error }).error.cause as Error).name).toBe('AbortError');
+      // already aborted: nothing is sent at all
+      await expect(archiveFile(file, { client, bucket: 'logs', key, signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ABORTED' });
+      expect(existsSync(file)).toBe(true);
+      // Nothing at the key. (s3rver writes a PUT's body to the object as it arrives, so there the
+      // frozen PUT shows half-written; S3, like moto, stores an object only once its body is whole.)
+      if (implementation === 'moto') await expect(client.send(new HeadObjectCommand({ Bucket: 'logs', Key: key }))).rejects.toMatchObject({ $metadata: { httpStatusCode: 404 } });
+    } finally {
+      partitioned.destroy();
+      await proxy.close();
+    }
   }, 30_000);
 
   it('fails with a typed error when S3 is down, and keeps the file', async () => {

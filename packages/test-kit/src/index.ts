@@ -1,5 +1,5 @@
 export { TestKitError } from './errors';
-export { freePort, tempDir, removeDir, which, sleep, waitUntil, spawnService, stopProcess } from './process';
+export { freePort, tempDir, removeDir, which, sleep, within, waitUntil, spawnService, stopProcess } from './process';
 export type { ServiceControls } from './process';
 export { startRedis, redisServerBinary, REDIS_INSTALL_HINT } from './redis';
 export type { RedisServer, RedisServerOptions } from './redis';
@@ -7,3 +7,5 @@ export { startS3, motoAvailable, s3Implementations } from './s3';
 export type { S3Server, S3ServerOptions, S3Implementation } from './s3';
 export { startTcpProxy } from './proxy';
 export type { TcpProxy } from './proxy';
+export { startS3Pager } from './s3-pager';
+export type { S3Pager } from './s3-pager';

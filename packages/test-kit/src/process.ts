@@ -38,6 +38,21 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * What `promise` settles to within `ms`: `{ value }`, `{ error }`, or 'pending'. For asserting on
+ * something that may hang (a bug that keeps a process or a request going) without waiting for the
+ * test's timeout; the timer is cleared either way, so no handle outlives the test.
+ */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<{ value: T } | { error: unknown } | 'pending'> {
+  let timer: NodeJS.Timeout | undefined;
+  const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
+  try {
+    return await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), pending]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves once `probe` resolves true, polling; rejects with what the service printed after `timeoutMs`. */
 export async function waitUntil(
   what: string,
