@@ -1,4 +1,5 @@
-import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { openStateFile } from './sink';
 import { DiskError } from './errors';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
@@ -81,7 +82,7 @@ export class DeadLetters {
   private writeLines(flags: number, path: string, text: string): void {
     let fd: number | undefined;
     try {
-      fd = openSync(path, flags | constants.O_NOFOLLOW, 0o640);
+      fd = openStateFile(path, flags);
       writeSync(fd, text);
       fsyncSync(fd);
     } catch (error) {

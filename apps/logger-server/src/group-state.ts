@@ -126,15 +126,14 @@ export class GroupState {
     const deadline = Date.now() + LEASE_TTL_MS + 2 * LEASE_RENEW_MS;
     let told = false;
     for (;;) {
-      const set = await this.client.sendCommand(['SET', key, this.leaseValue, 'NX', 'PX', String(LEASE_TTL_MS)]);
-      if (set !== null) break;
-      const holder = String((await this.client.sendCommand(['GET', key])) ?? '');
-      if (holder !== '' && isDeadLocalHolder(holder)) {
+      const holder = await this.renewLease();
+      if (holder === undefined) break;
+      if (isDeadLocalHolder(holder)) {
         await RELEASE.run(this.client, [key], [holder]);
         continue;
       }
       if (Date.now() > deadline) throw new LeaseError(this.consumer, holder);
-      if (!told && holder !== '') onWait(holder);
+      if (!told) onWait(holder);
       told = true;
       await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS));
     }

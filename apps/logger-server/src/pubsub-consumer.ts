@@ -64,13 +64,13 @@ export class PubSubConsumer {
     const now = Date.now();
     const legacyProducer = `legacy-${this.config.consumer}`;
     const dead: Rejected[] = [];
-    for (const message of messages) {
-      const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
-      if (!decoded.frame) this.metrics.legacyMessages.inc();
-      this.writer.write(decoded, 'pubsub');
-      for (const rejected of decoded.rejected) dead.push(rejected);
-    }
     try {
+      for (const message of messages) {
+        const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
+        if (!decoded.frame) this.metrics.legacyMessages.inc();
+        this.writer.write(decoded, 'pubsub');
+        for (const rejected of decoded.rejected) dead.push(rejected);
+      }
       this.writer.commit();
     } catch (error) {
       if (!(error instanceof DiskError)) throw error;

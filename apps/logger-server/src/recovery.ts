@@ -1,10 +1,10 @@
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, readdirSync, readFileSync, writeSync } from 'node:fs';
 import { isValidName } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
 import type { Checkpoint } from './group-state';
 import type { ServerLog } from './log';
-import type { FileSink } from './sink';
+import { openStateFile, type FileSink } from './sink';
 
 const CHUNK = 1024 * 1024;
 /** Longer than any line the server writes (a record is at most 256 KiB before escaping). */
@@ -210,7 +210,12 @@ export class LocalCheckpoints {
 
   private write(): void {
     try {
-      writeFileSync(this.path, JSON.stringify(Object.fromEntries(this.current)));
+      const fd = openStateFile(this.path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC);
+      try {
+        writeSync(fd, JSON.stringify(Object.fromEntries(this.current)));
+      } finally {
+        closeSync(fd);
+      }
     } catch {
       // best effort: Redis holds the authoritative checkpoints
     }

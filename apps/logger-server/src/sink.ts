@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
 import { FileSummary } from './summary';
@@ -88,11 +88,11 @@ export class FileSink {
   /**
    * Path of a file of the server's own state (checkpoints, spooled dead letters) in
    * `LOG_DIR/.state/`: on the same disk as the logs, and never taken for an app (not a valid name).
+   * The directory is made by the first write (see openStateFile): a server that never needs it uses
+   * no inode for it.
    */
   statePath(name: string): string {
-    const dir = join(this.logDir, '.state');
-    mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-    return join(dir, name);
+    return join(this.logDir, '.state', name);
   }
 
   /** Path of an app's open file. */
@@ -310,6 +310,17 @@ function writeDurably(path: string, text: string): void {
     onDisk('FSYNC_FAILED', path, 'fsync', () => fsyncSync(fd));
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Opens a file under LOG_DIR/.state/ (see FileSink.statePath), making the directory the first time. */
+export function openStateFile(path: string, flags: number): number {
+  try {
+    return openSync(path, flags | constants.O_NOFOLLOW, FILE_MODE);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    mkdirSync(dirname(path), { recursive: true, mode: DIR_MODE });
+    return openSync(path, flags | constants.O_NOFOLLOW, FILE_MODE);
   }
 }
 

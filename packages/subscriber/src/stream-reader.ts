@@ -145,7 +145,10 @@ export class StreamReader {
     try {
       await this.writer.sendCommand(['XGROUP', 'CREATE', this.key, this.group, '0', 'MKSTREAM']);
     } catch (error) {
-      if (!String((error as Error)?.message).startsWith('BUSYGROUP')) {
+      const message = String((error as Error)?.message);
+      // OOM: a Redis at maxmemory refuses XGROUP CREATE even for a group that exists. Reading goes
+      // on (it frees the memory); a group that is really missing shows as NOGROUP and is created then.
+      if (!message.startsWith('BUSYGROUP') && !message.startsWith('OOM')) {
         throw new SubscriberError('REDIS', `cannot create group ${this.group} on ${this.key}`, { key: this.key, cause: error });
       }
     }
