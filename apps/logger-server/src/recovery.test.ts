@@ -51,7 +51,11 @@ describe('recoverOpenFiles', () => {
     expect(file).toMatchObject({ records: 6, last: { producer: 'p1', seq: 6 } });
     expect(dedup.accept('p1', 6)).toBe(false);
     expect(dedup.accept('p1', 7)).toBe(true); // cut: redelivered and written again
-    expect(sink.checkpointOf('shop')).toBeUndefined(); // no file open yet
+    // adopted: rotated when due even if the app never writes again
+    expect(sink.checkpointOf('shop')).toEqual(at(ends, 6));
+    const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+    expect(closed).toMatchObject({ app: 'shop' });
+    sink.close();
   });
 
   it('cuts everything when the checkpoint is of another file (the one closed before this was opened)', () => {

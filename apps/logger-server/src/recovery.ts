@@ -80,6 +80,7 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
         last = own;
       });
       sink.setLast(app, last);
+      if (trusted > 0) sink.adopt(app);
       recovered.push({ app, trusted, cut: size - trusted, records, last });
     } finally {
       closeSync(fd);

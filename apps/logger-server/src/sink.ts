@@ -125,6 +125,14 @@ export class FileSink {
     file.last.clear();
   }
 
+  /**
+   * Opens an app's file left by a previous run (recovery, at start), so it is rotated and archived
+   * when due even if its app never writes again.
+   */
+  adopt(app: string): void {
+    if (!this.files.has(app)) this.open(app);
+  }
+
   /** The last line of an app's open file (set by recovery at start, then by each commit). */
   setLast(app: string, last: LastLine | undefined): void {
     if (last) this.lastLines.set(app, last);

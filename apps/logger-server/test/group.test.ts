@@ -1,26 +1,14 @@
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeRecord, streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
-import { httpGet, readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
+import { removeDir, sleep, tempDir } from '@log/test-kit';
+import { httpGet, readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
 
-let redis: RedisServer;
-let client: RedisClientType;
+const shared = useRedis();
 let dir: string;
 let servers: ServerProcess[] = [];
 let n = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createClient({ url: redis.url }) as RedisClientType;
-  client.on('error', () => {});
-  await client.connect();
-});
-afterAll(async () => {
-  client.destroy();
-  await redis.dispose();
-});
 beforeEach(() => {
   dir = tempDir('group');
 });
@@ -38,7 +26,7 @@ afterEach(async () => {
 });
 
 async function server(name: string, env: Record<string, string>) {
-  const s = await startServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, name), LOG_CONSUMER: name, ...env });
+  const s = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: join(dir, name), LOG_CONSUMER: name, ...env });
   servers.push(s);
   return s;
 }
@@ -50,7 +38,7 @@ describe('several logger servers in one group', () => {
     const env = { LOG_CHANNEL: channel, READ_COUNT: '2', CLAIM_IDLE_MS: '1000', CLAIM_INTERVAL_MS: '200', READ_BLOCK_MS: '5000' };
     const app1 = await server('app1', env);
     await server('app2', env);
-    const log = publisher(channel, { app: 'shared', url: redis.url, maxFrameRecords: 50 });
+    const log = publisher(channel, { app: 'shared', url: shared.redis.url, maxFrameRecords: 50 });
     const total = 30_000;
     const countAll = () => (readLogs(join(dir, 'app1')).get('shared')?.length ?? 0) + (readLogs(join(dir, 'app2')).get('shared')?.length ?? 0);
     for (let i = 0; i < total; i++) {
@@ -65,7 +53,7 @@ describe('several logger servers in one group', () => {
       if (i === total / 3 + 2000) {
         await log.flush();
         await sleep(50); // well before CLAIM_IDLE_MS: nobody has claimed them yet
-        const frozenHolds = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server', '-', '+', '100', 'app1'])) as unknown[];
+        const frozenHolds = (await shared.client.sendCommand(['XPENDING', streamKey(channel), 'logger-server', '-', '+', '100', 'app1'])) as unknown[];
         expect(frozenHolds.length).toBeGreaterThan(0);
       }
       if (i % 1000 === 0) await sleep(1);
@@ -86,41 +74,41 @@ describe('several logger servers in one group', () => {
   it('dead-letters an entry delivered more than MAX_DELIVERIES times instead of looping on it', async () => {
     const channel = `grp${++n}`;
     const key = streamKey(channel);
-    await client.sendCommand(['XGROUP', 'CREATE', key, 'logger-server', '0', 'MKSTREAM']);
+    await shared.client.sendCommand(['XGROUP', 'CREATE', key, 'logger-server', '0', 'MKSTREAM']);
     const frame = encodeFrame({ producer: 'poison01', seq: 1, count: 1, app: 'poison', host: 'h', pid: 1, dropped: 0 }, [encodeRecord({ time: 1, level: 'info', message: 'again and again' })]);
-    const id = await client.xAdd(key, '*', { f: frame });
+    const id = await shared.client.xAdd(key, '*', { f: frame });
     // a crashing consumer: read it, never ack, five times
-    await client.sendCommand(['XREADGROUP', 'GROUP', 'logger-server', 'crashy', 'STREAMS', key, '>']);
-    for (let i = 0; i < 4; i++) await client.sendCommand(['XCLAIM', key, 'logger-server', 'crashy', '0', id]);
+    await shared.client.sendCommand(['XREADGROUP', 'GROUP', 'logger-server', 'crashy', 'STREAMS', key, '>']);
+    for (let i = 0; i < 4; i++) await shared.client.sendCommand(['XCLAIM', key, 'logger-server', 'crashy', '0', id]);
     await sleep(20);
     await server('app1', { LOG_CHANNEL: channel, CLAIM_IDLE_MS: '10', CLAIM_INTERVAL_MS: '100', MAX_DELIVERIES: '3' });
-    for (let t = 0; t < 50 && ((await client.xLen(deadLetterKey(channel))) ?? 0) === 0; t++) await sleep(100);
-    const dead = (await client.xRange(deadLetterKey(channel), '-', '+')) ?? [];
+    for (let t = 0; t < 50 && ((await shared.client.xLen(deadLetterKey(channel))) ?? 0) === 0; t++) await sleep(100);
+    const dead = (await shared.client.xRange(deadLetterKey(channel), '-', '+')) ?? [];
     expect(dead.map((d) => [d.message.entry, d.message.reason])).toEqual([[id, 'DELIVERY_LIMIT']]);
     expect(readLogs(join(dir, 'app1')).get('poison')).toBeUndefined();
-    const pending = (await client.sendCommand(['XPENDING', key, 'logger-server'])) as unknown[];
+    const pending = (await shared.client.sendCommand(['XPENDING', key, 'logger-server'])) as unknown[];
     expect(pending[0]).toBe(0);
   }, 30_000);
 
   it('trims the stream once every group has acknowledged, and never past a lagging group', async () => {
     const channel = `grp${++n}`;
     const key = streamKey(channel);
-    await client.sendCommand(['XGROUP', 'CREATE', key, 'audit', '0', 'MKSTREAM']); // a group that reads nothing
+    await shared.client.sendCommand(['XGROUP', 'CREATE', key, 'audit', '0', 'MKSTREAM']); // a group that reads nothing
     const s = await server('app1', { LOG_CHANNEL: channel, TRIM_INTERVAL_MS: '200' });
-    const log = publisher(channel, { app: 'trim', url: redis.url, maxFrameRecords: 1 });
+    const log = publisher(channel, { app: 'trim', url: shared.redis.url, maxFrameRecords: 1 });
     for (let i = 0; i < 400; i++) {
       log.info('entry', { i });
       await log.flush(); // one entry per record
     }
     await waitForRecords(join(dir, 'app1'), 'trim', 400);
     await sleep(600);
-    expect(await client.xLen(key)).toBe(400); // audit has not read anything: nothing may go
+    expect(await shared.client.xLen(key)).toBe(400); // audit has not read anything: nothing may go
     const metrics = (await httpGet(s.httpPort, '/metrics')).body;
     expect(metrics).toMatch(/logger_group_lag\{group="audit"\} 400/);
     expect(metrics).toMatch(/logger_retention_blocked_by\{group="audit"\} 1/);
-    await client.sendCommand(['XGROUP', 'DESTROY', key, 'audit']);
-    for (let t = 0; t < 30 && (await client.xLen(key)) >= 400; t++) await sleep(100);
-    expect(await client.xLen(key)).toBeLessThan(400);
+    await shared.client.sendCommand(['XGROUP', 'DESTROY', key, 'audit']);
+    for (let t = 0; t < 30 && (await shared.client.xLen(key)) >= 400; t++) await sleep(100);
+    expect(await shared.client.xLen(key)).toBeLessThan(400);
     await log.close();
   }, 30_000);
 });

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, stopProcess } from '@log/test-kit';
+import { freePort, sleep, startRedis, stopProcess, type RedisServer } from '@log/test-kit';
+import { createClient, type RedisClientType } from 'redis';
 
 /** The server's entry point, as operators run it. */
 export const MAIN = join(__dirname, '..', 'dist', 'main.js');
@@ -104,4 +105,20 @@ export function expectExactlyOnce(records: Array<Record<string, unknown>>, produ
   expect(unique.size).toBe(seqs.length); // no duplicates
   expect(unique.size).toBe(count); // nothing missing
   for (let seq = 1; seq <= count; seq++) if (!unique.has(seq)) throw new Error(`seq ${seq} of ${producer} is missing`);
+}
+
+/** A redis-server of the test file's own and a connected client, started before its tests and stopped after. */
+export function useRedis(): { readonly redis: RedisServer; readonly client: RedisClientType } {
+  const state = {} as { redis: RedisServer; client: RedisClientType };
+  beforeAll(async () => {
+    state.redis = await startRedis();
+    state.client = createClient({ url: state.redis.url }) as RedisClientType;
+    state.client.on('error', () => {}); // a failing command reports itself
+    await state.client.connect();
+  });
+  afterAll(async () => {
+    state.client.destroy();
+    await state.redis.dispose();
+  });
+  return state;
 }

@@ -7,28 +7,17 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { removeDir, sleep, startRedis, tempDir } from '@log/test-kit';
 import { createClient, type RedisClientType } from 'redis';
-import { MAIN, countLines, expectExactlyOnce, httpGet, readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
+import { MAIN, countLines, expectExactlyOnce, httpGet, readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
 
-let redis: RedisServer;
-let client: RedisClientType;
+const shared = useRedis();
 let dir: string;
 let channel: string;
 let n = 0;
 let servers: ServerProcess[] = [];
 const publishers: Array<ReturnType<typeof createPublisher>> = [];
 
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createClient({ url: redis.url }) as RedisClientType;
-  client.on('error', () => {});
-  await client.connect();
-});
-afterAll(async () => {
-  client.destroy();
-  await redis.dispose();
-});
 beforeEach(() => {
   dir = tempDir('loss');
   channel = `loss-${++n}`;
@@ -45,7 +34,7 @@ function publisher(...args: Parameters<typeof createPublisher>) {
   return log;
 }
 
-async function server(env: Record<string, string> = {}, url = redis.url) {
+async function server(env: Record<string, string> = {}, url = shared.redis.url) {
   const s = await startServer({ REDIS_URL: url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: channel, ...env });
   servers.push(s);
   return s;
@@ -67,7 +56,7 @@ describe('the loss report', () => {
   it('counts no loss across a clean restart, a kill -9 and rotation: only what never arrived', async () => {
     const logDir = join(dir, 'log');
     let s = await server({ ROTATE_BYTES: '200000' });
-    const log = publisher(channel, { app: 'shop', url: redis.url });
+    const log = publisher(channel, { app: 'shop', url: shared.redis.url });
     for (let i = 0; i < 6000; i++) log.info('before', { i });
     await log.flush();
     await waitForRecords(logDir, 'shop', 6000);
@@ -90,11 +79,11 @@ describe('the loss report', () => {
   it('counts what really never arrived, and dead-lettered records as their own number, not as gaps', async () => {
     const s = await server();
     const key = streamKey(channel);
-    await client.xAdd(key, '*', { f: encodeFrame(header({ seq: 1, count: 10 }), records(1, 10)) });
+    await shared.client.xAdd(key, '*', { f: encodeFrame(header({ seq: 1, count: 10 }), records(1, 10)) });
     // seq 11-20 never sent: 10 missing
     const frame = records(21, 10);
     frame[4] = '{"t":1,"l":"info","m":"x","unknown":1}'; // seq 25: invalid, dead-lettered alone
-    await client.xAdd(key, '*', { f: encodeFrame(header({ seq: 21, count: 10, dropped: 3 }), frame) });
+    await shared.client.xAdd(key, '*', { f: encodeFrame(header({ seq: 21, count: 10, dropped: 3 }), frame) });
     await waitForRecords(join(dir, 'log'), 'raw', 19);
     await sleep(300);
     const report = await stats(s);
@@ -102,7 +91,7 @@ describe('the loss report', () => {
     expect(report.totals).toMatchObject({ received: 19, deadLettered: 1, missing: 10, reportedDrops: 3 });
     expect((await httpGet(s.httpPort, '/metrics')).body).toMatch(/^logger_missing_records 10$/m);
     // the late frame arrives after all: the gap closes
-    await client.xAdd(key, '*', { f: encodeFrame(header({ seq: 11, count: 10 }), records(11, 10)) });
+    await shared.client.xAdd(key, '*', { f: encodeFrame(header({ seq: 11, count: 10 }), records(11, 10)) });
     await waitForRecords(join(dir, 'log'), 'raw', 29);
     await sleep(300);
     expect((await stats(s)).totals).toMatchObject({ received: 29, missing: 0, deadLettered: 1 });
@@ -111,7 +100,7 @@ describe('the loss report', () => {
   it('is one report merged over every server of the group, and a record re-sent to another server is written once', async () => {
     const a = await server({ LOG_CONSUMER: 'a', LOG_DIR: join(dir, 'a'), READ_COUNT: '2' });
     const b = await server({ LOG_CONSUMER: 'b', LOG_DIR: join(dir, 'b'), READ_COUNT: '2' });
-    const logs = [0, 1, 2].map((i) => publisher(channel, { app: 'many', url: redis.url, maxFrameRecords: 100, host: `web${i}` }));
+    const logs = [0, 1, 2].map((i) => publisher(channel, { app: 'many', url: shared.redis.url, maxFrameRecords: 100, host: `web${i}` }));
     for (let i = 0; i < 20_000; i++) {
       for (const log of logs) log.info('spread', { i });
       if (i % 500 === 0) await sleep(1);
@@ -119,7 +108,7 @@ describe('the loss report', () => {
     await Promise.all(logs.map((log) => log.flush()));
     // A frame of producer 0 XADDed a second time (a publisher that retried after a lost reply):
     // whichever server reads it must not write it again.
-    await client.xAdd(streamKey(channel), '*', { f: encodeFrame({ producer: logs[0]!.producer, seq: 1, count: 3, app: 'many', host: 'web0', pid: 1, dropped: 0 }, records(1, 3)) });
+    await shared.client.xAdd(streamKey(channel), '*', { f: encodeFrame({ producer: logs[0]!.producer, seq: 1, count: 3, app: 'many', host: 'web0', pid: 1, dropped: 0 }, records(1, 3)) });
     const all = () => [...(readLogs(join(dir, 'a')).get('many') ?? []), ...(readLogs(join(dir, 'b')).get('many') ?? [])];
     const deadline = Date.now() + 30_000;
     while (all().length < 60_000 && Date.now() < deadline) await sleep(50);
@@ -141,7 +130,7 @@ describe('the loss report', () => {
 describe('a consumer name', () => {
   it('is refused to a second server while the first lives, with a clear message; a killed server\'s name is free at once', async () => {
     const first = await server({ LOG_CONSUMER: 'twin', LOG_DIR: join(dir, 'one') });
-    const second = await startServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'two'), LOG_CHANNEL: channel, LOG_CONSUMER: 'twin' }, { waitReady: false });
+    const second = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: join(dir, 'two'), LOG_CHANNEL: channel, LOG_CONSUMER: 'twin' }, { waitReady: false });
     expect(await second.exited).toBe(2);
     expect(second.output()).toMatch(/LOG_CONSUMER=twin is held by another live server \(host [^,]+, pid \d+/);
     await first.kill9();
@@ -215,10 +204,10 @@ const hasStrace = (() => {
 (hasStrace ? describe : describe.skip)('an fdatasync that fails (EIO)', () => {
   it('stops the server; the restarted run cuts what was written after the last commit and fsyncs the rewrite before it acknowledges', async () => {
     const logDir = join(dir, 'log');
-    const log = publisher(channel, { app: 'eio', url: redis.url, maxFrameRecords: 100 });
+    const log = publisher(channel, { app: 'eio', url: shared.redis.url, maxFrameRecords: 100 });
     for (let i = 0; i < 3000; i++) log.info('record', { i });
     await log.flush();
-    const env = { PATH: process.env.PATH, REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, LOG_CONSUMER: 'eio', READ_COUNT: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    const env = { PATH: process.env.PATH, REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, LOG_CONSUMER: 'eio', READ_COUNT: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
     // The 5th fdatasync fails: four batches are committed, the fifth is written but not synced.
     const failing = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:error=EIO:when=5', process.execPath, MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -1,0 +1,96 @@
+import { groupStateKeys, streamKey } from '@log/protocol';
+import { useRedis } from '../test/harness';
+import { GroupState, type ProducerCommit } from './group-state';
+
+const shared = useRedis();
+let n = 0;
+
+
+const commit = (producer: string, written: number[], over: Partial<ProducerCommit> = {}): ProducerCommit => ({
+  producer, app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written, seen: [], dead: [], ...over,
+});
+
+/** A channel with a group, `entries` entries read (pending) by consumer c1, and c1's state with its lease. */
+async function setUp(entries = 0) {
+  const channel = `gs${++n}`;
+  const key = streamKey(channel);
+  await shared.client.sendCommand(['XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM']);
+  const ids: string[] = [];
+  for (let i = 0; i < entries; i++) ids.push(await shared.client.xAdd(key, '*', { f: `e${i}` }));
+  if (entries > 0) await shared.client.sendCommand(['XREADGROUP', 'GROUP', 'g', 'c1', 'COUNT', String(entries), 'STREAMS', key, '>']);
+  const state = new GroupState(shared.client, channel, 'g', 'c1');
+  await state.acquireLease();
+  return { channel, key, ids, state };
+}
+
+const pending = async (key: string) => Number(((await shared.client.sendCommand(['XPENDING', key, 'g'])) as unknown[])[0]);
+
+describe('GroupState.commit', () => {
+  it('acknowledges, stores checkpoints and merges the ledger; missing is what no commit covered', async () => {
+    const { key, ids, state } = await setUp(2);
+    const checkpoints = new Map([['shop', { offset: 120, producer: 'p1', seq: 10 }]]);
+    expect(await state.commit(ids, checkpoints, [commit('p1', [1, 5, 9, 10], { dead: [7, 7], reportedDrops: 4 })])).toEqual({ kind: 'committed' });
+    expect(await pending(key)).toBe(0);
+    expect(await state.checkpoints()).toEqual(checkpoints);
+    const report = await state.report();
+    expect(report.totals).toEqual({ producers: 1, received: 7, duplicates: 0, deadLettered: 1, reportedDrops: 4, missing: 2 }); // 6 and 8
+    expect(report.producers).toEqual([expect.objectContaining({ producer: 'p1', app: 'shop', received: 7, deadLettered: 1, missing: 2, highest: 10 })]);
+    expect(await state.commit([], new Map(), [commit('p1', [6, 6, 8, 8])])).toEqual({ kind: 'committed' });
+    expect((await state.totals()).missing).toBe(0);
+    await state.releaseLease();
+  });
+
+  it('commits nothing and names the records when some server of the group already committed them', async () => {
+    const { key, ids, state } = await setUp(1);
+    await state.commit([], new Map(), [commit('p1', [1, 100])]);
+    const outcome = await state.commit(ids, new Map([['shop', { offset: 1, producer: 'p1', seq: 150 }]]), [commit('p1', [90, 110, 140, 150]), commit('p2', [1, 10])]);
+    expect(outcome).toEqual({ kind: 'overlap', ranges: [{ producer: 'p1', start: 90, end: 100 }] });
+    expect(await pending(key)).toBe(1);
+    expect(await state.checkpoints()).toBeUndefined(); // none stored at all
+    expect((await state.totals()).received).toBe(100);
+    // taken out, the rest commits; the taken-out records count as duplicates
+    expect(await state.commit(ids, new Map(), [commit('p1', [101, 110, 140, 150], { takenOut: 11 }), commit('p2', [1, 10])])).toEqual({ kind: 'committed' });
+    expect(await state.totals()).toMatchObject({ received: 131, duplicates: 11, missing: 29 });
+    await state.releaseLease();
+  });
+
+  it('commits nothing when an entry was claimed by another consumer, and says which', async () => {
+    const { key, ids, state } = await setUp(3);
+    await shared.client.sendCommand(['XCLAIM', key, 'g', 'c2', '0', ids[1]!]);
+    expect(await state.commit(ids, new Map(), [commit('p1', [1, 3])])).toEqual({ kind: 'lost', ids: [ids[1]] });
+    expect(await pending(key)).toBe(3);
+    expect((await state.totals()).received).toBe(0);
+    await state.releaseLease();
+  });
+
+  it('commits nothing while another server holds the consumer name, and takes an expired lease back', async () => {
+    const { channel, ids, state } = await setUp(1);
+    const lease = groupStateKeys(channel, 'g').lease('c1');
+    await shared.client.set(lease, 'other host 1 then');
+    expect(await state.commit(ids, new Map(), [])).toEqual({ kind: 'lease', holder: 'other host 1 then' });
+    await shared.client.del(lease); // expired while this server was paused, nobody took it
+    expect(await state.commit(ids, new Map(), [])).toEqual({ kind: 'committed' });
+    expect(await shared.client.get(lease)).toBe(state.leaseValue);
+    await state.releaseLease();
+    expect(await shared.client.get(lease)).toBeNull();
+  });
+
+  it('counts records its dedup cache dropped as duplicates when committed, as received when Redis lost that commit', async () => {
+    const { state } = await setUp();
+    await state.commit([], new Map(), [commit('p1', [1, 10])]);
+    await state.commit([], new Map(), [commit('p1', [], { seen: [5, 15] })]);
+    expect(await state.totals()).toMatchObject({ received: 15, duplicates: 6, missing: 0 });
+    await state.releaseLease();
+  });
+
+  it('keeps a producer with thousands of gaps small, and its missing count right', async () => {
+    const { channel, state } = await setUp();
+    const written: number[] = [];
+    for (let seq = 1; seq <= 4000; seq += 2) written.push(seq, seq);
+    await state.commit([], new Map(), [commit('p1', written)]);
+    expect(await state.totals()).toMatchObject({ received: 2000, missing: 1999 });
+    const intervals = String(await shared.client.hGet(groupStateKeys(channel, 'g').producer('p1'), 'intervals'));
+    expect(intervals.split(',').length).toBeLessThanOrEqual(512);
+    await state.releaseLease();
+  });
+});
