@@ -7,3 +7,5 @@ export { startS3, motoAvailable, s3Implementations } from './s3';
 export type { S3Server, S3ServerOptions, S3Implementation } from './s3';
 export { startTcpProxy } from './proxy';
 export type { TcpProxy } from './proxy';
+export { startFaultProxy } from './fault-proxy';
+export type { FaultProxy, ProxyMode } from './fault-proxy';
