@@ -16,12 +16,15 @@ import { deadLetteredRids, fetchStats, groupState, readArchive, readLocal } from
 import { OptionError, SoakError } from './errors';
 import { readHistories } from './history';
 import { Nemesis } from './nemesis';
-import { FAULT_KINDS, parseOptions, USAGE, type SoakOptions } from './options';
+import { parseOptions, USAGE, type SoakOptions } from './options';
 import { startProducers, type ProducerProcess } from './producers';
 import { formatReport, seconds, type RunSummary } from './report';
 import { describeFault, planFaults, QUIET_MS } from './schedule';
 
 const PRODUCER_LOAD_MS = 2000;
+
+/** Set by SIGINT/SIGTERM: the clean-up under way, which must finish before the process exits (mounts, children). */
+let interrupted: Promise<void> | undefined;
 const PRODUCER_EXIT_TIMEOUT_MS = 90_000;
 const DRAIN_TIMEOUT_MS = 90_000;
 const ARCHIVE_WAIT_MS = 20_000;
@@ -44,7 +47,7 @@ async function main(): Promise<number> {
   // With --json, stdout carries the result alone; progress goes to stderr.
   const progress = options.json ? process.stderr : process.stdout;
   const plan = planFaults({ seed: options.seed, durationMs: options.durationMs, servers: options.servers, claimIdleMs: options.claimIdleMs, faults: options.faults });
-  const header = `soak: seed ${options.seed}, ${seconds(options.durationMs)}, ${options.producers} producers x ${options.rate}/s in ${options.processes} processes, ${options.servers} servers, ${plan.length} faults planned (redis appendfsync ${options.redisFsync})`;
+  const header = `soak: seed ${options.seed}, ${seconds(options.durationMs)}, ${options.producers} producers x ${options.rate}/s in ${options.processes} processes, ${options.servers} servers, ${plan.length} faults planned`;
   progress.write(`${header}\n`);
   if (options.plan) {
     for (const fault of plan) progress.write(`  +${seconds(fault.atMs).padStart(6)} ${fault.lane.padEnd(7)} ${describeFault(fault)}\n`);
@@ -64,13 +67,11 @@ async function main(): Promise<number> {
   let producers: ProducerProcess[] = [];
   let redisClient: RedisClientType | undefined;
   let s3Client: S3Client | undefined;
-  let interrupted = false;
   let removeWorkDir = false;
   const onSignal = () => {
-    interrupted = true;
     progress.write('\ninterrupted: stopping everything the soak started\n');
     for (const p of producers) p.child.kill('SIGKILL');
-    void (cluster?.dispose() ?? Promise.resolve()).finally(() => process.exit(130));
+    interrupted = (cluster?.dispose() ?? Promise.resolve()).finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -177,7 +178,7 @@ async function main(): Promise<number> {
     };
     const ok = verdict.ok && extraFailures.length === 0;
     progress.write(formatReport(summary) + '\n');
-    if (options.json) process.stdout.write(JSON.stringify({ ok, seed: options.seed, ...summary, faultKinds: FAULT_KINDS }, null, 2) + '\n');
+    if (options.json) process.stdout.write(JSON.stringify({ ok, seed: options.seed, ...summary }, null, 2) + '\n');
     if (!ok || options.keep) {
       for (const source of archive.sources) {
         const path = join(workDir, 'kept', 's3', source.location.slice('s3:'.length));
@@ -228,8 +229,9 @@ function sleep(ms: number): Promise<void> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => (interrupted ? undefined : process.exit(code)),
   (error: unknown) => {
+    if (interrupted) return; // the run failed because it was interrupted: the clean-up exits
     const code = error instanceof SoakError ? error.code : 'INTERNAL';
     process.stderr.write(`soak: harness error ${code}: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exit(2);

@@ -24,7 +24,6 @@ export interface SoakOptions {
   bufferBytes: number;
   /** Size of each server's tmpfs LOG_DIR (only when mounting works). */
   diskBytes: number;
-  redisFsync: 'always' | 'everysec';
   /** auto: moto_server where installed (an aborted PUT leaves no object, as on S3), else s3rver. */
   s3: 'auto' | 's3rver' | 'moto';
   faults: FaultKind[];
@@ -49,7 +48,6 @@ export const USAGE = `usage: pnpm soak [options]
   --claim-idle-ms MS   CLAIM_IDLE_MS (default 2000)
   --buffer-bytes B     publishers' maxBufferBytes (default 64k: Redis outages cause counted drops)
   --disk-size B        tmpfs size of each LOG_DIR for the disk-full fault (default 64m)
-  --redis-fsync M      always (default: an acknowledged XADD survives kill -9) or everysec
   --s3 IMPL            auto (default: moto_server where installed, else s3rver), s3rver or moto;
                        s3rver commits a PUT cut short as a truncated object, which S3 never does
   --faults a,b,...     fault kinds to use (default all): ${FAULT_KINDS.join(', ')}
@@ -71,7 +69,6 @@ const DEFAULTS: Omit<SoakOptions, 'seed' | 'processes'> = {
   claimIdleMs: 2000,
   bufferBytes: 64 * 1024,
   diskBytes: 64 * 1024 * 1024,
-  redisFsync: 'always',
   s3: 'auto',
   faults: [...FAULT_KINDS],
   json: false,
@@ -144,12 +141,6 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
       case '--claim-idle-ms': given.claimIdleMs = count(100); break;
       case '--buffer-bytes': given.bufferBytes = bytes(); break;
       case '--disk-size': given.diskBytes = bytes(); break;
-      case '--redis-fsync': {
-        const v = value();
-        if (v !== 'always' && v !== 'everysec') problems.push(`--redis-fsync ${JSON.stringify(v)}: must be always or everysec`);
-        else given.redisFsync = v;
-        break;
-      }
       case '--s3': {
         const v = value();
         if (v !== 'auto' && v !== 's3rver' && v !== 'moto') problems.push(`--s3 ${JSON.stringify(v)}: must be auto, s3rver or moto`);

@@ -95,7 +95,6 @@ export function replayArgs(o: SoakOptions): string {
   if (o.rotateSeconds !== 3) args.push(`--rotate-seconds ${o.rotateSeconds}`);
   if (o.claimIdleMs !== 2000) args.push(`--claim-idle-ms ${o.claimIdleMs}`);
   if (o.bufferBytes !== 64 * 1024) args.push(`--buffer-bytes ${o.bufferBytes}`);
-  if (o.redisFsync !== 'always') args.push(`--redis-fsync ${o.redisFsync}`);
   if (o.s3 !== 'auto') args.push(`--s3 ${o.s3}`);
   if (o.faults.length === 0) args.push('--no-faults');
   else if (o.faults.length !== FAULT_KINDS.length) args.push(`--faults ${o.faults.join(',')}`);

@@ -7,7 +7,7 @@ beforeAll(async () => {
 });
 afterAll(() => redis.dispose());
 
-/** Sends `request` on one connection and collects `replies` replies (lines), or times out. */
+/** Opens a connection and keeps what it receives, and how it ended. */
 function session(port: number) {
   const socket = connect(port, '127.0.0.1');
   let received = '';
