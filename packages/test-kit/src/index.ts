@@ -9,3 +9,5 @@ export { startTcpProxy } from './proxy';
 export type { TcpProxy } from './proxy';
 export { startS3Pager } from './s3-pager';
 export type { S3Pager } from './s3-pager';
+export { startFaultProxy } from './fault-proxy';
+export type { FaultProxy, ProxyMode } from './fault-proxy';
