@@ -9,13 +9,16 @@
 --
 -- KEYS: 1 stream, 2 checkpoints (hash), 3 producer index (zset), 4 totals (hash), 5 lease,
 --       6.. one ledger hash per producer, in ARGV's order
--- ARGV: 1 group, 2 consumer, 3 lease value, 4 lease ttl (ms), 5 now (ms), 6 first id, 7 last id,
---       8 n ids, ids..., n checkpoints, (field, value)..., n producers, per producer:
+-- ARGV: 1 group, 2 consumer, 3 lease value, 4 lease ttl (ms), 5 now (ms), 6 commit token,
+--       7 n ids, ids..., n checkpoints, (field, value)..., n producers, per producer:
 --       producer, app, host, records taken out as already committed, reported drops,
 --       n written ranges, (start, end)..., n ranges its dedup cache dropped as already written
 --       (committed by this consumer before, as far as it knows), (start, end)...,
 --       n dead-lettered ranges, (start, end)...
 -- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', producer, start, end, ...}.
+-- The token makes a retry safe: a server whose commit got no reply (Redis restarted, connection
+-- lost) sends the same commit again until it has an answer; if the first one was applied, the
+-- stored token says so and nothing is applied twice.
 
 local MAX_INTERVALS = 512
 
@@ -64,17 +67,21 @@ elseif holder ~= ARGV[3] then
 end
 local now = tonumber(ARGV[5])
 
-local i = 8
+if redis.call('HGET', KEYS[2], consumer) == ARGV[6] then return { 'OK' } end
+
+local i = 7
 local n = tonumber(ARGV[i]); i = i + 1
 local ids = {}
 for k = 1, n do ids[k] = ARGV[i]; i = i + 1 end
-if n > 0 then
-  local owned = {}
-  for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, ARGV[6], ARGV[7], n * 2, consumer)) do owned[row[1]] = true end
-  local lost = { 'LOST' }
-  for k = 1, n do if not owned[ids[k]] then lost[#lost + 1] = ids[k] end end
-  if #lost > 1 then return lost end
+-- Entries pending to another consumer were claimed: that server writes them. Entries pending to
+-- nobody were acknowledged already (their records, if some server wrote them, are in the ledger
+-- and show as OVERLAP below) or Redis lost them (then this server's copy is the only one).
+local lost = { 'LOST' }
+for k = 1, n do
+  local row = redis.call('XPENDING', KEYS[1], group, ids[k], ids[k], 1)[1]
+  if row and row[2] ~= consumer then lost[#lost + 1] = ids[k] end
 end
+if #lost > 1 then return lost end
 
 local checkpoints = {}
 local nc = tonumber(ARGV[i]); i = i + 1
@@ -116,7 +123,9 @@ end
 if #overlaps > 1 then return overlaps end
 
 for k = 1, n, 1000 do redis.call('XACK', KEYS[1], group, unpack(ids, k, math.min(k + 999, n))) end
-if #checkpoints > 0 then redis.call('HSET', KEYS[2], unpack(checkpoints)) end
+checkpoints[#checkpoints + 1] = consumer
+checkpoints[#checkpoints + 1] = ARGV[6]
+redis.call('HSET', KEYS[2], unpack(checkpoints))
 
 local t = { received = 0, duplicates = 0, deadLettered = 0, reportedDrops = 0, missing = 0, producers = 0 }
 for _, b in ipairs(batch) do

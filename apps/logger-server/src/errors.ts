@@ -1,5 +1,5 @@
 /** Codes of the logger server's errors; docs/errors table in the README lists how to fix each. */
-export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED' | 'CONSUMER_IN_USE';
+export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED' | 'CONSUMER_IN_USE' | 'REDIS_UNAVAILABLE';
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;

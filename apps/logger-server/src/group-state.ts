@@ -3,7 +3,6 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { groupStateKeys, streamKey } from '@log/protocol';
-import { compareIds } from '@log/subscriber';
 import type { RedisClientType } from 'redis';
 import { LeaseError } from './errors';
 
@@ -174,16 +173,11 @@ export class GroupState {
 
   /**
    * Commits a written and fsynced batch, all or nothing: acknowledges `ids`, sets the checkpoints
-   * of the files it touched and merges `producers` into the ledger.
+   * of the files it touched and merges `producers` into the ledger. `token` names the batch: the
+   * same commit sent again after a lost reply is applied once (see lua/commit.lua).
    */
-  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[]): Promise<CommitOutcome> {
-    let first = ids[0] ?? '0-0';
-    let last = first;
-    for (const id of ids) {
-      if (compareIds(id, first) < 0) first = id;
-      if (compareIds(id, last) > 0) last = id;
-    }
-    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), first, last, ids.length, ...ids];
+  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string): Promise<CommitOutcome> {
+    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ...ids];
     args.push(checkpoints.size);
     for (const [app, { offset, producer, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${producer} ${seq}`);
     args.push(producers.length);

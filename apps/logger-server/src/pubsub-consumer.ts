@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { PubSubReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, type ServerError } from './errors';
@@ -87,8 +88,9 @@ export class PubSubConsumer {
       });
     }
     try {
+      const token = randomBytes(8).toString('hex');
       for (;;) {
-        const outcome = await this.group.commit([], new Map(), this.writer.producerCommits());
+        const outcome = await this.group.commit([], new Map(), this.writer.producerCommits(), token);
         if (outcome.kind !== 'overlap') break;
         this.writer.takeBackCommitted(outcome.ranges);
       }

@@ -121,6 +121,8 @@ export class RecordWriter {
         if (committed(entry.producer, seq)) entry.takenOut++;
         else addToRanges(kept, seq);
       });
+      // A frame sent twice, wholly committed elsewhere: its drop count was counted with the first.
+      if (kept.length === 0 && entry.written.length > 0 && entry.dead.length === 0) entry.reportedDrops = 0;
       entry.written = kept;
     }
     this.metrics.duplicates.inc(removed);

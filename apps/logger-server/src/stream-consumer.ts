@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { StreamEntry, StreamReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
@@ -124,22 +125,19 @@ export class StreamConsumer {
       }
       try {
         await this.store(entries, fresh);
-        this.uncommitted = false;
         if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
       } catch (error) {
-        if (error instanceof DiskError || error instanceof LeaseError) {
+        if (error instanceof ServerError) {
           this.running = false;
           if (prefetched) await prefetched.catch(() => undefined); // read, not written: redelivered after the restart
           this.hooks.fail(error);
           return;
         }
-        // Redis failed during dead-lettering or the commit: the entries stay pending and are
-        // read again (the dedup cache drops the records already written).
+        // Redis failed before the batch was written (the ownership check): nothing is on disk.
         this.metrics.redisErrors.inc();
-        this.uncommitted = true;
         this.writer.reset();
         reader.replayPending();
-        this.log('warn', 'committing a batch failed; it will be redelivered', describeError(error));
+        this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
         this.health.set(false, this.health.diskOk, error);
         await sleep(backoffMs);
       }
@@ -185,16 +183,46 @@ export class StreamConsumer {
     }
     this.uncommitted = true;
     const apps = this.writer.commit();
-    for (const { id, rejected } of dead) await this.deadLetters.store(id, rejected);
-    await this.commit(ids, apps);
+    await this.settle(ids, apps, dead);
+    this.uncommitted = false;
     if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
+  }
+
+  /**
+   * Stores the dead letters and commits a batch that is written and fsynced. Until Redis answers,
+   * the batch is in doubt (its commit may have been applied before the reply was lost): it is
+   * tried again, the same commit, until the answer is known, and nothing else is written
+   * meanwhile. Stopping gives up: the batch stays beyond the checkpoint, so the restart cuts it
+   * and it is redelivered.
+   */
+  private async settle(ids: string[], apps: readonly string[], dead: Array<{ id: string; rejected: Rejected }>): Promise<void> {
+    const token = randomBytes(8).toString('hex');
+    let stored = 0;
+    let backoffMs = 100;
+    for (;;) {
+      try {
+        for (; stored < dead.length; stored++) await this.deadLetters.store(dead[stored]!.id, dead[stored]!.rejected);
+        await this.commit(ids, apps, token);
+        if (!this.health.redisOk) this.log('info', 'redis reachable again; the batch in doubt is committed');
+        this.health.set(true, this.health.diskOk);
+        return;
+      } catch (error) {
+        if (error instanceof DiskError || error instanceof LeaseError) throw error;
+        this.metrics.redisErrors.inc();
+        if (this.health.redisOk) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
+        this.health.set(false, this.health.diskOk, error);
+        if (!this.running) throw new ServerError('REDIS_UNAVAILABLE', 'stopping with a batch written but not committed; it is cut at the next start and redelivered', { cause: error });
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    }
   }
 
   /**
    * Commits the written batch. Entries another server claimed meanwhile, and records the group
    * already committed, are taken back out of the files first; then the rest is committed.
    */
-  private async commit(ids: string[], apps: readonly string[]): Promise<void> {
+  private async commit(ids: string[], apps: readonly string[], token: string): Promise<void> {
     let pending = ids;
     for (;;) {
       const checkpoints = new Map<string, Checkpoint>();
@@ -202,7 +230,7 @@ export class StreamConsumer {
         const checkpoint = this.sink.checkpointOf(app);
         if (checkpoint) checkpoints.set(app, checkpoint);
       }
-      const outcome = await this.group.commit(pending, checkpoints, this.writer.producerCommits());
+      const outcome = await this.group.commit(pending, checkpoints, this.writer.producerCommits(), token);
       if (outcome.kind === 'committed') {
         this.local.update(checkpoints);
         this.metrics.entriesAcked.inc(pending.length);
