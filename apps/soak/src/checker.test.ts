@@ -23,9 +23,9 @@ function history(index: number, producer: string, logged: number, dropped: numbe
   return { index, producer, app: 'soak-0', logged, dropped: new Set(dropped), loggedAtMs: Array.from({ length: logged }, (_, i) => i * 100), stats: final };
 }
 
-function report(server: string, producers: Array<[string, number]>): StatsReport {
+function report(server: string, producers: Array<[string, number]>, reportedDrops = 0): StatsReport {
   const body: StatsBody = {
-    totals: { received: 0, duplicates: 0, missing: producers.reduce((s, [, m]) => s + m, 0), reportedDrops: 0, producers: producers.length },
+    totals: { received: 0, duplicates: 0, missing: producers.reduce((s, [, m]) => s + m, 0), reportedDrops, producers: producers.length },
     producers: producers.map(([producer, missing]) => ({ producer, app: 'soak-0', received: 0, duplicates: 0, missing, reportedDrops: 0 })),
   };
   return { server, body, error: undefined };
@@ -49,8 +49,9 @@ describe('checker', () => {
     const verdict = check({
       histories,
       sources,
-      // s0 reports producer A missing 1 (true: 0-3). s1 reports A missing 3 and B missing 1: 2 + 1 records that are stored.
-      stats: [report('s0', [[A, 1]]), report('s1', [[A, 3], [B, 1]])],
+      // s0 reports producer A missing 1 (true: 0-3) and its drop. s1 reports A missing 3 and B missing 1:
+      // 2 + 1 records that are stored, and no drop: its report is not the group's one truth.
+      stats: [report('s0', [[A, 1]], 1), report('s1', [[A, 3], [B, 1]])],
       deadLettered: new Set(),
     });
     expect(verdict).toMatchObject({
@@ -72,7 +73,7 @@ describe('checker', () => {
       archiveMismatches: 0,
       linesArchived: 1,
       linesLocal: 7,
-      reportedMissing: 5,
+      reportedMissing: 4,
       falseLoss: 3,
       unreportedLoss: 0,
     });
@@ -80,14 +81,15 @@ describe('checker', () => {
     expect(verdict.samples.duplicates).toEqual([{ rid: '0-4', loggedAtMs: 300, copies: 2, locations: ['s0:soak-0/soak-0.log', 's1:soak-0/soak-0.log'] }]);
     // All of s1's false loss is records s0 stored: each server of a group sees only its share of a producer's sequence.
     expect(verdict.servers.map((s) => [s.server, s.falseLoss, s.falseLossStoredElsewhere])).toEqual([['s0', 0, 0], ['s1', 3, 3]]);
-    expect(verdict.failures).toHaveLength(4);
+    expect(verdict.failures).toHaveLength(6); // lost, duplicate, false loss, unknown, s1's drops, totals differ
+    expect(verdict.failures).toEqual(expect.arrayContaining([expect.stringMatching(/s1: \/stats reports 0 records dropped/), expect.stringMatching(/totals differ/)]));
   });
 
   it('passes a run where every record is stored exactly once or was dropped, and the reports are true', () => {
     const verdict = check({
       histories: [history(0, A, 3, [2])],
       sources: [{ location: 's3:x', kind: 'archived', fileId: 's0/soak-0/T-1', data: gzipSync(lines(line(A, 1, '0-1'), line(A, 2, '0-3'))) }],
-      stats: [report('s0', [[A, 0]]), { server: 's1', body: undefined, error: 'ECONNREFUSED' }],
+      stats: [report('s0', [[A, 0]], 1), { server: 's1', body: undefined, error: 'ECONNREFUSED' }],
     });
     expect(verdict.failures).toEqual([]);
     expect(verdict).toMatchObject({ ok: true, expected: 2, stored: 2, lost: 0, falseLoss: 0, linesArchived: 2 });

@@ -264,32 +264,41 @@ export function check(input: CheckInput): Verdict {
   // A server's `missing` for a producer claims that many of its records never arrived. Whatever
   // exceeds what was really lost is false loss: an operator would go looking for records that are
   // safely stored.
+  // Every server serves the group's one report, merged over all of them: each must equal the truth.
   const servers: ServerClaim[] = [];
   const falseLossSamples: Verdict['samples']['falseLoss'] = [];
-  const claimedByProducer = new Map<string, number>();
+  let unreportedLoss = 0;
+  const totalsSeen = new Set<string>();
   for (const report of input.stats) {
     const claim: ServerClaim = { server: report.server, error: report.error, received: 0, duplicatesDropped: 0, reportedMissing: 0, reportedDrops: 0, falseLoss: 0, falseLossStoredElsewhere: 0 };
     if (report.body) {
+      totalsSeen.add(JSON.stringify(report.body.totals));
       claim.received = report.body.totals.received;
       claim.duplicatesDropped = report.body.totals.duplicates;
       claim.reportedMissing = report.body.totals.missing;
       claim.reportedDrops = report.body.totals.reportedDrops;
       const perProducer = report.body.producers.reduce((sum, p) => sum + p.missing, 0);
       if (perProducer !== report.body.totals.missing) warnings.push(`${report.server}: /stats totals.missing ${report.body.totals.missing} is not the sum over its producers (${perProducer})`);
+      const claimed = new Map<string, number>();
       for (const p of report.body.producers) {
         const truth = lostByProducer.get(p.producer) ?? 0;
-        claimedByProducer.set(p.producer, (claimedByProducer.get(p.producer) ?? 0) + p.missing);
+        claimed.set(p.producer, p.missing);
         const excess = Math.max(0, p.missing - truth);
         claim.falseLoss += excess;
         if (excess > 0) claim.falseLossStoredElsewhere += Math.min(excess, storedElsewhere(storedBy, report.server, p.producer));
         if (excess > 0 && falseLossSamples.length < SAMPLES) falseLossSamples.push({ server: report.server, producer: p.producer, reported: p.missing, lost: truth });
       }
+      let unreported = 0;
+      for (const [producer, count] of lostByProducer) unreported += Math.max(0, count - (claimed.get(producer) ?? 0));
+      unreportedLoss = Math.max(unreportedLoss, unreported);
+      if (claim.reportedDrops !== dropped) failures.push(`${report.server}: /stats reports ${claim.reportedDrops} records dropped by producers; they counted ${dropped}`);
     }
     servers.push(claim);
   }
-  let unreportedLoss = 0;
-  for (const [producer, count] of lostByProducer) unreportedLoss += Math.max(0, count - (claimedByProducer.get(producer) ?? 0));
+  if (totalsSeen.size === 0) for (const count of lostByProducer.values()) unreportedLoss += count; // no report at all counts nothing
+  if (totalsSeen.size > 1) failures.push(`the servers' /stats totals differ: ${[...totalsSeen].join(' vs ')}`);
   const falseLoss = servers.reduce((sum, s) => sum + s.falseLoss, 0);
+  if (unreportedLoss > 0) failures.push(`${unreportedLoss} lost record(s) the loss report does not count as missing`);
 
   if (lost > 0) failures.push(`${lost} record(s) lost: logged, not counted as dropped, stored nowhere${lostDeadLettered ? ` (${lostDeadLettered} of them dead-lettered)` : ''}`);
   if (duplicates > 0) failures.push(`${duplicatedRecords} record(s) stored more than once (${duplicates} extra copies)`);
@@ -327,8 +336,8 @@ export function check(input: CheckInput): Verdict {
     brokenArchives: broken.length,
     strandedArchives: stranded.length,
     warnings,
-    reportedMissing: servers.reduce((sum, s) => sum + s.reportedMissing, 0),
-    reportedDrops: servers.reduce((sum, s) => sum + s.reportedDrops, 0),
+    reportedMissing: servers.reduce((max, s) => Math.max(max, s.reportedMissing), 0),
+    reportedDrops: servers.reduce((max, s) => Math.max(max, s.reportedDrops), 0),
     falseLoss,
     unreportedLoss,
     servers,

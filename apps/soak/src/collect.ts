@@ -62,9 +62,17 @@ export async function readArchive(client: S3Client, bucket: string): Promise<{ s
 
 export async function fetchStats(server: string, httpPort: number): Promise<StatsReport> {
   try {
-    const response = await fetch(`http://127.0.0.1:${httpPort}/stats`, { signal: AbortSignal.timeout(5000) });
-    if (!response.ok) return { server, body: undefined, error: `HTTP ${response.status}` };
-    return { server, body: (await response.json()) as StatsBody, error: undefined };
+    // The report comes a page at a time (`cursor` until it is absent); the totals are on every page.
+    let body: StatsBody | undefined;
+    let cursor: number | undefined = 0;
+    while (cursor !== undefined) {
+      const response = await fetch(`http://127.0.0.1:${httpPort}/stats?limit=1000&cursor=${cursor}`, { signal: AbortSignal.timeout(5000) });
+      if (!response.ok) return { server, body: undefined, error: `HTTP ${response.status}` };
+      const page = (await response.json()) as StatsBody & { cursor?: number };
+      body = { totals: page.totals, producers: [...(body?.producers ?? []), ...page.producers] };
+      cursor = page.cursor;
+    }
+    return { server, body, error: undefined };
   } catch (error) {
     return { server, body: undefined, error: (error as Error).message };
   }
