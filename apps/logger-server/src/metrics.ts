@@ -1,10 +1,13 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
+/** The group's running totals, read from Redis when /metrics is scraped (never on the write path). */
+export type GroupTotalsSource = () => Promise<{ missing: number; deadLettered: number }>;
+
 /**
- * Prometheus metrics of one server. Names start with logger_. `missing` reads the group's loss
- * total when /metrics is scraped (undefined: Redis unreachable, the last value stands).
+ * Prometheus metrics of one server. Names start with logger_. The loss gauges read the group's
+ * totals when scraped (Redis unreachable: the last values stand, and logger_ready says why).
  */
-export function createMetrics(sources: { missing?: () => Promise<number | undefined> } = {}) {
+export function createMetrics(groupTotals?: GroupTotalsSource) {
   const registry = new Registry();
   const m = {
     registry,
@@ -18,11 +21,19 @@ export function createMetrics(sources: { missing?: () => Promise<number | undefi
       help: 'Sequence numbers that no server of the group committed or dead-lettered, below each producer\'s highest, over all producers (the group\'s loss report)',
       registers: [registry],
       async collect() {
-        const value = await sources.missing?.().catch(() => undefined);
-        if (value !== undefined) this.set(value);
+        const totals = await groupTotals?.().catch(() => undefined);
+        if (totals !== undefined) this.set(totals.missing);
       },
     }),
-    deadLettered: new Gauge({ name: 'logger_dead_lettered_records', help: 'Records of known producers the group dead-lettered (not counted as missing)', registers: [registry] }),
+    deadLettered: new Gauge({
+      name: 'logger_dead_lettered_records',
+      help: 'Records of known producers the group dead-lettered (the group\'s loss report; not counted as missing)',
+      registers: [registry],
+      async collect() {
+        const totals = await groupTotals?.().catch(() => undefined);
+        if (totals !== undefined) this.set(totals.deadLettered);
+      },
+    }),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
     deadLettersSpooled: new Gauge({ name: 'logger_dead_letters_spooled', help: 'Dead letters kept on local disk because Redis was out of memory (moved into the stream when it has room)', registers: [registry] }),
     deadLetterFailures: new Counter({ name: 'logger_dead_letter_failures_total', help: 'Pub/Sub dead letters that could not be stored in Redis (counted in logger_dead_letters_total all the same)', registers: [registry] }),

@@ -20,7 +20,7 @@ import { StreamConsumer } from './stream-consumer';
  * one consumer (stream or Pub/Sub), and owns their lifecycle, health and archiving.
  */
 export class LoggerServer {
-  readonly metrics: Metrics = createMetrics({ missing: async () => (await this.group.totals()).missing });
+  readonly metrics: Metrics = createMetrics(() => this.group.totals());
   readonly health = new Health(this.metrics);
   /** Archiving of closed files to S3; undefined when S3_BUCKET is not set. */
   readonly archive: ArchiveQueue | undefined;
