@@ -21,6 +21,9 @@
 -- stored token says so and nothing is applied twice.
 
 local MAX_INTERVALS = 512
+-- A producer's ledger is kept this long after its last commit (apps restart under new producer
+-- ids: Redis must not keep every one it ever saw). The running totals keep counting them.
+local RETAIN_MS = 7 * 24 * 3600 * 1000
 
 local function parse(text)
   local list = {}
@@ -174,6 +177,7 @@ for _, b in ipairs(batch) do
   redis.call('HINCRBY', b.key, 'duplicates', b.duplicates)
   redis.call('HINCRBY', b.key, 'deadLettered', dead)
   redis.call('HINCRBY', b.key, 'reportedDrops', b.drops)
+  redis.call('PEXPIRE', b.key, RETAIN_MS)
   redis.call('ZADD', KEYS[3], now, b.producer)
   t.received = t.received + received
   t.duplicates = t.duplicates + b.duplicates
@@ -181,6 +185,7 @@ for _, b in ipairs(batch) do
   t.reportedDrops = t.reportedDrops + b.drops
   t.missing = t.missing + (missing - b.missing)
 end
+if np > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now - RETAIN_MS)) end
 for field, value in pairs(t) do
   if value ~= 0 then redis.call('HINCRBY', KEYS[4], field, string.format('%.0f', value)) end
 end
