@@ -49,12 +49,23 @@ export async function startServer(env: Record<string, string>, { waitReady = tru
 
 /**
  * Every complete JSON line under logDir, per app: closed files (oldest first) then the open one
- * (a line being written is not complete yet).
+ * (a line being written is not complete yet). A file the running server renames (rotation) or
+ * deletes (archived) while it is read makes the whole read start again.
  */
 export function readLogs(logDir: string): Map<string, Array<Record<string, unknown>>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return readLogsOnce(logDir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw error;
+    }
+  }
+}
+
+function readLogsOnce(logDir: string): Map<string, Array<Record<string, unknown>>> {
   const result = new Map<string, Array<Record<string, unknown>>>();
   if (!existsSync(logDir)) return result;
-  for (const app of readdirSync(logDir).filter((name) => !name.startsWith(".")) ) {
+  for (const app of readdirSync(logDir).filter((name) => !name.startsWith('.'))) {
     const dir = join(logDir, app);
     const files = readdirSync(dir).filter((name) => name.endsWith('.jsonl')).sort();
     if (existsSync(join(dir, `${app}.log`))) files.push(`${app}.log`);
@@ -73,14 +84,21 @@ export function readLogs(logDir: string): Map<string, Array<Record<string, unkno
 /** Complete lines under logDir/app (closed and open files), counted without parsing: cheap to poll. */
 export function countLines(logDir: string, app: string): number {
   const dir = join(logDir, app);
-  if (!existsSync(dir)) return 0;
-  let lines = 0;
-  for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.jsonl') && name !== `${app}.log`) continue;
-    const data = readFileSync(join(dir, name));
-    for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) lines++;
+  for (let attempt = 1; ; attempt++) {
+    if (!existsSync(dir)) return 0;
+    try {
+      let lines = 0;
+      for (const name of readdirSync(dir)) {
+        if (!name.endsWith('.jsonl') && name !== `${app}.log`) continue;
+        const data = readFileSync(join(dir, name));
+        for (let i = data.indexOf(10); i !== -1; i = data.indexOf(10, i + 1)) lines++;
+      }
+      return lines;
+    } catch (error) {
+      // renamed (rotation) or deleted (archived) between the listing and the read: count again
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw error;
+    }
   }
-  return lines;
 }
 
 /** Polls until `count` lines are under logDir/app (or the timeout passes) and returns them. */
