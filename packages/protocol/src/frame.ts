@@ -9,6 +9,7 @@ import {
   type ProtocolErrorContext,
 } from './errors';
 import { isLevel } from './levels';
+import { LIMITS, type Limits } from './limits';
 import { assertValidName } from './names';
 import type { LogRecord, WireRecord } from './record';
 import { scanCanonicalRecord } from './scan';
@@ -30,34 +31,24 @@ export const FRAME_MAGIC = '@log1 ';
 /** Header of a frame: who produced the records and which sequence numbers they carry. */
 export interface FrameHeader {
   producer: string;
-  /** Sequence number of the first record in the frame. */
+  /** Sequence number of the first record in the frame: at least 1, and seq + count - 1 is a safe integer. */
   seq: number;
-  /** Number of records in the frame. */
+  /** Number of records in the frame: exactly its record lines. */
   count: number;
   app: string;
   host: string;
+  /** At most LIMITS.maxPid. */
   pid: number;
-  /** Records the producer dropped since its previous frame. */
+  /** Records the producer dropped since its previous frame, at most LIMITS.maxDropped. */
   dropped: number;
 }
 
-export interface DecodeLimits {
-  /** Largest accepted frame in bytes. @defaultValue 8 MiB */
-  maxFrameBytes: number;
-  /** Largest accepted record line in bytes. @defaultValue 256 KiB */
-  maxRecordBytes: number;
-  /** Deepest accepted nesting of fields and errors. @defaultValue 20 */
-  maxDepth: number;
-  /** Most keys and array elements accepted in one record, counted over all levels. @defaultValue 1000 */
-  maxKeys: number;
-}
+/** @deprecated the same object as LIMITS, kept for callers written before it. */
+export const DEFAULT_LIMITS = LIMITS;
 
-export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
-  maxFrameBytes: 8 * 1024 * 1024,
-  maxRecordBytes: 256 * 1024,
-  maxDepth: 20,
-  maxKeys: 1000,
-});
+function withDefaults(limits: Partial<Limits> | undefined): Limits {
+  return limits === undefined ? LIMITS : { ...LIMITS, ...limits };
+}
 
 /** A frame whose header is valid; its records are decoded one by one with decodeRecord. */
 export interface DecodedFrame {
@@ -121,9 +112,9 @@ export function decodeUtf8(data: Uint8Array, context?: ProtocolErrorContext): st
  */
 export function decodeFrame(
   data: string | Uint8Array,
-  options: { limits?: Partial<DecodeLimits>; entryId?: string } = {},
+  options: { limits?: Partial<Limits>; entryId?: string } = {},
 ): DecodedFrame {
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = withDefaults(options.limits);
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
   const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
   if (bytes > limits.maxFrameBytes) throw new FrameTooLargeError(bytes, limits.maxFrameBytes, context);
@@ -134,14 +125,14 @@ export function decodeFrame(
   }
   const lines = text.split('\n');
   const headerText = lines.shift() as string; // split always yields at least one element
-  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), context);
+  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
   if (lines.length !== header.count) {
     throw new FrameFormatError(`header announces ${header.count} records, frame holds ${lines.length}`, context);
   }
   return { header, lines };
 }
 
-function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
+function parseHeader(text: string, limits: Limits, context: ProtocolErrorContext): FrameHeader {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -156,14 +147,21 @@ function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
     if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${JSON.stringify(key)}`, context);
   }
   try {
+    const count = requireInteger(h.n, 'count', 0, Number.MAX_SAFE_INTEGER, context);
+    const seq = requireInteger(h.s, 'seq', 1, Number.MAX_SAFE_INTEGER, context);
+    // Record i has seq s + i: the last one must stay an exact integer, or two records would
+    // share a number (and a gap counter would jump by 9e15).
+    if (count > 0 && seq > Number.MAX_SAFE_INTEGER - (count - 1)) {
+      throw new FrameFormatError(`header seq ${seq} + count ${count} runs past 2^53 - 1`, context);
+    }
     return {
       producer: assertValidName('producer', h.p, context),
-      seq: requireCount(h.s, 'seq', 1, context),
-      count: requireCount(h.n, 'count', 0, context),
+      seq,
+      count,
       app: assertValidName('app', h.a, context),
       host: assertValidName('host', h.h, context),
-      pid: requireCount(h.i, 'pid', 0, context),
-      dropped: requireCount(h.d, 'dropped', 0, context),
+      pid: requireInteger(h.i, 'pid', 0, limits.maxPid, context),
+      dropped: requireInteger(h.d, 'dropped', 0, limits.maxDropped, context),
     };
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
@@ -173,9 +171,9 @@ function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
 
 const HEADER_KEYS = new Set(['p', 's', 'n', 'a', 'h', 'i', 'd']);
 
-function requireCount(value: unknown, what: string, min: number, context: ProtocolErrorContext): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new FrameFormatError(`header ${what} must be an integer >= ${min}`, context);
+function requireInteger(value: unknown, what: string, min: number, max: number, context: ProtocolErrorContext): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new FrameFormatError(`header ${what} must be an integer from ${min} to ${max}`, context);
   }
   return value;
 }
@@ -183,7 +181,7 @@ function requireCount(value: unknown, what: string, min: number, context: Protoc
 const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
 
 export interface DecodeRecordOptions {
-  limits?: Partial<DecodeLimits>;
+  limits?: Partial<Limits>;
   entryId?: string;
   /**
    * For a writer on a hot path: a record line in the publisher's canonical shape is validated
@@ -204,7 +202,7 @@ export function decodeRecord(
   index: number,
   options: DecodeRecordOptions = {},
 ): LogRecord {
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = withDefaults(options.limits);
   const line = frame.lines[index];
   const { header } = frame;
   if (options.spliceFields !== undefined && line !== undefined && line.length * 3 <= limits.maxRecordBytes) {
@@ -239,7 +237,7 @@ function addressed(wire: { time: number; level: WireRecord['level']; message: st
 }
 
 /** Parses and validates one record line. Exported for the server's single-record paths. */
-export function parseWireRecord(line: string, limits: DecodeLimits, context: ProtocolErrorContext = {}): WireRecord {
+export function parseWireRecord(line: string, limits: Limits, context: ProtocolErrorContext = {}): WireRecord {
   const bytes = byteLengthAtLeast(line, limits.maxRecordBytes);
   if (bytes > limits.maxRecordBytes) throw new RecordTooLargeError(bytes, limits.maxRecordBytes, context);
   let raw: unknown;
@@ -284,7 +282,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Walks a parsed JSON value: refuses depth and `__proto__` keys, returns how many keys and elements it holds. */
-function checkShape(value: object, depth: number, limits: DecodeLimits, context: ProtocolErrorContext): number {
+function checkShape(value: object, depth: number, limits: Limits, context: ProtocolErrorContext): number {
   if (depth > limits.maxDepth) throw new RecordInvalidError(`nested deeper than ${limits.maxDepth}`, context);
   let count = 0;
   if (Array.isArray(value)) {

@@ -26,5 +26,7 @@ export {
   decodeRecord,
   parseWireRecord,
 } from './frame';
-export type { FrameHeader, DecodeLimits, DecodedFrame, DecodeRecordOptions } from './frame';
+export type { FrameHeader, DecodedFrame, DecodeRecordOptions } from './frame';
+export { LIMITS } from './limits';
+export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';

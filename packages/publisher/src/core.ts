@@ -169,6 +169,7 @@ export class PublisherCore implements SerializeCounters {
     if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
     this.retryDelayMs = 50;
     this.releaseWaiters();
+    if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
     this.pump();
   }
 

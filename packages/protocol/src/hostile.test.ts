@@ -1,0 +1,50 @@
+import { FRAME_MAGIC, decodeFrame, encodeFrame, encodeRecord, type FrameHeader } from './index';
+
+const header = (over: Partial<FrameHeader> = {}): FrameHeader => ({
+  producer: 'p0a1b2c3d4e5f6a7',
+  seq: 1,
+  count: 0,
+  app: 'shop',
+  host: 'app1',
+  pid: 1234,
+  dropped: 0,
+  ...over,
+});
+
+const line = encodeRecord({ time: Date.now(), level: 'info', message: 'x' });
+/** A frame of `count` records with the header fields as raw JSON text, so any number can be tried. */
+const rawFrame = (fields: string, count: number) => FRAME_MAGIC + `{"p":"p0a1b2c3d4e5f6a7","a":"shop","h":"app1",${fields}}` + `\n${line}`.repeat(count);
+
+describe('frame headers close every numeric hole', () => {
+  const max = Number.MAX_SAFE_INTEGER;
+  it.each([
+    ['seq 0', '"s":0,"n":1,"i":1,"d":0', 1],
+    ['seq + count - 1 past 2^53 - 1 (two records would share a number)', `"s":${max},"n":3,"i":1,"d":0`, 3],
+    ['seq + count - 1 one past 2^53 - 1', `"s":${max - 1},"n":3,"i":1,"d":0`, 3],
+    ['seq not an integer', '"s":1.5,"n":1,"i":1,"d":0', 1],
+    ['seq beyond exact integers', '"s":1e300,"n":0,"i":1,"d":0', 0],
+    ['dropped = 2^53 - 1 (a counter would grow by 9e15)', `"s":1,"n":0,"i":1,"d":${max}`, 0],
+    ['dropped one past 2^32', `"s":1,"n":0,"i":1,"d":${2 ** 32 + 1}`, 0],
+    ['negative dropped', '"s":1,"n":0,"i":1,"d":-1', 0],
+    ['pid 2^53 - 1', `"s":1,"n":0,"i":${max},"d":0`, 0],
+    ['pid 2^32', `"s":1,"n":0,"i":${2 ** 32},"d":0`, 0],
+    ['count above its lines', '"s":1,"n":2,"i":1,"d":0', 1],
+    ['count below its lines', '"s":1,"n":1,"i":1,"d":0', 2],
+  ])('refuses %s', (_name, fields, count) => {
+    expect(() => decodeFrame(rawFrame(fields, count), { entryId: '1-1' })).toThrow(expect.objectContaining({ code: 'FRAME_FORMAT', entryId: '1-1' }));
+  });
+
+  it.each([
+    ['the last safe seq, alone', `"s":${max},"n":1,"i":1,"d":0`, 1],
+    ['a run ending on the last safe seq', `"s":${max - 2},"n":3,"i":1,"d":0`, 3],
+    ['a drop-only frame at the last safe seq', `"s":${max},"n":0,"i":1,"d":0`, 0],
+    ['2^32 drops', `"s":1,"n":0,"i":1,"d":${2 ** 32}`, 0],
+    ['the largest pid', `"s":1,"n":0,"i":${2 ** 32 - 1},"d":0`, 0],
+  ])('accepts %s', (_name, fields, count) => {
+    expect(decodeFrame(rawFrame(fields, count)).lines).toHaveLength(count);
+  });
+
+  it('keeps encodeFrame and decodeFrame in agreement on a valid header', () => {
+    expect(decodeFrame(encodeFrame(header({ seq: 7, count: 1, dropped: 3 }), [line])).header).toEqual(header({ seq: 7, count: 1, dropped: 3 }));
+  });
+});
