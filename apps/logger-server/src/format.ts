@@ -1,7 +1,11 @@
 import { reservedKeyMap, type LogRecord } from '@log/protocol';
 
-/** Keys every line has (err only when the record carries an error). A field with one of these names is written as `fields.<name>`. */
-export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
+/**
+ * Keys every line has (err only when the record carries an error, originalTime only when the
+ * producer's time was outside the accepted window). A field with one of these names is written
+ * as `fields.<name>`.
+ */
+export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'originalTime', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
 export const COLLISION_PREFIX = 'fields.';
 /** OWN_KEYS for decodeRecord's spliceFields: fields named like them take the full decoding path and get renamed. */
 export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
@@ -13,9 +17,11 @@ export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
  * producer are validated names (no character needs escaping), so they are concatenated as is.
  */
 export function formatLine(record: LogRecord): string {
-  let line =
-    '{"time":"' + isoTime(record.time) +
-    '","level":"' + record.level +
+  let line = '{"time":"' + isoTime(record.time) + '"';
+  // JSON.stringify: a time that is not a finite number (1e400 parses as Infinity) is written null.
+  if (record.originalTime !== undefined) line += ',"originalTime":' + JSON.stringify(record.originalTime);
+  line +=
+    ',"level":"' + record.level +
     '","app":"' + record.app +
     '","host":"' + record.host +
     '","pid":' + record.pid +
@@ -56,7 +62,8 @@ let lastIso = '';
 
 function isoTime(ms: number): string {
   if (ms === lastMs) return lastIso;
-  // Dates past year 275760 are invalid (toISOString would throw); the decoder accepts any safe integer.
+  // The decoder keeps times inside its window; a record built elsewhere must still not throw
+  // (toISOString throws RangeError past year 275760).
   const date = new Date(ms);
   lastIso = Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
   lastMs = ms;

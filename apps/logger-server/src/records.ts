@@ -47,9 +47,10 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
     return decoded;
   }
   decoded.frame = frame.header;
+  const options = { entryId, spliceFields: SPLICE_RESERVED, receivedAt: Date.now() };
   for (let i = 0; i < frame.lines.length; i++) {
     try {
-      decoded.records.push(decodeRecord(frame, i, { entryId, spliceFields: SPLICE_RESERVED }));
+      decoded.records.push(decodeRecord(frame, i, options));
     } catch (error) {
       decoded.rejected.push(rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')));
     }

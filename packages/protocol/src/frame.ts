@@ -191,6 +191,12 @@ export interface DecodeRecordOptions {
    * with the same checks and errors.
    */
   spliceFields?: ReadonlyMap<number, readonly string[]>;
+  /**
+   * When the record arrived (ms since the epoch), default now: a record time outside
+   * [LIMITS.minTime, receivedAt + LIMITS.maxFutureMs] is replaced by it (see LogRecord.originalTime).
+   * A server decoding a frame passes one value for all its records.
+   */
+  receivedAt?: number;
 }
 
 /**
@@ -208,7 +214,7 @@ export function decodeRecord(
   if (options.spliceFields !== undefined && line !== undefined && line.length * 3 <= limits.maxRecordBytes) {
     const fast = scanCanonicalRecord(line, limits, options.spliceFields);
     if (fast !== undefined) {
-      const record = addressed(fast, header, index);
+      const record = addressed(fast, header, index, limits, options.receivedAt);
       if (fast.fieldsJson !== undefined) record.fieldsJson = fast.fieldsJson;
       return record;
     }
@@ -217,14 +223,20 @@ export function decodeRecord(
   if (options.entryId !== undefined) context.entryId = options.entryId;
   if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
   const wire = parseWireRecord(line, limits, context);
-  const record = addressed(wire, header, index);
+  const record = addressed(wire, header, index, limits, options.receivedAt);
   if (wire.fields !== undefined) record.fields = wire.fields;
   if (wire.error !== undefined) record.error = wire.error;
   return record;
 }
 
-function addressed(wire: { time: number; level: WireRecord['level']; message: string }, header: FrameHeader, index: number): LogRecord {
-  return {
+function addressed(
+  wire: { time: number; level: WireRecord['level']; message: string },
+  header: FrameHeader,
+  index: number,
+  limits: Limits,
+  receivedAt = Date.now(),
+): LogRecord {
+  const record: LogRecord = {
     time: wire.time,
     level: wire.level,
     message: wire.message,
@@ -234,6 +246,14 @@ function addressed(wire: { time: number; level: WireRecord['level']; message: st
     producer: header.producer,
     seq: header.seq + index,
   };
+  // A wrong clock or a hostile producer must not choose a file's name or its place in time
+  // (closed files are named by their first record's time, and dates past year 275760 throw).
+  const time = wire.time;
+  if (!Number.isInteger(time) || time < limits.minTime || time > receivedAt + limits.maxFutureMs) {
+    record.time = receivedAt;
+    record.originalTime = time;
+  }
+  return record;
 }
 
 /** Parses and validates one record line. Exported for the server's single-record paths. */
@@ -254,9 +274,8 @@ export function parseWireRecord(line: string, limits: Limits, context: ProtocolE
     if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${JSON.stringify(key.slice(0, 40))}`, context);
   }
   const { t, l, m, f, e } = r;
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
-    throw new RecordInvalidError('time (t) must be a non-negative integer of milliseconds', context);
-  }
+  // Any number is taken: decodeRecord replaces one outside the accepted window, and keeps it.
+  if (typeof t !== 'number') throw new RecordInvalidError('time (t) must be a number of milliseconds', context);
   if (!isLevel(l)) throw new RecordInvalidError('level (l) must be debug, info, warn or error', context);
   if (typeof m !== 'string') throw new RecordInvalidError('message (m) must be a string', context);
   const record: WireRecord = { time: t, level: l, message: m };

@@ -1,4 +1,4 @@
-import { FRAME_MAGIC, decodeFrame, encodeFrame, encodeRecord, type FrameHeader } from './index';
+import { FRAME_MAGIC, LIMITS, decodeFrame, decodeRecord, encodeFrame, encodeRecord, reservedKeyMap, type FrameHeader } from './index';
 
 const header = (over: Partial<FrameHeader> = {}): FrameHeader => ({
   producer: 'p0a1b2c3d4e5f6a7',
@@ -46,5 +46,49 @@ describe('frame headers close every numeric hole', () => {
 
   it('keeps encodeFrame and decodeFrame in agreement on a valid header', () => {
     expect(decodeFrame(encodeFrame(header({ seq: 7, count: 1, dropped: 3 }), [line])).header).toEqual(header({ seq: 7, count: 1, dropped: 3 }));
+  });
+});
+
+describe('record times outside the accepted window', () => {
+  const receivedAt = Date.UTC(2026, 10, 25, 12);
+  const splice = reservedKeyMap(['time']);
+  const decodeAt = (t: string, spliceFields?: typeof splice) => {
+    const frame = { header: header({ count: 1 }), lines: [`{"t":${t},"l":"info","m":"x","f":{"a":1}}`] };
+    return decodeRecord(frame, 0, { receivedAt, spliceFields });
+  };
+
+  it.each([
+    ['past the last valid Date (toISOString would throw RangeError)', '9000000000000000', 9e15],
+    ['just past the last valid Date', '8640000000000001', 8640000000000001],
+    ['in the year 2100', '4102444800000', 4102444800000],
+    ['more than a day ahead', String(receivedAt + LIMITS.maxFutureMs + 1), receivedAt + LIMITS.maxFutureMs + 1],
+    ['in 1970', '1', 1],
+    ['just before 2000', String(LIMITS.minTime - 1), LIMITS.minTime - 1],
+    ['below zero', '-5', -5],
+    ['with a fraction of a millisecond', '1764072000000.5', 1764072000000.5],
+    ['in nanoseconds', '1764072000000000000', 1764072000000000000],
+  ])('replaces a time %s by the receive time and keeps the original, on both decoding paths', (_name, text, original) => {
+    for (const path of [undefined, splice]) {
+      const record = decodeAt(text, path);
+      expect(record.time).toBe(receivedAt);
+      expect(record.originalTime).toBe(original);
+      expect(new Date(record.time).toISOString()).toBe('2026-11-25T12:00:00.000Z');
+    }
+  });
+
+  it.each([
+    ['2000-01-01', LIMITS.minTime],
+    ['the receive time', receivedAt],
+    ['a day ahead (a producer clock running fast)', receivedAt + LIMITS.maxFutureMs],
+  ])('keeps a time at %s as given', (_name, time) => {
+    for (const path of [undefined, splice]) {
+      const record = decodeAt(String(time), path);
+      expect(record.time).toBe(time);
+      expect(record).not.toHaveProperty('originalTime');
+    }
+  });
+
+  it('still refuses a time that is not a number', () => {
+    expect(() => decodeAt('"2026-11-25"')).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
   });
 });

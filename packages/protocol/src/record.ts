@@ -33,6 +33,11 @@ export interface LogRecord extends WireRecord {
   /** Per-producer sequence number: consecutive from 1, so gaps and duplicates are countable. */
   seq: number;
   /**
+   * Only when the producer's time was not an integer inside [LIMITS.minTime, receive time +
+   * LIMITS.maxFutureMs]: that time, as sent; `time` is then the receive time.
+   */
+  originalTime?: number;
+  /**
    * Only from decodeRecord with `spliceFields`: the fields as validated JSON object text, in
    * place of `fields` (never both), for a writer that splices them into its own line.
    */

@@ -6,7 +6,7 @@ const origin = { producer: 'abcdef0123456789', app: 'shop', host: 'h1', pid: 9 }
 
 const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
   {
-    time: fc.integer({ min: 0, max: 4102444800000 }),
+    time: fc.integer({ min: LIMITS.minTime, max: Date.now() }),
     level: fc.constantFrom('debug' as const, 'info' as const, 'warn' as const, 'error' as const),
     message: fc.string({ unit: 'binary', maxLength: 200 }),
     fields: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 })
