@@ -52,7 +52,9 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
     try {
       decoded.records.push(decodeRecord(frame, i, options));
     } catch (error) {
-      decoded.rejected.push(rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')));
+      const line = frame.lines[i] ?? '';
+      // A line that is not UTF-8 is still bytes: dead-lettered exactly as it came.
+      decoded.rejected.push(rejection(error, typeof line === 'string' ? Buffer.from(line, 'utf8') : Buffer.from(line)));
     }
   }
   return decoded;

@@ -1,8 +1,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeFrame, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
-import { removeDir, startRedis, tempDir, type RedisServer } from '@log/test-kit';
-import { createClient } from 'redis';
+import { deadLetterKey, encodeFrame, encodeFrameHeader, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
+import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { RESP_TYPES, createClient } from 'redis';
 import { readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
 
 // Hostile input through the real server: raw XADDs of frames our publisher would never write.
@@ -65,5 +65,25 @@ describe('record times outside the accepted window', () => {
       expect(closed).toHaveLength(1);
       expect(closed[0]!.slice(0, 4)).toBe(new Date(started).toISOString().slice(0, 4));
     }
+  }, 30_000);
+});
+
+describe('a record that is not UTF-8', () => {
+  it('is dead-lettered alone, as its bytes; the records around it in its frame are written', async () => {
+    const line = (n: number) => Buffer.from(encodeRecord({ time: Date.now(), level: 'info', message: `record ${n} é` }));
+    const broken = Buffer.concat([Buffer.from('{"t":1,"l":"info","m":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
+    const records = [line(1), line(2), broken, line(4)];
+    const frame = Buffer.concat([Buffer.from(encodeFrameHeader(header({ count: records.length }))), ...records.flatMap((r) => [Buffer.from('\n'), r])]);
+    await client.xAdd(streamKey(channel), '*', { f: frame });
+    const written = await waitForRecords(logDir, 'good', 3);
+    expect(written.map((r) => [r.message, r.seq])).toEqual([['record 1 é', 1], ['record 2 é', 2], ['record 4 é', 4]]);
+    let dead: Array<{ message: Record<string, Buffer> }> = [];
+    for (let i = 0; i < 100 && dead.length === 0; i++) {
+      dead = (await client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange(deadLetterKey(channel), '-', '+')) as typeof dead;
+      if (dead.length === 0) await sleep(50);
+    }
+    expect(dead).toHaveLength(1);
+    expect(dead[0]!.message.reason!.toString()).toBe('INVALID_UTF8');
+    expect(dead[0]!.message.payload!.equals(broken)).toBe(true);
   }, 30_000);
 });

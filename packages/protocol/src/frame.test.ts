@@ -74,7 +74,7 @@ describe('frames', () => {
 
   it('refuses invalid UTF-8 instead of replacing it', () => {
     const bytes = Buffer.concat([Buffer.from(encodeFrame(header(1), ['{"t":1,"l":"info","m":"'])), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]);
-    expect(() => decodeFrame(bytes)).toThrow(expect.objectContaining({ code: 'INVALID_UTF8' }));
+    expect(() => decodeAll(bytes)).toThrow(expect.objectContaining({ code: 'INVALID_UTF8' }));
   });
 
   it('refuses frames over the size limit', () => {

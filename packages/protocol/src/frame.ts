@@ -53,8 +53,11 @@ function withDefaults(limits: Partial<Limits> | undefined): Limits {
 /** A frame whose header is valid; its records are decoded one by one with decodeRecord. */
 export interface DecodedFrame {
   header: FrameHeader;
-  /** The raw record lines, `header.count` of them. */
-  lines: string[];
+  /**
+   * The raw record lines, `header.count` of them. A line that is not valid UTF-8 is kept as its
+   * bytes (decodeRecord refuses it with INVALID_UTF8; its neighbours decode as usual).
+   */
+  lines: Array<string | Uint8Array>;
 }
 
 export function encodeFrameHeader(header: FrameHeader): string {
@@ -118,18 +121,45 @@ export function decodeFrame(
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
   const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
   if (bytes > limits.maxFrameBytes) throw new FrameTooLargeError(bytes, limits.maxFrameBytes, context);
-  const text = typeof data === 'string' ? data : decodeUtf8(data, context);
-  if (!text.startsWith(FRAME_MAGIC)) {
-    if (text.startsWith('@log')) throw new UnsupportedVersionError(text.slice(4, text.indexOf(' ')), context);
+  const text = typeof data === 'string' ? data : utf8OrUndefined(data);
+  const lines = text === undefined ? splitUtf8Lines(data as Uint8Array) : text.split('\n');
+  const head = lines.shift() as string | Uint8Array; // a split always yields at least one element
+  // Bad bytes in the header leave no one to attribute the records to: the whole frame goes.
+  const headerText = typeof head === 'string' ? head : decodeUtf8(head, context);
+  if (!headerText.startsWith(FRAME_MAGIC)) {
+    if (headerText.startsWith('@log')) throw new UnsupportedVersionError(headerText.slice(4, headerText.indexOf(' ')), context);
     throw new FrameFormatError('missing frame magic', context);
   }
-  const lines = text.split('\n');
-  const headerText = lines.shift() as string; // split always yields at least one element
   const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
   if (lines.length !== header.count) {
     throw new FrameFormatError(`header announces ${header.count} records, frame holds ${lines.length}`, context);
   }
   return { header, lines };
+}
+
+function utf8OrUndefined(data: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(data);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The lines of a payload that is not valid UTF-8 as a whole, each decoded on its own; a line
+ * that is not valid UTF-8 stays bytes, for decodeRecord to refuse alone. Splitting the bytes is
+ * safe: '\n' (0x0A) never occurs inside a multi-byte UTF-8 sequence.
+ */
+function splitUtf8Lines(data: Uint8Array): Array<string | Uint8Array> {
+  const lines: Array<string | Uint8Array> = [];
+  let start = 0;
+  for (;;) {
+    const end = data.indexOf(0x0a, start);
+    const bytes = data.subarray(start, end === -1 ? data.length : end);
+    lines.push(utf8OrUndefined(bytes) ?? bytes);
+    if (end === -1) return lines;
+    start = end + 1;
+  }
 }
 
 function parseHeader(text: string, limits: Limits, context: ProtocolErrorContext): FrameHeader {
@@ -201,7 +231,7 @@ export interface DecodeRecordOptions {
 
 /**
  * Decodes record `index` of a frame into a fully addressed record.
- * Never throws anything but a ProtocolError (RecordTooLargeError or RecordInvalidError).
+ * Never throws anything but a ProtocolError (RecordTooLargeError, RecordInvalidError, InvalidUtf8Error).
  */
 export function decodeRecord(
   frame: DecodedFrame,
@@ -211,7 +241,7 @@ export function decodeRecord(
   const limits = withDefaults(options.limits);
   const line = frame.lines[index];
   const { header } = frame;
-  if (options.spliceFields !== undefined && line !== undefined && line.length * 3 <= limits.maxRecordBytes) {
+  if (options.spliceFields !== undefined && typeof line === 'string' && line.length * 3 <= limits.maxRecordBytes) {
     const fast = scanCanonicalRecord(line, limits, options.spliceFields);
     if (fast !== undefined) {
       const record = addressed(fast, header, index, limits, options.receivedAt);
@@ -222,7 +252,7 @@ export function decodeRecord(
   const context: ProtocolErrorContext = { recordIndex: index };
   if (options.entryId !== undefined) context.entryId = options.entryId;
   if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
-  const wire = parseWireRecord(line, limits, context);
+  const wire = parseWireRecord(typeof line === 'string' ? line : decodeUtf8(line, context), limits, context);
   const record = addressed(wire, header, index, limits, options.receivedAt);
   if (wire.fields !== undefined) record.fields = wire.fields;
   if (wire.error !== undefined) record.error = wire.error;

@@ -1,4 +1,4 @@
-import { FRAME_MAGIC, LIMITS, decodeFrame, decodeRecord, encodeFrame, encodeRecord, reservedKeyMap, type FrameHeader } from './index';
+import { FRAME_MAGIC, LIMITS, decodeFrame, decodeRecord, encodeFrame, encodeFrameHeader, encodeRecord, reservedKeyMap, type FrameHeader } from './index';
 
 const header = (over: Partial<FrameHeader> = {}): FrameHeader => ({
   producer: 'p0a1b2c3d4e5f6a7',
@@ -90,5 +90,40 @@ describe('record times outside the accepted window', () => {
 
   it('still refuses a time that is not a number', () => {
     expect(() => decodeAt('"2026-11-25"')).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+  });
+});
+
+describe('invalid UTF-8 is refused one record at a time', () => {
+  const good = (n: number) => Buffer.from(encodeRecord({ time: Date.now(), level: 'info', message: `good ${n} é ✓ 😀` }));
+  const frameOf = (...records: Buffer[]) =>
+    Buffer.concat([Buffer.from(encodeFrameHeader(header({ seq: 10, count: records.length }))), ...records.flatMap((r) => [Buffer.from('\n'), r])]);
+
+  it.each([
+    ['a lone continuation byte', [0x80]],
+    ['a truncated sequence before the newline', [0xe2, 0x82]],
+    ['an overlong encoding', [0xc0, 0xaf]],
+    ['a UTF-16 surrogate encoded as UTF-8', [0xed, 0xa0, 0x80]],
+    ['bytes that are never UTF-8', [0xff, 0xfe]],
+  ])('refuses only the record holding %s; its neighbours decode', (_name, bad) => {
+    const broken = Buffer.concat([Buffer.from('{"t":1,"l":"info","m":"'), Buffer.from(bad), Buffer.from('"}')]);
+    const frame = decodeFrame(frameOf(good(1), broken, good(3)), { entryId: '5-0' });
+    expect(decodeRecord(frame, 0)).toMatchObject({ seq: 10, message: 'good 1 é ✓ 😀' });
+    expect(() => decodeRecord(frame, 1, { entryId: '5-0' })).toThrow(expect.objectContaining({ code: 'INVALID_UTF8', recordIndex: 1, entryId: '5-0' }));
+    expect(decodeRecord(frame, 2)).toMatchObject({ seq: 12, message: 'good 3 é ✓ 😀' });
+    // the line is kept as its bytes, for a dead letter that shows exactly what came
+    expect(Buffer.from(frame.lines[1] as Uint8Array).equals(broken)).toBe(true);
+  });
+
+  it('refuses the whole frame when the header is not UTF-8', () => {
+    const bytes = Buffer.from(frameOf(good(1)).toString('latin1').replace('"h":"app1"', '"h":"app\u00ff"'), 'latin1');
+    expect(() => decodeFrame(bytes, { entryId: '6-0' })).toThrow(expect.objectContaining({ code: 'INVALID_UTF8', entryId: '6-0' }));
+  });
+
+  it('decodes the same frame the same way whether a neighbour is broken or not', () => {
+    const clean = decodeFrame(frameOf(good(1), good(2)));
+    const broken = decodeFrame(frameOf(good(1), Buffer.from([0xff]), good(2)));
+    const receivedAt = Date.now();
+    expect(decodeRecord(broken, 0, { receivedAt })).toEqual(decodeRecord(clean, 0, { receivedAt }));
+    expect(decodeRecord(broken, 2, { receivedAt })).toEqual({ ...decodeRecord(clean, 1, { receivedAt }), seq: 12 });
   });
 });
