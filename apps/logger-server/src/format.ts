@@ -1,4 +1,4 @@
-import { reservedKeyMap, type LogRecord } from '@log/protocol';
+import { escapeUnsafeJson, reservedKeyMap, type LogRecord } from '@log/protocol';
 
 /**
  * Keys every line has (err only when the record carries an error, originalTime only when the
@@ -12,7 +12,7 @@ export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
 
 /**
  * One record as one JSON line, flat like pino and winston write: own keys first, then the
- * caller's fields. JSON.stringify escapes CR, LF, ESC and every other control character, so one
+ * caller's fields. Every control character (C0, DEL, C1) and U+2028/U+2029 is escaped, so one
  * record is always exactly one line and no escape sequence reaches the file raw. app, host and
  * producer are validated names (no character needs escaping), so they are concatenated as is.
  */
@@ -53,7 +53,10 @@ export function formatLine(record: LogRecord): string {
     }
   }
   if (record.error !== undefined) line += ',"err":' + JSON.stringify(record.error);
-  return line + '}\n';
+  // JSON.stringify leaves DEL, C1 controls, U+2028 and U+2029 raw. A record with spliced fields
+  // has none (the decoder's scanner leaves such records to the full path): the hot path skips
+  // the check, which costs more than formatting an ASCII line (and twice that for other text).
+  return (fieldsJson === undefined ? escapeUnsafeJson(line) : line) + '}\n';
 }
 
 // Records of one frame mostly share their millisecond: the last conversion is reused.

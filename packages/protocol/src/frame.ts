@@ -9,6 +9,7 @@ import {
   type ProtocolErrorContext,
 } from './errors';
 import { isLevel } from './levels';
+import { quote } from './escape';
 import { LIMITS, type Limits } from './limits';
 import { assertValidName } from './names';
 import type { LogRecord, WireRecord } from './record';
@@ -90,7 +91,9 @@ export function encodeFrame(header: FrameHeader, lines: readonly string[]): stri
   return lines.length === 0 ? encodeFrameHeader(header) : encodeFrameHeader(header) + '\n' + lines.join('\n');
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: stripping it would make a line decoded on its own (see
+// splitUtf8Lines) differ from the same line decoded inside its whole frame.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** True when the payload starts with the frame magic (as opposed to a legacy Pub/Sub message). */
 export function isFrame(data: string | Uint8Array): boolean {
@@ -174,7 +177,7 @@ function parseHeader(text: string, limits: Limits, context: ProtocolErrorContext
   }
   const h = raw as Record<string, unknown>;
   for (const key of Object.keys(h)) {
-    if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${JSON.stringify(key)}`, context);
+    if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${quote(key.slice(0, 40))}`, context);
   }
   try {
     const count = requireInteger(h.n, 'count', 0, Number.MAX_SAFE_INTEGER, context);
@@ -301,7 +304,7 @@ export function parseWireRecord(line: string, limits: Limits, context: ProtocolE
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) {
-    if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${JSON.stringify(key.slice(0, 40))}`, context);
+    if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${quote(key.slice(0, 40))}`, context);
   }
   const { t, l, m, f, e } = r;
   // Any number is taken: decodeRecord replaces one outside the accepted window, and keeps it.

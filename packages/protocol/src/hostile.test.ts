@@ -114,6 +114,14 @@ describe('invalid UTF-8 is refused one record at a time', () => {
     expect(Buffer.from(frame.lines[1] as Uint8Array).equals(broken)).toBe(true);
   });
 
+  it('treats a line starting with a byte order mark alike whether its frame is decoded whole or line by line', () => {
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), good(2)]);
+    const whole = decodeFrame(frameOf(good(1), bom));
+    const byLine = decodeFrame(frameOf(good(1), bom, Buffer.from([0xff])));
+    expect(() => decodeRecord(whole, 1)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+    expect(() => decodeRecord(byLine, 1)).toThrow(expect.objectContaining({ code: 'RECORD_INVALID' }));
+  });
+
   it('refuses the whole frame when the header is not UTF-8', () => {
     const bytes = Buffer.from(frameOf(good(1)).toString('latin1').replace('"h":"app1"', '"h":"app\u00ff"'), 'latin1');
     expect(() => decodeFrame(bytes, { entryId: '6-0' })).toThrow(expect.objectContaining({ code: 'INVALID_UTF8', entryId: '6-0' }));
@@ -125,5 +133,23 @@ describe('invalid UTF-8 is refused one record at a time', () => {
     const receivedAt = Date.now();
     expect(decodeRecord(broken, 0, { receivedAt })).toEqual(decodeRecord(clean, 0, { receivedAt }));
     expect(decodeRecord(broken, 2, { receivedAt })).toEqual({ ...decodeRecord(clean, 1, { receivedAt }), seq: 12 });
+  });
+});
+
+describe('error messages quote hostile input cut short and escaped', () => {
+  it.each([
+    ['app name', encodeFrame(header(), []).replace('"a":"shop"', `"a":"x\\u009b31m\\u0085${'y'.repeat(5000)}"`)],
+    ['header key', encodeFrame(header(), []).replace('{"p"', `{"\\u2028${'k'.repeat(5000)}":1,"p"`)],
+    ['version', `@log9\u009b${'v'.repeat(5000)} {}`],
+  ])('in a refused %s', (_name, text) => {
+    let message = '';
+    try {
+      decodeFrame(text);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).not.toBe('');
+    expect(message).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+    expect(message.length).toBeLessThan(300);
   });
 });

@@ -30,3 +30,4 @@ export type { FrameHeader, DecodedFrame, DecodeRecordOptions } from './frame';
 export { LIMITS } from './limits';
 export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';
+export { escapeUnsafeJson, quote } from './escape';

@@ -39,7 +39,9 @@ export interface LogRecord extends WireRecord {
   originalTime?: number;
   /**
    * Only from decodeRecord with `spliceFields`: the fields as validated JSON object text, in
-   * place of `fields` (never both), for a writer that splices them into its own line.
+   * place of `fields` (never both), for a writer that splices them into its own line. When it is
+   * set, neither it nor `message` holds a raw DEL, C1 control, U+2028 or U+2029 (a record with
+   * one takes the full path), so the spliced line needs no escapeUnsafeJson.
    */
   fieldsJson?: string;
 }
