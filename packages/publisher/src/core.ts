@@ -17,7 +17,10 @@ export interface PublisherStats {
   buffered: number;
   /** Bytes held for those records. */
   bufferedBytes: number;
-  /** Records cut to maxRecordBytes (they are still sent). */
+  /**
+   * Records sent with a part replaced to fit the server's limits (LIMITS of @log/protocol): cut
+   * to maxRecordBytes, or fields nested deeper than maxDepth or holding more than maxKeys keys.
+   */
   truncated: number;
   /** Values replaced because they could not be serialized (circular, BigInt, throwing getters). */
   unserializable: number;
