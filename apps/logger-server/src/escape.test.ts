@@ -64,7 +64,7 @@ describe('lines on disk never hold a character that breaks a line or drives a te
         expect(plain.slice(0, -1)).not.toMatch(UNSAFE);
         // the payload is bytes: a lone surrogate in the test's string was sent as U+FFFD
         if (!message.trimStart().startsWith('{')) expect(JSON.parse(plain).message).toBe(Buffer.from(message).toString());
-        const json = formatLine(legacy(JSON.stringify({ message, ...fields })));
+        const json = formatLine(legacy(JSON.stringify({ ...fields, message })));
         expect(json.slice(0, -1)).not.toMatch(UNSAFE);
         expect(JSON.parse(json).message).toBe(message);
       }),
