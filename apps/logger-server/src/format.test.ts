@@ -22,6 +22,12 @@ describe('formatLine', () => {
     expect(JSON.parse(line).message).toBe('a\nb\r\u001b[31mred\u0000');
   });
 
+  it('writes a producer time the decoder replaced as originalTime, and a field of that name as fields.originalTime', () => {
+    const parsed = JSON.parse(formatLine({ ...base, originalTime: 4102444800000, fields: { originalTime: 'mine' } }));
+    expect(parsed).toMatchObject({ time: '2026-11-25T00:00:00.000Z', originalTime: 4102444800000, 'fields.originalTime': 'mine' });
+    expect(JSON.parse(formatLine(base))).not.toHaveProperty('originalTime');
+  });
+
   it('writes the error under err', () => {
     const parsed = JSON.parse(formatLine({ ...base, error: { name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } } }));
     expect(parsed.err).toEqual({ name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } });

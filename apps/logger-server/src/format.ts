@@ -1,21 +1,27 @@
-import { reservedKeyMap, type LogRecord } from '@log/protocol';
+import { escapeUnsafeJson, reservedKeyMap, type LogRecord } from '@log/protocol';
 
-/** Keys every line has (err only when the record carries an error). A field with one of these names is written as `fields.<name>`. */
-export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
+/**
+ * Keys every line has (err only when the record carries an error, originalTime only when the
+ * producer's time was outside the accepted window). A field with one of these names is written
+ * as `fields.<name>`.
+ */
+export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'originalTime', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
 export const COLLISION_PREFIX = 'fields.';
 /** OWN_KEYS for decodeRecord's spliceFields: fields named like them take the full decoding path and get renamed. */
 export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
 
 /**
  * One record as one JSON line, flat like pino and winston write: own keys first, then the
- * caller's fields. JSON.stringify escapes CR, LF, ESC and every other control character, so one
+ * caller's fields. Every control character (C0, DEL, C1) and U+2028/U+2029 is escaped, so one
  * record is always exactly one line and no escape sequence reaches the file raw. app, host and
  * producer are validated names (no character needs escaping), so they are concatenated as is.
  */
 export function formatLine(record: LogRecord): string {
-  let line =
-    '{"time":"' + isoTime(record.time) +
-    '","level":"' + record.level +
+  let line = '{"time":"' + isoTime(record.time) + '"';
+  // JSON.stringify: a time that is not a finite number (1e400 parses as Infinity) is written null.
+  if (record.originalTime !== undefined) line += ',"originalTime":' + JSON.stringify(record.originalTime);
+  line +=
+    ',"level":"' + record.level +
     '","app":"' + record.app +
     '","host":"' + record.host +
     '","pid":' + record.pid +
@@ -47,7 +53,10 @@ export function formatLine(record: LogRecord): string {
     }
   }
   if (record.error !== undefined) line += ',"err":' + JSON.stringify(record.error);
-  return line + '}\n';
+  // JSON.stringify leaves DEL, C1 controls, U+2028 and U+2029 raw. A record with spliced fields
+  // has none (the decoder's scanner leaves such records to the full path): the hot path skips
+  // the check, which costs more than formatting an ASCII line (and twice that for other text).
+  return (fieldsJson === undefined ? escapeUnsafeJson(line) : line) + '}\n';
 }
 
 // Records of one frame mostly share their millisecond: the last conversion is reused.
@@ -56,7 +65,8 @@ let lastIso = '';
 
 function isoTime(ms: number): string {
   if (ms === lastMs) return lastIso;
-  // Dates past year 275760 are invalid (toISOString would throw); the decoder accepts any safe integer.
+  // The decoder keeps times inside its window; a record built elsewhere must still not throw
+  // (toISOString throws RangeError past year 275760).
   const date = new Date(ms);
   lastIso = Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
   lastMs = ms;

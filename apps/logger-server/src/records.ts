@@ -49,11 +49,14 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
     return decoded;
   }
   decoded.frame = frame.header;
+  const options = { entryId, spliceFields: SPLICE_RESERVED, receivedAt: Date.now() };
   for (let i = 0; i < frame.lines.length; i++) {
     try {
-      decoded.records.push(decodeRecord(frame, i, { entryId, spliceFields: SPLICE_RESERVED }));
+      decoded.records.push(decodeRecord(frame, i, options));
     } catch (error) {
-      decoded.rejected.push({ ...rejection(error, Buffer.from(frame.lines[i] ?? '', 'utf8')), seq: frame.header.seq + i });
+      const line = frame.lines[i] ?? '';
+      // A line that is not UTF-8 is still bytes: dead-lettered exactly as it came.
+      decoded.rejected.push({ ...rejection(error, typeof line === 'string' ? Buffer.from(line, 'utf8') : Buffer.from(line)), seq: frame.header.seq + i });
     }
   }
   return decoded;

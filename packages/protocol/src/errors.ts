@@ -1,3 +1,8 @@
+import { quote } from './escape';
+
+// Messages quote what came in cut short and escaped: they end up in dead letters and log lines,
+// where a hostile name must not be a megabyte long or a terminal escape sequence.
+
 /**
  * Every failure the protocol reports is a ProtocolError with a stable `code`.
  * Callers (the server's dead-letter path above all) branch on `code`, never on message text.
@@ -38,7 +43,7 @@ export class InvalidNameError extends ProtocolError {
   readonly kind: string;
   readonly value: string;
   constructor(kind: string, value: string, reason: string, context?: ProtocolErrorContext) {
-    super('INVALID_NAME', `invalid ${kind} name ${JSON.stringify(value.slice(0, 80))}: ${reason}`, context);
+    super('INVALID_NAME', `invalid ${kind} name ${quote(value.slice(0, 80))}: ${reason}`, context);
     this.kind = kind;
     this.value = value;
   }
@@ -73,7 +78,7 @@ export class FrameFormatError extends ProtocolError {
 export class UnsupportedVersionError extends ProtocolError {
   readonly version: unknown;
   constructor(version: unknown, context?: ProtocolErrorContext) {
-    super('FRAME_VERSION', `unsupported frame version ${JSON.stringify(version)}`, context);
+    super('FRAME_VERSION', `unsupported frame version ${quote(String(version).slice(0, 40))}`, context);
     this.version = version;
   }
 }

@@ -9,6 +9,8 @@ import {
   type ProtocolErrorContext,
 } from './errors';
 import { isLevel } from './levels';
+import { quote } from './escape';
+import { LIMITS, type Limits } from './limits';
 import { assertValidName } from './names';
 import type { LogRecord, WireRecord } from './record';
 import { scanCanonicalRecord } from './scan';
@@ -30,40 +32,33 @@ export const FRAME_MAGIC = '@log1 ';
 /** Header of a frame: who produced the records and which sequence numbers they carry. */
 export interface FrameHeader {
   producer: string;
-  /** Sequence number of the first record in the frame. */
+  /** Sequence number of the first record in the frame: at least 1, and seq + count - 1 is a safe integer. */
   seq: number;
-  /** Number of records in the frame. */
+  /** Number of records in the frame: exactly its record lines. */
   count: number;
   app: string;
   host: string;
+  /** At most LIMITS.maxPid. */
   pid: number;
-  /** Records the producer dropped since its previous frame. */
+  /** Records the producer dropped since its previous frame, at most LIMITS.maxDropped. */
   dropped: number;
 }
 
-export interface DecodeLimits {
-  /** Largest accepted frame in bytes. @defaultValue 8 MiB */
-  maxFrameBytes: number;
-  /** Largest accepted record line in bytes. @defaultValue 256 KiB */
-  maxRecordBytes: number;
-  /** Deepest accepted nesting of fields and errors. @defaultValue 20 */
-  maxDepth: number;
-  /** Most keys and array elements accepted in one record, counted over all levels. @defaultValue 1000 */
-  maxKeys: number;
-}
+/** @deprecated the same object as LIMITS, kept for callers written before it. */
+export const DEFAULT_LIMITS = LIMITS;
 
-export const DEFAULT_LIMITS: Readonly<DecodeLimits> = Object.freeze({
-  maxFrameBytes: 8 * 1024 * 1024,
-  maxRecordBytes: 256 * 1024,
-  maxDepth: 20,
-  maxKeys: 1000,
-});
+function withDefaults(limits: Partial<Limits> | undefined): Limits {
+  return limits === undefined ? LIMITS : { ...LIMITS, ...limits };
+}
 
 /** A frame whose header is valid; its records are decoded one by one with decodeRecord. */
 export interface DecodedFrame {
   header: FrameHeader;
-  /** The raw record lines, `header.count` of them. */
-  lines: string[];
+  /**
+   * The raw record lines, `header.count` of them. A line that is not valid UTF-8 is kept as its
+   * bytes (decodeRecord refuses it with INVALID_UTF8; its neighbours decode as usual).
+   */
+  lines: Array<string | Uint8Array>;
 }
 
 export function encodeFrameHeader(header: FrameHeader): string {
@@ -96,7 +91,9 @@ export function encodeFrame(header: FrameHeader, lines: readonly string[]): stri
   return lines.length === 0 ? encodeFrameHeader(header) : encodeFrameHeader(header) + '\n' + lines.join('\n');
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF: stripping it would make a line decoded on its own (see
+// splitUtf8Lines) differ from the same line decoded inside its whole frame.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** True when the payload starts with the frame magic (as opposed to a legacy Pub/Sub message). */
 export function isFrame(data: string | Uint8Array): boolean {
@@ -121,27 +118,54 @@ export function decodeUtf8(data: Uint8Array, context?: ProtocolErrorContext): st
  */
 export function decodeFrame(
   data: string | Uint8Array,
-  options: { limits?: Partial<DecodeLimits>; entryId?: string } = {},
+  options: { limits?: Partial<Limits>; entryId?: string } = {},
 ): DecodedFrame {
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = withDefaults(options.limits);
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
   const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
   if (bytes > limits.maxFrameBytes) throw new FrameTooLargeError(bytes, limits.maxFrameBytes, context);
-  const text = typeof data === 'string' ? data : decodeUtf8(data, context);
-  if (!text.startsWith(FRAME_MAGIC)) {
-    if (text.startsWith('@log')) throw new UnsupportedVersionError(text.slice(4, text.indexOf(' ')), context);
+  const text = typeof data === 'string' ? data : utf8OrUndefined(data);
+  const lines = text === undefined ? splitUtf8Lines(data as Uint8Array) : text.split('\n');
+  const head = lines.shift() as string | Uint8Array; // a split always yields at least one element
+  // Bad bytes in the header leave no one to attribute the records to: the whole frame goes.
+  const headerText = typeof head === 'string' ? head : decodeUtf8(head, context);
+  if (!headerText.startsWith(FRAME_MAGIC)) {
+    if (headerText.startsWith('@log')) throw new UnsupportedVersionError(headerText.slice(4, headerText.indexOf(' ')), context);
     throw new FrameFormatError('missing frame magic', context);
   }
-  const lines = text.split('\n');
-  const headerText = lines.shift() as string; // split always yields at least one element
-  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), context);
+  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
   if (lines.length !== header.count) {
     throw new FrameFormatError(`header announces ${header.count} records, frame holds ${lines.length}`, context);
   }
   return { header, lines };
 }
 
-function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
+function utf8OrUndefined(data: Uint8Array): string | undefined {
+  try {
+    return utf8.decode(data);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The lines of a payload that is not valid UTF-8 as a whole, each decoded on its own; a line
+ * that is not valid UTF-8 stays bytes, for decodeRecord to refuse alone. Splitting the bytes is
+ * safe: '\n' (0x0A) never occurs inside a multi-byte UTF-8 sequence.
+ */
+function splitUtf8Lines(data: Uint8Array): Array<string | Uint8Array> {
+  const lines: Array<string | Uint8Array> = [];
+  let start = 0;
+  for (;;) {
+    const end = data.indexOf(0x0a, start);
+    const bytes = data.subarray(start, end === -1 ? data.length : end);
+    lines.push(utf8OrUndefined(bytes) ?? bytes);
+    if (end === -1) return lines;
+    start = end + 1;
+  }
+}
+
+function parseHeader(text: string, limits: Limits, context: ProtocolErrorContext): FrameHeader {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -153,17 +177,24 @@ function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
   }
   const h = raw as Record<string, unknown>;
   for (const key of Object.keys(h)) {
-    if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${JSON.stringify(key)}`, context);
+    if (!HEADER_KEYS.has(key)) throw new FrameFormatError(`unknown header key ${quote(key.slice(0, 40))}`, context);
   }
   try {
+    const count = requireInteger(h.n, 'count', 0, Number.MAX_SAFE_INTEGER, context);
+    const seq = requireInteger(h.s, 'seq', 1, Number.MAX_SAFE_INTEGER, context);
+    // Record i has seq s + i: the last one must stay an exact integer, or two records would
+    // share a number (and a gap counter would jump by 9e15).
+    if (count > 0 && seq > Number.MAX_SAFE_INTEGER - (count - 1)) {
+      throw new FrameFormatError(`header seq ${seq} + count ${count} runs past 2^53 - 1`, context);
+    }
     return {
       producer: assertValidName('producer', h.p, context),
-      seq: requireCount(h.s, 'seq', 1, context),
-      count: requireCount(h.n, 'count', 0, context),
+      seq,
+      count,
       app: assertValidName('app', h.a, context),
       host: assertValidName('host', h.h, context),
-      pid: requireCount(h.i, 'pid', 0, context),
-      dropped: requireCount(h.d, 'dropped', 0, context),
+      pid: requireInteger(h.i, 'pid', 0, limits.maxPid, context),
+      dropped: requireInteger(h.d, 'dropped', 0, limits.maxDropped, context),
     };
   } catch (error) {
     if (error instanceof ProtocolError) throw error;
@@ -173,9 +204,9 @@ function parseHeader(text: string, context: ProtocolErrorContext): FrameHeader {
 
 const HEADER_KEYS = new Set(['p', 's', 'n', 'a', 'h', 'i', 'd']);
 
-function requireCount(value: unknown, what: string, min: number, context: ProtocolErrorContext): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new FrameFormatError(`header ${what} must be an integer >= ${min}`, context);
+function requireInteger(value: unknown, what: string, min: number, max: number, context: ProtocolErrorContext): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw new FrameFormatError(`header ${what} must be an integer from ${min} to ${max}`, context);
   }
   return value;
 }
@@ -183,7 +214,7 @@ function requireCount(value: unknown, what: string, min: number, context: Protoc
 const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
 
 export interface DecodeRecordOptions {
-  limits?: Partial<DecodeLimits>;
+  limits?: Partial<Limits>;
   entryId?: string;
   /**
    * For a writer on a hot path: a record line in the publisher's canonical shape is validated
@@ -193,24 +224,30 @@ export interface DecodeRecordOptions {
    * with the same checks and errors.
    */
   spliceFields?: ReadonlyMap<number, readonly string[]>;
+  /**
+   * When the record arrived (ms since the epoch), default now: a record time outside
+   * [LIMITS.minTime, receivedAt + LIMITS.maxFutureMs] is replaced by it (see LogRecord.originalTime).
+   * A server decoding a frame passes one value for all its records.
+   */
+  receivedAt?: number;
 }
 
 /**
  * Decodes record `index` of a frame into a fully addressed record.
- * Never throws anything but a ProtocolError (RecordTooLargeError or RecordInvalidError).
+ * Never throws anything but a ProtocolError (RecordTooLargeError, RecordInvalidError, InvalidUtf8Error).
  */
 export function decodeRecord(
   frame: DecodedFrame,
   index: number,
   options: DecodeRecordOptions = {},
 ): LogRecord {
-  const limits = options.limits === undefined ? DEFAULT_LIMITS : { ...DEFAULT_LIMITS, ...options.limits };
+  const limits = withDefaults(options.limits);
   const line = frame.lines[index];
   const { header } = frame;
-  if (options.spliceFields !== undefined && line !== undefined && line.length * 3 <= limits.maxRecordBytes) {
+  if (options.spliceFields !== undefined && typeof line === 'string' && line.length * 3 <= limits.maxRecordBytes) {
     const fast = scanCanonicalRecord(line, limits, options.spliceFields);
     if (fast !== undefined) {
-      const record = addressed(fast, header, index);
+      const record = addressed(fast, header, index, limits, options.receivedAt);
       if (fast.fieldsJson !== undefined) record.fieldsJson = fast.fieldsJson;
       return record;
     }
@@ -218,15 +255,21 @@ export function decodeRecord(
   const context: ProtocolErrorContext = { recordIndex: index };
   if (options.entryId !== undefined) context.entryId = options.entryId;
   if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
-  const wire = parseWireRecord(line, limits, context);
-  const record = addressed(wire, header, index);
+  const wire = parseWireRecord(typeof line === 'string' ? line : decodeUtf8(line, context), limits, context);
+  const record = addressed(wire, header, index, limits, options.receivedAt);
   if (wire.fields !== undefined) record.fields = wire.fields;
   if (wire.error !== undefined) record.error = wire.error;
   return record;
 }
 
-function addressed(wire: { time: number; level: WireRecord['level']; message: string }, header: FrameHeader, index: number): LogRecord {
-  return {
+function addressed(
+  wire: { time: number; level: WireRecord['level']; message: string },
+  header: FrameHeader,
+  index: number,
+  limits: Limits,
+  receivedAt = Date.now(),
+): LogRecord {
+  const record: LogRecord = {
     time: wire.time,
     level: wire.level,
     message: wire.message,
@@ -236,10 +279,18 @@ function addressed(wire: { time: number; level: WireRecord['level']; message: st
     producer: header.producer,
     seq: header.seq + index,
   };
+  // A wrong clock or a hostile producer must not choose a file's name or its place in time
+  // (closed files are named by their first record's time, and dates past year 275760 throw).
+  const time = wire.time;
+  if (!Number.isInteger(time) || time < limits.minTime || time > receivedAt + limits.maxFutureMs) {
+    record.time = receivedAt;
+    record.originalTime = time;
+  }
+  return record;
 }
 
 /** Parses and validates one record line. Exported for the server's single-record paths. */
-export function parseWireRecord(line: string, limits: DecodeLimits, context: ProtocolErrorContext = {}): WireRecord {
+export function parseWireRecord(line: string, limits: Limits, context: ProtocolErrorContext = {}): WireRecord {
   const bytes = byteLengthAtLeast(line, limits.maxRecordBytes);
   if (bytes > limits.maxRecordBytes) throw new RecordTooLargeError(bytes, limits.maxRecordBytes, context);
   let raw: unknown;
@@ -253,12 +304,11 @@ export function parseWireRecord(line: string, limits: DecodeLimits, context: Pro
   }
   const r = raw as Record<string, unknown>;
   for (const key of Object.keys(r)) {
-    if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${JSON.stringify(key.slice(0, 40))}`, context);
+    if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${quote(key.slice(0, 40))}`, context);
   }
   const { t, l, m, f, e } = r;
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
-    throw new RecordInvalidError('time (t) must be a non-negative integer of milliseconds', context);
-  }
+  // Any number is taken: decodeRecord replaces one outside the accepted window, and keeps it.
+  if (typeof t !== 'number') throw new RecordInvalidError('time (t) must be a number of milliseconds', context);
   if (!isLevel(l)) throw new RecordInvalidError('level (l) must be debug, info, warn or error', context);
   if (typeof m !== 'string') throw new RecordInvalidError('message (m) must be a string', context);
   const record: WireRecord = { time: t, level: l, message: m };
@@ -284,7 +334,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 }
 
 /** Walks a parsed JSON value: refuses depth and `__proto__` keys, returns how many keys and elements it holds. */
-function checkShape(value: object, depth: number, limits: DecodeLimits, context: ProtocolErrorContext): number {
+function checkShape(value: object, depth: number, limits: Limits, context: ProtocolErrorContext): number {
   if (depth > limits.maxDepth) throw new RecordInvalidError(`nested deeper than ${limits.maxDepth}`, context);
   let count = 0;
   if (Array.isArray(value)) {

@@ -26,5 +26,8 @@ export {
   decodeRecord,
   parseWireRecord,
 } from './frame';
-export type { FrameHeader, DecodeLimits, DecodedFrame, DecodeRecordOptions } from './frame';
+export type { FrameHeader, DecodedFrame, DecodeRecordOptions } from './frame';
+export { LIMITS } from './limits';
+export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';
+export { escapeUnsafeJson, quote } from './escape';

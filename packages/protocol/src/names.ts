@@ -1,7 +1,8 @@
 import { InvalidNameError, type ProtocolErrorContext } from './errors';
+import { LIMITS } from './limits';
 
 /** Longest accepted app, host or channel name. */
-export const MAX_NAME_LENGTH = 64;
+export const MAX_NAME_LENGTH = LIMITS.maxNameLength;
 
 // One rule for everything that may become a path segment, an S3 key part or a Redis key part:
 // letters, digits, '.', '_' and '-', starting with a letter or digit (so never '.', '..' or a

@@ -33,8 +33,15 @@ export interface LogRecord extends WireRecord {
   /** Per-producer sequence number: consecutive from 1, so gaps and duplicates are countable. */
   seq: number;
   /**
+   * Only when the producer's time was not an integer inside [LIMITS.minTime, receive time +
+   * LIMITS.maxFutureMs]: that time, as sent; `time` is then the receive time.
+   */
+  originalTime?: number;
+  /**
    * Only from decodeRecord with `spliceFields`: the fields as validated JSON object text, in
-   * place of `fields` (never both), for a writer that splices them into its own line.
+   * place of `fields` (never both), for a writer that splices them into its own line. When it is
+   * set, neither it nor `message` holds a raw DEL, C1 control, U+2028 or U+2029 (a record with
+   * one takes the full path), so the spliced line needs no escapeUnsafeJson.
    */
   fieldsJson?: string;
 }

@@ -12,9 +12,11 @@ import type { Level } from './levels';
  * and stringifying it again. That saves most of the decoding garbage.
  *
  * It only ever says "yes, and here it is" or "not sure": anything else (an error object `e`,
- * whitespace, other key orders, escapes in keys, a reserved key, a limit reached, any JSON error)
- * returns false, and the caller decodes the line the full way, which also produces the error.
- * So a line is never accepted here that the full decoder would refuse.
+ * whitespace, other key orders, escapes in keys, a reserved key, a limit reached, any JSON error,
+ * a raw DEL, C1 control, U+2028 or U+2029 in a string) returns false, and the caller decodes the
+ * line the full way, which also produces the error. So a line is never accepted here that the
+ * full decoder would refuse, and the message and fields text it accepts can be written as they
+ * are: nothing in them needs escaping on a line.
  */
 
 /** Result of a successful scan; one shared object, valid until the next scan. */
@@ -100,7 +102,7 @@ export function scanCanonicalRecord(
   return scanned;
 }
 
-/** At a quote: skips a valid JSON string (no raw control characters, valid escapes). */
+/** At a quote: skips a valid JSON string (no raw control characters, valid escapes) holding no character escapeUnsafeJson would escape. */
 function scanString(): boolean {
   const s = src;
   const length = s.length;
@@ -112,6 +114,9 @@ function scanString(): boolean {
       return true;
     }
     if (c < 0x20) return false;
+    // DEL, C1 controls, U+2028, U+2029: valid JSON, but the writer would have to escape them;
+    // rare enough to leave to the full path, so spliced text never needs escaping.
+    if (c >= 0x7f && (c <= 0x9f || c === 0x2028 || c === 0x2029)) return false;
     if (c === BACKSLASH) {
       sawEscape = true;
       const e = s.charCodeAt(pos + 1);

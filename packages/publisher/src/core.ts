@@ -17,7 +17,10 @@ export interface PublisherStats {
   buffered: number;
   /** Bytes held for those records. */
   bufferedBytes: number;
-  /** Records cut to maxRecordBytes (they are still sent). */
+  /**
+   * Records sent with a part replaced to fit the server's limits (LIMITS of @log/protocol): cut
+   * to maxRecordBytes, or fields nested deeper than maxDepth or holding more than maxKeys keys.
+   */
   truncated: number;
   /** Values replaced because they could not be serialized (circular, BigInt, throwing getters). */
   unserializable: number;
@@ -169,6 +172,7 @@ export class PublisherCore implements SerializeCounters {
     if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
     this.retryDelayMs = 50;
     this.releaseWaiters();
+    if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
     this.pump();
   }
 

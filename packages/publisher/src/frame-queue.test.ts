@@ -1,12 +1,12 @@
 import fc from 'fast-check';
-import { decodeFrame, decodeRecord, encodeRecord, type WireRecord } from '@log/protocol';
+import { LIMITS, decodeFrame, decodeRecord, encodeRecord, type WireRecord } from '@log/protocol';
 import { FrameQueue } from './frame-queue';
 
 const origin = { producer: 'abcdef0123456789', app: 'shop', host: 'h1', pid: 9 };
 
 const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
   {
-    time: fc.integer({ min: 0, max: 4102444800000 }),
+    time: fc.integer({ min: LIMITS.minTime, max: Date.now() }),
     level: fc.constantFrom('debug' as const, 'info' as const, 'warn' as const, 'error' as const),
     message: fc.string({ unit: 'binary', maxLength: 200 }),
     fields: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 })
@@ -80,5 +80,20 @@ describe('FrameQueue, property tests', () => {
       if (frame.count > 1) expect(frame.bytes).toBeLessThanOrEqual(100);
     }
     expect(queue.frames.at(-1)).toMatchObject({ count: 1, body: 'y'.repeat(150) });
+  });
+
+  it('reports more drops than one header may carry over several frames, each one decodable', () => {
+    const queue = new FrameQueue({ maxFrameRecords: 10, maxFrameBytes: 1000, maxBufferBytes: 10_000 }, origin);
+    // a long outage of a busy app: more than 2^32 records dropped before any frame could be sent
+    queue.countDrop(LIMITS.maxDropped + 5);
+    queue.seal();
+    let reported = 0;
+    while (queue.frames.length > 0 || queue.dropsUnreported) {
+      queue.seal();
+      const frame = queue.frames[0]!;
+      reported += decodeFrame(queue.encode(frame)).header.dropped;
+      queue.remove(frame);
+    }
+    expect(reported).toBe(LIMITS.maxDropped + 5);
   });
 });

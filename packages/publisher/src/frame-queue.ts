@@ -1,4 +1,4 @@
-import { encodeFrameHeader } from '@log/protocol';
+import { LIMITS, encodeFrameHeader } from '@log/protocol';
 
 /** A sealed frame waiting for Redis to accept it. */
 export interface Frame {
@@ -75,9 +75,14 @@ export class FrameQueue {
     return true;
   }
 
-  /** Counts a record refused before it reached append (e.g. logged after close) as a reported drop. */
-  countDrop(): void {
-    this.droppedSinceReport++;
+  /** Counts records refused before they reached append (e.g. logged after close) as reported drops. */
+  countDrop(records = 1): void {
+    this.droppedSinceReport += records;
+  }
+
+  /** True when drops wait for a frame to report them (more than one header may carry). */
+  get dropsUnreported(): boolean {
+    return this.droppedSinceReport > 0;
   }
 
   /** Closes the frame being filled, or opens an empty one that only reports drops (at most one waits at a time). */
@@ -93,9 +98,14 @@ export class FrameQueue {
     this.linesBytes = 0;
   }
 
-  /** The frame's text, built once: its header reports the drops counted until now. */
+  /**
+   * The frame's text, built once: its header reports the drops counted until now, up to the
+   * most one header may carry (a long outage can drop more than 2^32); the rest waits for the
+   * next frame.
+   */
   encode(frame: Frame): string {
     if (frame.text === undefined) {
+      const dropped = Math.min(this.droppedSinceReport, LIMITS.maxDropped);
       const header = encodeFrameHeader({
         producer: this.origin.producer,
         seq: frame.firstSeq,
@@ -103,9 +113,9 @@ export class FrameQueue {
         app: this.origin.app,
         host: this.origin.host,
         pid: this.origin.pid,
-        dropped: this.droppedSinceReport,
+        dropped,
       });
-      this.droppedSinceReport = 0;
+      this.droppedSinceReport -= dropped;
       frame.text = frame.count === 0 ? header : header + '\n' + frame.body;
       frame.body = ''; // the text holds it now
     }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { isLevel, nameProblem, toValidName, type Fields, type Level } from '@log/protocol';
+import { LIMITS, isLevel, nameProblem, toValidName, type Fields, type Level } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
 import { InvalidOptionError } from './errors';
 
@@ -21,9 +21,9 @@ export interface PublisherOptions {
   maxBufferBytes?: number;
   /** Most records in one frame (one XADD or PUBLISH). @defaultValue 10000 */
   maxFrameRecords?: number;
-  /** Most bytes in one frame. @defaultValue 1 MiB, or maxBufferBytes / 4 when that is smaller */
+  /** Most bytes in one frame, at most 2 MiB. @defaultValue 1 MiB, or maxBufferBytes / 4 when that is smaller */
   maxFrameBytes?: number;
-  /** Largest record; a larger one is truncated (message cut, fields replaced) and counted. @defaultValue 256 KiB, or maxFrameBytes when that is smaller */
+  /** Largest record, at most 256 KiB; a larger one is truncated (message cut, fields replaced) and counted. @defaultValue 256 KiB, or maxFrameBytes when that is smaller */
   maxRecordBytes?: number;
   /** Frames sent and not yet answered by Redis, at most. @defaultValue 8 */
   maxInFlightFrames?: number;
@@ -67,6 +67,9 @@ export const DEFAULTS = Object.freeze({
   maxRecordBytes: 256 * 1024,
   maxInFlightFrames: 8,
 });
+
+/** Largest maxFrameBytes: a quarter of the server's frame limit (3 bytes per unit, newlines and header). */
+const MAX_FRAME_UNITS = LIMITS.maxFrameBytes / 4;
 
 function positiveInteger(problems: string[], name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -133,6 +136,14 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     Math.min(DEFAULTS.maxFrameBytes, Math.max(1, Math.floor(resolved.maxBufferBytes / 4))),
   );
   resolved.maxRecordBytes = positiveInteger(problems, 'maxRecordBytes', options.maxRecordBytes, Math.min(DEFAULTS.maxRecordBytes, resolved.maxFrameBytes));
+  // The server's limits bound these: a record or frame it would refuse must never be sent.
+  if (resolved.maxRecordBytes > LIMITS.maxRecordBytes) {
+    problems.push(`maxRecordBytes (${resolved.maxRecordBytes}) must not exceed ${LIMITS.maxRecordBytes}, the largest record the server accepts`);
+  }
+  // Frames are measured in UTF-16 units, which take up to 3 bytes each in UTF-8, plus newlines.
+  if (resolved.maxFrameBytes > MAX_FRAME_UNITS) {
+    problems.push(`maxFrameBytes (${resolved.maxFrameBytes}) must not exceed ${MAX_FRAME_UNITS}: a frame of that many UTF-16 units can take ${LIMITS.maxFrameBytes} bytes, the largest frame the server accepts`);
+  }
   if (resolved.maxRecordBytes > resolved.maxFrameBytes) {
     problems.push(`maxRecordBytes (${resolved.maxRecordBytes}) must not exceed maxFrameBytes (${resolved.maxFrameBytes})`);
   }

@@ -1,5 +1,37 @@
 import { FRAME_FIELD, decodeFrame, decodeRecord, streamKey, type FrameHeader, type LogRecord } from '@log/protocol';
+import { startRedis, type RedisServer } from '@log/test-kit';
 import { createClient, RESP_TYPES } from 'redis';
+import { createPublisher, type Logger } from '../src';
+
+let channelNo = 0;
+
+/**
+ * A redis-server for the test file, fresh channel names, and publishers on it that are closed
+ * after each test, pass or fail, so no connection outlives its test.
+ */
+export function redisAndPublishers(prefix: string) {
+  const kit = {
+    redis: undefined as unknown as RedisServer,
+    /** Publishers to close after the test: those made by publisher(), and any a test adds. */
+    loggers: [] as Logger[],
+    channel: () => `${prefix}-${process.pid}-${++channelNo}`,
+    publisher(ch: string, options: Partial<Parameters<typeof createPublisher>[1]> = {}): Logger {
+      const log = createPublisher(ch, { app: 'shop', url: kit.redis.url, host: 'testhost', ...options });
+      kit.loggers.push(log);
+      return log;
+    },
+  };
+  beforeAll(async () => {
+    kit.redis = await startRedis();
+  });
+  afterEach(async () => {
+    await Promise.all(kit.loggers.splice(0).map((log) => log.close(1000)));
+  });
+  afterAll(async () => {
+    await kit.redis.dispose();
+  });
+  return kit;
+}
 
 /** Every frame in a channel's stream, decoded (records and headers), read with a plain client. */
 export async function readStream(url: string, channel: string): Promise<{ records: LogRecord[]; headers: FrameHeader[] }> {

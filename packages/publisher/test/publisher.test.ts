@@ -1,27 +1,10 @@
-import { startRedis, type RedisServer, sleep } from '@log/test-kit';
+import { startRedis, sleep } from '@log/test-kit';
 import { createClient } from 'redis';
-import { createPublisher, InvalidOptionError, type Logger } from '../src';
-import { readStream } from './helpers';
+import { createPublisher, InvalidOptionError } from '../src';
+import { readStream, redisAndPublishers } from './helpers';
 
-let redis: RedisServer;
-const loggers: Logger[] = [];
-let channelNo = 0;
-const channel = () => `test-${process.pid}-${++channelNo}`;
-function publisher(ch: string, options: Partial<Parameters<typeof createPublisher>[1]> = {}) {
-  const log = createPublisher(ch, { app: 'shop', url: redis.url, host: 'testhost', ...options });
-  loggers.push(log);
-  return log;
-}
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterEach(async () => {
-  await Promise.all(loggers.splice(0).map((log) => log.close(1000)));
-});
-afterAll(async () => {
-  await redis.dispose();
-});
+const kit = redisAndPublishers('test');
+const { loggers, channel, publisher } = kit;
 
 describe('publisher against a real redis-server', () => {
   it('publishes records in frames that decode back, in order, with consecutive sequence numbers', async () => {
@@ -29,7 +12,7 @@ describe('publisher against a real redis-server', () => {
     const log = publisher(ch);
     for (let i = 0; i < 2500; i++) log.info(`hello ${i}`, { i });
     await log.flush();
-    const { records, headers } = await readStream(redis.url, ch);
+    const { records, headers } = await readStream(kit.redis.url, ch);
     expect(records).toHaveLength(2500);
     expect(headers.length).toBeLessThan(10); // framed, not one entry per record
     records.forEach((record, i) => {
@@ -48,7 +31,7 @@ describe('publisher against a real redis-server', () => {
     child.error('child', { extra: true });
     child.info('no');
     await log.flush();
-    const { records } = await readStream(redis.url, ch);
+    const { records } = await readStream(kit.redis.url, ch);
     expect(records.map((r) => r.message)).toEqual(['yes', 'child']);
     expect(records[0]!.fields).toEqual({ env: 'test' });
     expect(records[1]!.fields).toEqual({ env: 'test', requestId: 'r1', user: 7, extra: true });
@@ -75,7 +58,7 @@ describe('publisher against a real redis-server', () => {
     expect(() => log.info(42 as unknown as string)).not.toThrow();
     expect(() => log.info('parsed input', JSON.parse('{"body":{"__proto__":{"admin":true}}}'))).not.toThrow();
     await log.flush();
-    const { records } = await readStream(redis.url, ch);
+    const { records } = await readStream(kit.redis.url, ch);
     expect(records[0]!.error).toMatchObject({ name: 'Error', message: 'outer', cause: { name: 'Error', message: 'inner' } });
     expect(records[0]!.error!.stack).toContain('outer');
     expect(records[1]!.fields).toEqual({ big: '10', circular: { name: 'loop', self: '[Circular]' }, boom: '[Unreadable]' });
@@ -90,7 +73,7 @@ describe('publisher against a real redis-server', () => {
     const log = publisher(ch, { maxRecordBytes: 4096 });
     log.info('x'.repeat(100_000), { big: 'y'.repeat(10_000) });
     await log.flush();
-    const { records } = await readStream(redis.url, ch);
+    const { records } = await readStream(kit.redis.url, ch);
     expect(records[0]!.message.length).toBeLessThan(4096);
     expect(records[0]!.fields).toMatchObject({ truncated: true });
     expect(log.stats().truncated).toBe(1);
@@ -165,7 +148,7 @@ describe('publisher against a real redis-server', () => {
     log.info('unheard');
     await log.flush();
     expect(log.stats()).toMatchObject({ sent: 1, unheard: 1 });
-    const subscriber = createClient({ url: redis.url });
+    const subscriber = createClient({ url: kit.redis.url });
     await subscriber.connect();
     const heard: string[] = [];
     await subscriber.subscribe(ch, (message) => heard.push(message));
@@ -212,7 +195,7 @@ describe('publisher against a real redis-server', () => {
     await closing;
     log.info('after close');
     expect(log.stats()).toMatchObject({ logged: 2, sent: 1, dropped: 1, buffered: 0 });
-    const { records } = await readStream(redis.url, ch);
+    const { records } = await readStream(kit.redis.url, ch);
     expect(records.map((r) => r.message)).toEqual(['last words']);
   });
 });
