@@ -6,7 +6,6 @@
 //
 // `logger-server archive [dir]`: uploads the closed files left under LOG_DIR (or dir) once and
 // exits: 0 when all were archived, 1 when some are left (they are kept), 2 on bad configuration.
-import { ArchiveQueue } from './archive';
 import { loadConfig, redactedConfig, type ServerConfig } from './config';
 import { ConfigError, LeaseError } from './errors';
 import { startHttp } from './http';
@@ -40,6 +39,8 @@ async function archiveCommand(dir: string | undefined): Promise<number> {
     process.stderr.write('logger-server archive: S3_BUCKET is not set (and S3_ENDPOINT, S3_PREFIX, AWS_REGION as needed)\n');
     return 2;
   }
+  // Loaded here, not at the top: the AWS SDK costs ~200 ms of start-up, paid only where archiving runs.
+  const { ArchiveQueue } = require('./archive') as typeof import('./archive');
   const queue = new ArchiveQueue({ ...config, s3: config.s3 }, createMetrics(), serverLog);
   queue.scan();
   const { archived, failed } = await queue.archiveAll(ARCHIVE_ATTEMPTS);
@@ -57,6 +58,11 @@ async function main(): Promise<number> {
   const config = configOrExit(process.env);
   if (!config) return 2;
   serverLog('info', 'configuration', redactedConfig(config));
+  // Heard from the start: a SIGTERM while starting drains once started, instead of killing the process.
+  const stopping = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
   const server = new LoggerServer(config);
   try {
     await server.start();
@@ -68,10 +74,6 @@ async function main(): Promise<number> {
   const http = config.httpPort === undefined ? undefined : await startHttp(server, config.httpPort);
   if (http) serverLog('info', 'http listening', { port: http.port, paths: ['/metrics', '/healthz', '/stats'] });
 
-  const stopping = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
   process.on('SIGHUP', () => server.reopenFiles());
   const reason = await Promise.race([stopping, server.done.then(() => 'loop ended')]);
   serverLog('info', 'draining', { reason });

@@ -15,7 +15,7 @@ import { SPLICE_RESERVED } from './format';
 
 /** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */
 export interface Rejected {
-  /** Stable reason: a ProtocolError code, UNSAFE_PATH, MISSING_FRAME or DELIVERY_LIMIT. */
+  /** Stable reason: a ProtocolError code, UNSAFE_PATH, MISSING_FRAME, UNEXPECTED_FIELDS or DELIVERY_LIMIT. */
   reason: string;
   detail: string;
   /** The offending bytes (the whole payload, or the one record line). */

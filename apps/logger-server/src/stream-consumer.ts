@@ -177,6 +177,11 @@ export class StreamConsumer {
         dead.push({ id: entry.id, rejected: { reason: 'MISSING_FRAME', detail: `entry has fields ${entry.otherFields.join(',')} but no frame`, payload: undefined } });
         continue;
       }
+      if (entry.otherFields.length > 0) {
+        // A second frame field, or fields of a foreign writer: never half-read, stored whole for a look.
+        dead.push({ id: entry.id, rejected: { reason: 'UNEXPECTED_FIELDS', detail: `entry has fields ${entry.otherFields.join(',')} beside its frame`, payload: entry.frame } });
+        continue;
+      }
       const decoded = decodeFramePayload(entry.frame, entry.id);
       this.writer.write(decoded, entry.id);
       for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });

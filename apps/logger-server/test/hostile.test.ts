@@ -1,34 +1,24 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeFrameHeader, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
-import { RESP_TYPES, createClient } from 'redis';
-import { readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
+import { removeDir, sleep, tempDir } from '@log/test-kit';
+import { RESP_TYPES } from 'redis';
+import { readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
 
 // Hostile input through the real server: raw XADDs of frames our publisher would never write.
 
-let redis: RedisServer;
-let client: ReturnType<typeof createClient>;
+const shared = useRedis();
 let dir: string;
 let logDir: string;
 let server: ServerProcess | undefined;
 let channelNo = 0;
 let channel: string;
 
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createClient({ url: redis.url }).on('error', () => {});
-  await client.connect();
-});
-afterAll(async () => {
-  client.destroy();
-  await redis.dispose();
-});
 beforeEach(async () => {
   dir = tempDir('hostile');
   logDir = join(dir, 'log');
   channel = `hostile-${++channelNo}`;
-  server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+  server = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
 });
 afterEach(async () => {
   await server?.stop();
@@ -46,7 +36,7 @@ describe('record times outside the accepted window', () => {
     ];
     for (const [app, time] of times) {
       const lines = [encodeRecord({ time, level: 'info', message: `${app} first` }), encodeRecord({ time: Date.now(), level: 'info', message: `${app} second` })];
-      await client.xAdd(streamKey(channel), '*', { f: encodeFrame(header({ producer: `p-${app}`, app, count: 2 }), lines) });
+      await shared.client.xAdd(streamKey(channel), '*', { f: encodeFrame(header({ producer: `p-${app}`, app, count: 2 }), lines) });
     }
     const started = Date.now();
     for (const [app] of times) await waitForRecords(logDir, app, 2);
@@ -74,12 +64,12 @@ describe('a record that is not UTF-8', () => {
     const broken = Buffer.concat([Buffer.from('{"t":1,"l":"info","m":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]);
     const records = [line(1), line(2), broken, line(4)];
     const frame = Buffer.concat([Buffer.from(encodeFrameHeader(header({ count: records.length }))), ...records.flatMap((r) => [Buffer.from('\n'), r])]);
-    await client.xAdd(streamKey(channel), '*', { f: frame });
+    await shared.client.xAdd(streamKey(channel), '*', { f: frame });
     const written = await waitForRecords(logDir, 'good', 3);
     expect(written.map((r) => [r.message, r.seq])).toEqual([['record 1 é', 1], ['record 2 é', 2], ['record 4 é', 4]]);
     let dead: Array<{ message: Record<string, Buffer> }> = [];
     for (let i = 0; i < 100 && dead.length === 0; i++) {
-      dead = (await client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange(deadLetterKey(channel), '-', '+')) as typeof dead;
+      dead = (await shared.client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange(deadLetterKey(channel), '-', '+')) as typeof dead;
       if (dead.length === 0) await sleep(50);
     }
     expect(dead).toHaveLength(1);

@@ -134,12 +134,15 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
       await client.xAdd(key, '*', { f: payload as string });
     }
     await client.xAdd(key, '*', { other: 'field' }); // an entry without a frame
+    // two frames in one entry: never half-read (the second was lost silently)
+    await client.sendCommand(['XADD', key, '*', 'f', good(seq++), 'f', good(seq++)]);
+    seq -= 2;
     await client.xAdd(key, '*', { f: good(seq++) });
     const records = await waitForRecords(logDir, 'good', seq - 1);
     expect(records.map((r) => r.message)).toEqual(Array.from({ length: seq - 1 }, (_, i) => `good ${i + 1}`));
     await sleep(300);
     const dead = ((await client.xRange(deadLetterKey(channel), '-', '+')) ?? []).map((e) => e.message as Record<string, string>);
-    expect(dead.map((d) => d.reason).sort()).toEqual([...hostile.map(([reason]) => reason), 'MISSING_FRAME'].sort());
+    expect(dead.map((d) => d.reason).sort()).toEqual([...hostile.map(([reason]) => reason), 'MISSING_FRAME', 'UNEXPECTED_FIELDS'].sort());
     for (const d of dead) {
       expect(d.entry).toMatch(/^\d+-\d+$/);
       expect(d.detail).toBeTruthy();
