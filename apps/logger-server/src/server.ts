@@ -47,6 +47,7 @@ export class LoggerServer {
     this.group = new GroupState(this.redis, config.channel, config.group, config.consumer);
     if (config.s3) {
       // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load in a constructor on purpose (see above)
       const { ArchiveQueue: Queue } = require('./archive') as typeof import('./archive');
       this.archive = new Queue({ ...config, s3: config.s3 }, this.metrics, log);
     }

@@ -25,11 +25,19 @@ async function main() {
     await shop.close();
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // A signal listener's promise is dropped: a failed close is reported like a failed start
+  // instead of surfacing as an unhandled rejection.
+  process.once('SIGINT', () => {
+    stop().catch(fail);
+  });
+  process.once('SIGTERM', () => {
+    stop().catch(fail);
+  });
 }
 
-main().catch((error: unknown) => {
+function fail(error: unknown): never {
   process.stderr.write(`shop failed: ${String(error)}\n`);
   process.exit(1);
-});
+}
+
+main().catch(fail);

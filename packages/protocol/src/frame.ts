@@ -338,7 +338,7 @@ function checkShape(value: object, depth: number, limits: Limits, context: Proto
   if (depth > limits.maxDepth) throw new RecordInvalidError(`nested deeper than ${limits.maxDepth}`, context);
   let count = 0;
   if (Array.isArray(value)) {
-    for (const item of value) {
+    for (const item of value as unknown[]) {
       count++;
       if (typeof item === 'object' && item !== null) count += checkShape(item, depth + 1, limits, context);
       if (count > limits.maxKeys) break;

@@ -51,7 +51,7 @@ export class RedisTransport extends TransportStream {
     // used: do what format.splat() does (after it, no %-token is left and this changes nothing).
     if (Array.isArray(splat) && splat.length > 0) {
       const tokens = (text.match(/%[sdifjoOc]/g) ?? []).length;
-      if (tokens > 0) text = format(text, ...splat.slice(0, tokens));
+      if (tokens > 0) text = format(text, ...(splat.slice(0, tokens) as unknown[]));
       for (const meta of splat.slice(tokens)) {
         if (meta !== null && typeof meta === 'object' && !(meta instanceof Error)) Object.assign(fields, meta);
       }

@@ -71,7 +71,7 @@ function entriesOf(reply: RawStreams): RawEntry[] {
 
 /** XINFO replies are maps (RESP3) or flat [key, value, ...] arrays (RESP2). */
 function toRecord(raw: unknown): Record<string, unknown> {
-  if (raw instanceof Map) return Object.fromEntries(raw);
+  if (raw instanceof Map) return Object.fromEntries(raw as Map<string, unknown>);
   if (Array.isArray(raw)) {
     const out: Record<string, unknown> = {};
     for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i])] = raw[i + 1];
