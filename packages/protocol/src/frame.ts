@@ -62,6 +62,8 @@ export interface DecodedFrame {
 }
 
 export function encodeFrameHeader(header: FrameHeader): string {
+  // One key and its value a line, as the header reads on the wire.
+  // prettier-ignore
   return (
     FRAME_MAGIC +
     '{"p":' + JSON.stringify(header.producer) +
