@@ -13,11 +13,19 @@ async function main() {
   process.stdout.write(`shop listening on http://127.0.0.1:${shop.port}\n`);
   let timer: NodeJS.Timeout | undefined;
   if (process.env.SHOP_SELF_TRAFFIC === '1') {
-    const paths = [['GET', '/products'], ['POST', '/orders'], ['GET', '/products'], ['GET', '/nope'], ['GET', '/fail']] as const;
+    const paths = [
+      ['GET', '/products'],
+      ['POST', '/orders'],
+      ['GET', '/products'],
+      ['GET', '/nope'],
+      ['GET', '/fail'],
+    ] as const;
     let i = 0;
     timer = setInterval(() => {
       const [method, path] = paths[i++ % paths.length]!;
-      request({ host: '127.0.0.1', port: shop.port, method, path }, (res) => res.resume()).on('error', () => {}).end();
+      request({ host: '127.0.0.1', port: shop.port, method, path }, (res) => res.resume())
+        .on('error', () => {})
+        .end();
     }, 200);
   }
   const stop = async () => {

@@ -46,7 +46,7 @@ export class RedisTransport extends TransportStream {
     const level = LEVEL_MAP[String(info.level)] ?? 'info';
     const { level: _level, message, stack, [SPLAT]: splat, ...rest } = info as Record<string, unknown> & { [SPLAT]?: unknown };
     const fields: Fields = rest;
-    let text = typeof message === 'string' ? message : JSON.stringify(message) ?? '';
+    let text = typeof message === 'string' ? message : (JSON.stringify(message) ?? '');
     // winston leaves `logger.info('a %d', 1, { meta })` uninterpolated unless format.splat() is
     // used: do what format.splat() does (after it, no %-token is left and this changes nothing).
     if (Array.isArray(splat) && splat.length > 0) {
