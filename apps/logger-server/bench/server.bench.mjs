@@ -68,7 +68,16 @@ async function runServer(env) {
       if (out.includes('"http listening"')) resolve();
     });
   });
-  return { child, httpPort, ready, stop: () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); }) };
+  return {
+    child,
+    httpPort,
+    ready,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 /** Time until `records` are written: from the spawn (with start-up) and from the server's start line. */
@@ -119,7 +128,11 @@ async function throughputSection() {
     const dir = tempDir('bench-e2e');
     const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' });
     const started = process.hrtime.bigint();
-    const app = spawn(process.execPath, ['-e', `
+    const app = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const { createPublisher } = require(${JSON.stringify(require.resolve('@log/publisher'))});
       const log = createPublisher('e2e', { app: 'e2e', url: ${JSON.stringify(redis.url)} });
       let i = 0;
@@ -127,7 +140,10 @@ async function throughputSection() {
         for (let k = 0; k < 5000 && i < ${E2E}; k++, i++) log.info('request handled', { userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
         if (i < ${E2E}) setImmediate(burst); else log.close(60000).then(() => process.exit(log.stats().sent === ${E2E} ? 0 : 1));
       })();
-    `], { stdio: 'inherit' });
+    `,
+      ],
+      { stdio: 'inherit' },
+    );
     while ((await written(server.httpPort)) < E2E) await sleep(5);
     e2eTimes.push(Number(process.hrtime.bigint() - started));
     await new Promise((resolve) => (app.exitCode !== null ? resolve() : app.once('exit', resolve)));
@@ -211,7 +227,15 @@ ${prefillRows.map((r) => `| ${r.join(' | ')} |`).join('\n')}
 
 ${table(['end to end', 'records', 'records/s'], [['publisher process logging flat out -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), rate(E2E, median(e2eTimes)).toLocaleString('en')]])}
 
-${table(['latency, log call -> line in the file, at 20,000 records/s for ' + SECONDS + ' s (READ_COUNT 16)', 'ms'], [['p50', String(target.p50)], ['p99', String(target.p99)], ['max', String(target.max)], ['records', target.records.toLocaleString('en')]])}
+${table(
+  ['latency, log call -> line in the file, at 20,000 records/s for ' + SECONDS + ' s (READ_COUNT 16)', 'ms'],
+  [
+    ['p50', String(target.p50)],
+    ['p99', String(target.p99)],
+    ['max', String(target.max)],
+    ['records', target.records.toLocaleString('en')],
+  ],
+)}
 
 Batch size against latency near capacity: 100,000 records/s for 5 s (the publisher frames whatever each 10 ms tick logs, so an entry holds about 1,000 records), one fdatasync per batch of up to READ_COUNT entries.
 
@@ -219,7 +243,6 @@ ${table(['READ_COUNT', 'p50 ms', 'p99 ms', 'max ms', 'records'], tradeRows)}`;
   console.log(body);
   record(root, 'server', 'Logger server: throughput and latency', 'pnpm bench (apps/logger-server/bench/server.bench.mjs)', body);
 }
-
 
 // 4. Restart after kill -9 against the size of the open file. A server writes a pre-filled stream
 // into one open file (ROTATE_BYTES far above the target, so it never rotates) until the file has
@@ -236,7 +259,8 @@ const producerId = (p) => (p + 1).toString(16).padStart(16, '0');
 // What format.ts writes for one of these records, to know how many records make the target size
 // (an estimate: the file's real size decides, and a short file gets more records).
 const restartLine = (producer, seq) =>
-  `{"time":"2026-01-01T00:00:00.000Z","level":"info","app":"${RESTART_APP}","host":"benchhost","pid":1,"producer":"${producer}","seq":${seq},"message":"request handled",${JSON.stringify(fields(seq)).slice(1, -1)}}\n`.length;
+  `{"time":"2026-01-01T00:00:00.000Z","level":"info","app":"${RESTART_APP}","host":"benchhost","pid":1,"producer":"${producer}","seq":${seq},"message":"request handled",${JSON.stringify(fields(seq)).slice(1, -1)}}\n`
+    .length;
 
 /**
  * XADDs frames until they hold about `bytes` of lines: `producers` producers taking turns, a
@@ -310,7 +334,8 @@ function timedStart(env, nodeArgs = []) {
       const lines = (rest + d).split('\n');
       rest = lines.pop();
       for (const line of lines) {
-        if (result.configured === undefined && line.includes('"configuration"')) result.configured = Number(now - spawned); // modules are loaded
+        if (result.configured === undefined && line.includes('"configuration"'))
+          result.configured = Number(now - spawned); // modules are loaded
         else if (line.includes('"recovered an open file"')) result.recovered = JSON.parse(line);
         else if (result.started === undefined && line.includes('"logger server started"')) {
           result.started = Number(now - spawned);
@@ -327,11 +352,12 @@ function timedStart(env, nodeArgs = []) {
   });
 }
 
-const killed = (child) => new Promise((resolve) => {
-  if (child.exitCode !== null || child.signalCode !== null) return resolve();
-  child.once('exit', resolve); // reaped: the restarted server sees the lease's pid is gone
-  child.kill('SIGKILL');
-});
+const killed = (child) =>
+  new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', resolve); // reaped: the restarted server sees the lease's pid is gone
+    child.kill('SIGKILL');
+  });
 
 /** One round: fill an open file to `bytes` (0: none), kill -9 its server, time a restart. */
 async function restartRound({ bytes, producers, perEntry }, nodeArgs = []) {
@@ -362,7 +388,10 @@ async function restartRound({ bytes, producers, perEntry }, nodeArgs = []) {
   const restart = await timedStart(env, nodeArgs);
   if (nodeArgs.length > 0) {
     await sleep(500); // main.ts handles SIGTERM (drain, then exit: the profile is written) only from just after "http listening"
-    const [code, signal] = await new Promise((resolve) => { restart.child.once('exit', (...exit) => resolve(exit)); restart.child.kill('SIGTERM'); });
+    const [code, signal] = await new Promise((resolve) => {
+      restart.child.once('exit', (...exit) => resolve(exit));
+      restart.child.kill('SIGTERM');
+    });
     process.stderr.write(`restarted server (${nodeArgs.join(' ')}) pid ${restart.child.pid} exited with ${code ?? signal}\n`);
   } else await killed(restart.child);
   await client.quit();
@@ -392,7 +421,15 @@ async function restartSection() {
     for (let round = 0; round < ROUNDS; round++) rounds.push(await restartRound(c, nodeArgs));
     const m = (key) => median(rounds.map((r) => r[key]));
     const last = rounds[rounds.length - 1];
-    const result = { cpu: m('cpuStarted'), started: m('started'), listening: m('listening'), slowest: Math.max(...rounds.map((r) => r.listening)), afterLoading: m('afterLoading'), hwm: m('hwmStarted'), size: m('size') };
+    const result = {
+      cpu: m('cpuStarted'),
+      started: m('started'),
+      listening: m('listening'),
+      slowest: Math.max(...rounds.map((r) => r.listening)),
+      afterLoading: m('afterLoading'),
+      hwm: m('hwmStarted'),
+      size: m('size'),
+    };
     baseline ??= result;
     const growth = result.hwm - baseline.hwm;
     if (c.producers === 1 && c.bytes > 0) growthOf.set(c.bytes / MiB, growth);
@@ -416,18 +453,22 @@ async function restartSection() {
   const mibs = [...growthOf.keys()].sort((a, b) => a - b);
   const small = mibs.find((mib) => mib >= 16) ?? mibs[0];
   const large = mibs[mibs.length - 1];
-  const slope = small !== undefined && large > small
-    ? `From ${small} MiB to ${large} MiB (one producer) the peak RSS growth went from ${growthOf.get(small).toFixed(1)} to ${growthOf.get(large).toFixed(1)} MiB: ${(growthOf.get(large) - growthOf.get(small)).toFixed(1)} MiB for ${large - small} MiB more file.`
-    : '';
+  const slope =
+    small !== undefined && large > small
+      ? `From ${small} MiB to ${large} MiB (one producer) the peak RSS growth went from ${growthOf.get(small).toFixed(1)} to ${growthOf.get(large).toFixed(1)} MiB: ${(growthOf.get(large) - growthOf.get(small)).toFixed(1)} MiB for ${large - small} MiB more file.`
+      : '';
   const body = `Medians of ${ROUNDS} rounds. Each round: a server writes a pre-filled stream into one open file (ROTATE_BYTES 1 GiB, so it does not rotate) until the file has the size and every entry is acknowledged (its checkpoint in Redis = the file's size, nothing pending), is killed with SIGKILL, and a new server with the same LOG_DIR and LOG_CONSUMER is spawned and timed. Times count from the spawn, so node's start-up and module loading are in them (the first row: a restart with no open file); "after module loading" counts from the server's "configuration" line (its first, once its modules are loaded) to "started": connecting to Redis, the lease, the checkpoints and the recovery of the file, without node's start-up. "CPU ms" is the user + system time the restarted server had used at "started" (/proc/<pid>/stat, 10 ms ticks): it does not grow when other processes take the 2 cores, the wall times do. Load average (1 min) when the section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)}. Peak RSS is the kernel's high-water mark (/proc/<pid>/status VmHWM) read when the "logger server started" line arrives, so it covers recovery; "over no file" subtracts the first row (which varies by a few MiB from run to run). Records and bytes cut come from the "recovered an open file" line; nothing is cut because the file was acknowledged to its end when the server was killed. The file was just written, so it is read from the page cache (a restart after kill -9, not after a reboot). Target (issue "Recovery that cannot crash-loop"): resumes in well under 2 s ("< 2 s" counts to "http listening"), and without holding the file in memory: the RSS growth over no file stays well below the file's size ("growth < file / 4", with the growth as a share of the file), and does not follow the file's size (the last line).
 
 ${table(['open file at kill -9', 'MiB', 'records recovered', 'bytes cut', 'ms to "started"', 'ms to "http listening"', 'slowest round, ms to "http listening"', 'ms after module loading to "started"', 'CPU ms to "started"', '< 2 s (median)', 'peak RSS MiB (VmHWM)', 'over no file MiB', 'growth < file / 4'], rows)}
 
 ${slope}`;
   console.log(body);
-  const settings = ['BENCH_ONLY', 'BENCH_ROUNDS', 'BENCH_RESTART_MIB', 'BENCH_RESTART_CHECK_MIB', 'BENCH_RESTART_NODE_ARGS'].filter((key) => process.env[key]).map((key) => `${key}=${JSON.stringify(process.env[key]).replace(/^"([\w.,-]*)"$/, '$1')} `).join('');
+  const settings = ['BENCH_ONLY', 'BENCH_ROUNDS', 'BENCH_RESTART_MIB', 'BENCH_RESTART_CHECK_MIB', 'BENCH_RESTART_NODE_ARGS']
+    .filter((key) => process.env[key])
+    .map((key) => `${key}=${JSON.stringify(process.env[key]).replace(/^"([\w.,-]*)"$/, '$1')} `)
+    .join('');
   const command = process.env.BENCH_ONLY ? `${settings}node apps/logger-server/bench/server.bench.mjs` : `${settings}pnpm bench (apps/logger-server/bench/server.bench.mjs)`;
-  record(root, 'server-restart', 'Logger server: restart after kill -9 against the open file\'s size', command, body);
+  record(root, 'server-restart', "Logger server: restart after kill -9 against the open file's size", command, body);
 }
 
 try {

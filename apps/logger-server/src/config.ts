@@ -29,30 +29,56 @@ export interface ServerConfig {
   httpPort: number | undefined;
   rotateBytes: number;
   rotateSeconds: number;
-  s3: {
-    bucket: string;
-    prefix: string;
-    endpoint: string | undefined;
-    forcePathStyle: boolean;
-    region: string | undefined;
-    gzipLevel: number;
-    /** Multipart part size; memory per upload is about 4 parts. */
-    partSize: number;
-    /** Past this many bytes of closed files waiting, the server stops reading from Redis (entries wait there, safely). */
-    backlogBytes: number;
-    /** /healthz says degraded when the oldest waiting file is older than this. */
-    staleSeconds: number;
-    /** This server's incomplete multipart uploads older than this are aborted at start. */
-    staleUploadSeconds: number;
-    /** An S3 request with nothing sent or received this long fails (and the attempt is retried): a frozen S3 must not hang the archiver. */
-    idleTimeoutMs: number;
-  } | undefined;
+  s3:
+    | {
+        bucket: string;
+        prefix: string;
+        endpoint: string | undefined;
+        forcePathStyle: boolean;
+        region: string | undefined;
+        gzipLevel: number;
+        /** Multipart part size; memory per upload is about 4 parts. */
+        partSize: number;
+        /** Past this many bytes of closed files waiting, the server stops reading from Redis (entries wait there, safely). */
+        backlogBytes: number;
+        /** /healthz says degraded when the oldest waiting file is older than this. */
+        staleSeconds: number;
+        /** This server's incomplete multipart uploads older than this are aborted at start. */
+        staleUploadSeconds: number;
+        /** An S3 request with nothing sent or received this long fails (and the attempt is retried): a frozen S3 must not hang the archiver. */
+        idleTimeoutMs: number;
+      }
+    | undefined;
 }
 
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
-  'REDIS_URL', 'LOG_CHANNEL', 'LOG_TRANSPORT', 'LOG_DIR', 'LOG_GROUP', 'LOG_CONSUMER', 'READ_COUNT', 'READ_BLOCK_MS',
-  'CLAIM_IDLE_MS', 'CLAIM_INTERVAL_MS', 'MAX_DELIVERIES', 'TRIM_INTERVAL_MS', 'HTTP_PORT', 'ROTATE_BYTES', 'ROTATE_SECONDS', 'S3_BUCKET', 'S3_PREFIX', 'S3_ENDPOINT', 'S3_FORCE_PATH_STYLE', 'AWS_REGION', 'S3_GZIP_LEVEL', 'S3_PART_SIZE', 'ARCHIVE_BACKLOG_BYTES', 'ARCHIVE_STALE_SECONDS', 'ARCHIVE_STALE_UPLOAD_SECONDS', 'S3_IDLE_TIMEOUT_MS',
+  'REDIS_URL',
+  'LOG_CHANNEL',
+  'LOG_TRANSPORT',
+  'LOG_DIR',
+  'LOG_GROUP',
+  'LOG_CONSUMER',
+  'READ_COUNT',
+  'READ_BLOCK_MS',
+  'CLAIM_IDLE_MS',
+  'CLAIM_INTERVAL_MS',
+  'MAX_DELIVERIES',
+  'TRIM_INTERVAL_MS',
+  'HTTP_PORT',
+  'ROTATE_BYTES',
+  'ROTATE_SECONDS',
+  'S3_BUCKET',
+  'S3_PREFIX',
+  'S3_ENDPOINT',
+  'S3_FORCE_PATH_STYLE',
+  'AWS_REGION',
+  'S3_GZIP_LEVEL',
+  'S3_PART_SIZE',
+  'ARCHIVE_BACKLOG_BYTES',
+  'ARCHIVE_STALE_SECONDS',
+  'ARCHIVE_STALE_UPLOAD_SECONDS',
+  'S3_IDLE_TIMEOUT_MS',
 ] as const;
 
 type Env = Partial<Record<string, string | undefined>>;

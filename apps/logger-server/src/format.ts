@@ -21,13 +21,20 @@ export function formatLine(record: LogRecord): string {
   // JSON.stringify: a time that is not a finite number (1e400 parses as Infinity) is written null.
   if (record.originalTime !== undefined) line += ',"originalTime":' + JSON.stringify(record.originalTime);
   line +=
-    ',"level":"' + record.level +
-    '","app":"' + record.app +
-    '","host":"' + record.host +
-    '","pid":' + record.pid +
-    ',"producer":"' + record.producer +
-    '","seq":' + record.seq +
-    ',"message":' + JSON.stringify(record.message);
+    ',"level":"' +
+    record.level +
+    '","app":"' +
+    record.app +
+    '","host":"' +
+    record.host +
+    '","pid":' +
+    record.pid +
+    ',"producer":"' +
+    record.producer +
+    '","seq":' +
+    record.seq +
+    ',"message":' +
+    JSON.stringify(record.message);
   const fieldsJson = record.fieldsJson;
   // Fields the decoder validated without parsing (none is an own key): spliced in as they came.
   if (fieldsJson !== undefined && fieldsJson.length > 2) line += ',' + fieldsJson.slice(1, -1);

@@ -5,9 +5,16 @@ import { GroupState, type ProducerCommit } from './group-state';
 const shared = useRedis();
 let n = 0;
 
-
 const commit = (producer: string, written: number[], over: Partial<ProducerCommit> = {}): ProducerCommit => ({
-  producer, app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written, seen: [], dead: [], ...over,
+  producer,
+  app: 'shop',
+  host: 'h',
+  takenOut: 0,
+  reportedDrops: 0,
+  written,
+  seen: [],
+  dead: [],
+  ...over,
 });
 
 /** A channel with a group, `entries` entries read (pending) by consumer c1, and c1's state with its lease. */

@@ -222,7 +222,7 @@ export class GroupState {
     const more = names.length > limit;
     if (more) names.pop();
     const fields = ['producer', 'app', 'host', 'received', 'duplicates', 'deadLettered', 'reportedDrops', 'missing', 'highest', 'firstSeen', 'lastSeen'];
-    const rows = await Promise.all(names.map((name) => this.client.sendCommand(['HMGET', this.keys.producer(name), ...fields]) as Promise<unknown[]>));
+    const rows = await Promise.all(names.map((name) => this.client.sendCommand(['HMGET', this.keys.producer(name), ...fields]) as Promise<Array<string | null>>));
     const producers = rows.map((row, i): ProducerReport => {
       const value = (k: number) => (row[k] === null || row[k] === undefined ? undefined : String(row[k]));
       const time = (k: number) => (value(k) === undefined ? undefined : new Date(Number(value(k))).toISOString());

@@ -15,6 +15,7 @@ export class Health {
   set(redisOk: boolean, diskOk: boolean, error?: unknown): void {
     this.redisOk = redisOk;
     this.diskOk = diskOk;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- anything thrown: a string, a number, an object's own text
     if (error !== undefined) this.lastError = error instanceof Error ? error.message : String(error);
     this.metrics.up.set(this.ready ? 1 : 0);
   }

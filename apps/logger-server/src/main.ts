@@ -40,6 +40,7 @@ async function archiveCommand(dir: string | undefined): Promise<number> {
     return 2;
   }
   // Loaded here, not at the top: the AWS SDK costs ~200 ms of start-up, paid only where archiving runs.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load on purpose (see above); the module is CommonJS
   const { ArchiveQueue } = require('./archive') as typeof import('./archive');
   const queue = new ArchiveQueue({ ...config, s3: config.s3 }, createMetrics(), serverLog);
   queue.scan();

@@ -18,7 +18,7 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
     missing: new Gauge({
       name: 'logger_missing_records',
-      help: 'Sequence numbers that no server of the group committed or dead-lettered, below each producer\'s highest, over all producers (the group\'s loss report)',
+      help: "Sequence numbers that no server of the group committed or dead-lettered, below each producer's highest, over all producers (the group's loss report)",
       registers: [registry],
       async collect() {
         const totals = await groupTotals?.().catch(() => undefined);
@@ -27,7 +27,7 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     }),
     deadLettered: new Gauge({
       name: 'logger_dead_lettered_records',
-      help: 'Records of known producers the group dead-lettered (the group\'s loss report; not counted as missing)',
+      help: "Records of known producers the group dead-lettered (the group's loss report; not counted as missing)",
       registers: [registry],
       async collect() {
         const totals = await groupTotals?.().catch(() => undefined);
@@ -35,8 +35,16 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
       },
     }),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
-    deadLettersSpooled: new Gauge({ name: 'logger_dead_letters_spooled', help: 'Dead letters kept on local disk because Redis was out of memory (moved into the stream when it has room)', registers: [registry] }),
-    deadLetterFailures: new Counter({ name: 'logger_dead_letter_failures_total', help: 'Pub/Sub dead letters that could not be stored in Redis (counted in logger_dead_letters_total all the same)', registers: [registry] }),
+    deadLettersSpooled: new Gauge({
+      name: 'logger_dead_letters_spooled',
+      help: 'Dead letters kept on local disk because Redis was out of memory (moved into the stream when it has room)',
+      registers: [registry],
+    }),
+    deadLetterFailures: new Counter({
+      name: 'logger_dead_letter_failures_total',
+      help: 'Pub/Sub dead letters that could not be stored in Redis (counted in logger_dead_letters_total all the same)',
+      registers: [registry],
+    }),
     legacyMessages: new Counter({ name: 'logger_legacy_messages_total', help: 'Pub/Sub messages that were not frames (plain text or JSON from existing publishers)', registers: [registry] }),
     fsyncSeconds: new Histogram({
       name: 'logger_fsync_seconds',
@@ -56,16 +64,30 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     trimmed: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
     groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group', labelNames: ['group'], registers: [registry] }),
     groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
-    retentionBlockedBy: new Gauge({ name: 'logger_retention_blocked_by', help: '1 for the group whose oldest unacknowledged or unread entry holds stream trimming back', labelNames: ['group'], registers: [registry] }),
+    retentionBlockedBy: new Gauge({
+      name: 'logger_retention_blocked_by',
+      help: '1 for the group whose oldest unacknowledged or unread entry holds stream trimming back',
+      labelNames: ['group'],
+      registers: [registry],
+    }),
     pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
-    archiveUploads: new Counter({ name: 'logger_archive_uploads_total', help: 'Closed files archived to S3 and deleted locally (status uploaded, or exists: found already archived)', labelNames: ['status'], registers: [registry] }),
+    archiveUploads: new Counter({
+      name: 'logger_archive_uploads_total',
+      help: 'Closed files archived to S3 and deleted locally (status uploaded, or exists: found already archived)',
+      labelNames: ['status'],
+      registers: [registry],
+    }),
     archiveBytesIn: new Counter({ name: 'logger_archive_bytes_in_total', help: 'Bytes of log files archived (before gzip)', registers: [registry] }),
     archiveBytesOut: new Counter({ name: 'logger_archive_bytes_out_total', help: 'Bytes stored in S3 (after gzip); in / out is the compression ratio', registers: [registry] }),
     archiveFailures: new Counter({ name: 'logger_archive_failures_total', help: 'Failed archive attempts by reason (retried, nothing deleted)', labelNames: ['reason'], registers: [registry] }),
     archiveBacklogFiles: new Gauge({ name: 'logger_archive_backlog_files', help: 'Closed files waiting to be archived', registers: [registry] }),
     archiveBacklogBytes: new Gauge({ name: 'logger_archive_backlog_bytes', help: 'Bytes of closed files waiting to be archived', registers: [registry] }),
     archiveOldestSeconds: new Gauge({ name: 'logger_archive_backlog_oldest_seconds', help: 'Age of the oldest closed file not yet archived', registers: [registry] }),
-    archiveStaleUploadsAborted: new Counter({ name: 'logger_archive_stale_uploads_aborted_total', help: 'Incomplete multipart uploads of this server aborted at start (left by a kill)', registers: [registry] }),
+    archiveStaleUploadsAborted: new Counter({
+      name: 'logger_archive_stale_uploads_aborted_total',
+      help: 'Incomplete multipart uploads of this server aborted at start (left by a kill)',
+      registers: [registry],
+    }),
     archiveCompressionRatio: new Gauge({ name: 'logger_archive_compression_ratio', help: 'Raw bytes / gzip bytes of the last archived file', registers: [registry] }),
     archiveLastSuccess: new Gauge({ name: 'logger_archive_last_success_timestamp_seconds', help: 'When the last file was archived', registers: [registry] }),
     up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),

@@ -10,14 +10,26 @@ import { FileSink } from './sink';
 
 const header = (over: Partial<FrameHeader>): FrameHeader => ({ producer: 'p1', seq: 1, count: 1, app: 'shop', host: 'h', pid: 1, dropped: 0, ...over });
 const frame = (over: Partial<FrameHeader>, messages: string[]) =>
-  decodeFramePayload(Buffer.from(encodeFrame(header({ count: messages.length, ...over }), messages.map((m) => (m === 'BAD' ? '{broken' : encodeRecord({ time: 1, level: 'info', message: m }))))), 'id');
+  decodeFramePayload(
+    Buffer.from(
+      encodeFrame(
+        header({ count: messages.length, ...over }),
+        messages.map((m) => (m === 'BAD' ? '{broken' : encodeRecord({ time: 1, level: 'info', message: m }))),
+      ),
+    ),
+    'id',
+  );
 
 describe('RecordWriter', () => {
   let dir: string;
   let sink: FileSink;
   let writer: RecordWriter;
   let dedup: DedupCache;
-  const lines = () => readFileSync(join(dir, 'shop', 'shop.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).message as string);
+  const lines = () =>
+    readFileSync(join(dir, 'shop', 'shop.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).message as string);
   beforeEach(() => {
     dir = tempDir('writer');
     sink = new FileSink(dir);

@@ -1,16 +1,4 @@
-import {
-  DEFAULT_LIMITS,
-  ProtocolError,
-  RecordTooLargeError,
-  decodeFrame,
-  decodeRecord,
-  decodeUtf8,
-  isFrame,
-  isLevel,
-  isValidName,
-  type DecodedFrame,
-  type LogRecord,
-} from '@log/protocol';
+import { DEFAULT_LIMITS, ProtocolError, RecordTooLargeError, decodeFrame, decodeRecord, decodeUtf8, isFrame, isLevel, isValidName, type DecodedFrame, type LogRecord } from '@log/protocol';
 import { SPLICE_RESERVED } from './format';
 
 /** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */

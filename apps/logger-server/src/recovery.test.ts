@@ -120,7 +120,12 @@ describe('LocalCheckpoints', () => {
     const dir = tempDir('local');
     try {
       const local = new LocalCheckpoints(join(dir, 'c1.json'));
-      local.update(new Map([['shop', { offset: 5, producer: 'p', seq: 1 }], ['api', { offset: 9, producer: 'q', seq: 2 }]]));
+      local.update(
+        new Map([
+          ['shop', { offset: 5, producer: 'p', seq: 1 }],
+          ['api', { offset: 9, producer: 'q', seq: 2 }],
+        ]),
+      );
       local.forget('api');
       expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, producer: 'p', seq: 1 }]]);
       writeFileSync(local.path, '{"shop":{"off');

@@ -92,7 +92,10 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
 function trustedLength(fd: number, app: string, complete: number, trust: TrustSources, log: ServerLog): number {
   if (trust.mode === 'complete-lines' || trust.checkpoints === undefined) return complete;
   let trusted = 0;
-  for (const [source, checkpoint] of [['redis', trust.checkpoints.get(app)], ['local', trust.local.get(app)]] as const) {
+  for (const [source, checkpoint] of [
+    ['redis', trust.checkpoints.get(app)],
+    ['local', trust.local.get(app)],
+  ] as const) {
     if (checkpoint === undefined || checkpoint.offset <= trusted) continue;
     if (checkpoint.offset > complete) {
       // The disk lost bytes that were fsynced and acknowledged: nothing better than what is left.

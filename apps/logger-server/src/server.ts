@@ -47,6 +47,7 @@ export class LoggerServer {
     this.group = new GroupState(this.redis, config.channel, config.group, config.consumer);
     if (config.s3) {
       // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load in a constructor on purpose (see above)
       const { ArchiveQueue: Queue } = require('./archive') as typeof import('./archive');
       this.archive = new Queue({ ...config, s3: config.s3 }, this.metrics, log);
     }
@@ -56,11 +57,16 @@ export class LoggerServer {
     await this.redis.connect();
     await this.group.acquireLease((holder) => this.log('warn', 'LOG_CONSUMER is held by another server; waiting for its lease to expire', { consumer: this.config.consumer, holder }));
     const stream = this.config.transport === 'stream';
-    const recovered = recoverOpenFiles(this.sink, this.dedup, {
-      mode: stream ? 'acknowledged' : 'complete-lines',
-      checkpoints: stream ? await this.group.checkpoints() : undefined,
-      local: this.local.read(),
-    }, this.log);
+    const recovered = recoverOpenFiles(
+      this.sink,
+      this.dedup,
+      {
+        mode: stream ? 'acknowledged' : 'complete-lines',
+        checkpoints: stream ? await this.group.checkpoints() : undefined,
+        local: this.local.read(),
+      },
+      this.log,
+    );
     for (const file of recovered) if (file.cut > 0 || file.records > 0) this.log('info', 'recovered an open file', { ...file });
     this.archive?.scan();
     this.archive?.start();
@@ -69,12 +75,22 @@ export class LoggerServer {
       const { redisUrl: url, channel, group, consumer, readCount: count, readBlockMs: blockMs } = this.config;
       const reader = new StreamReader({ url, channel, group, consumer, count, blockMs });
       await reader.start();
-      const deadLetters = new DeadLetters(this.sink.statePath(`dead-letters-${consumer}.jsonl`), (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload), this.metrics, this.log);
+      const deadLetters = new DeadLetters(
+        this.sink.statePath(`dead-letters-${consumer}.jsonl`),
+        (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload),
+        this.metrics,
+        this.log,
+      );
       this.consumer = new StreamConsumer(this.config, reader, this.writer, deadLetters, this.sink, this.group, this.local, this.health, this.metrics, this.log, hooks);
       this.consumer.start();
     } else {
       const reader = new PubSubReader({ url: this.config.redisUrl, channel: this.config.channel });
-      const deadLetters = new DeadLetters(this.sink.statePath(`dead-letters-${this.config.consumer}.jsonl`), (_entry, reason, detail, payload) => reader.deadLetter(reason, detail, payload), this.metrics, this.log);
+      const deadLetters = new DeadLetters(
+        this.sink.statePath(`dead-letters-${this.config.consumer}.jsonl`),
+        (_entry, reason, detail, payload) => reader.deadLetter(reason, detail, payload),
+        this.metrics,
+        this.log,
+      );
       this.consumer = new PubSubConsumer(this.config, reader, this.writer, deadLetters, this.group, this.metrics, this.log, hooks);
       await this.consumer.start();
     }
@@ -110,7 +126,9 @@ export class LoggerServer {
     const over = this.archive !== undefined && this.config.s3 !== undefined && this.archive.backlogBytes > this.config.s3.backlogBytes;
     if (over !== this.backpressured) {
       this.backpressured = over;
-      this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', { backlogBytes: this.archive?.backlogBytes });
+      this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', {
+        backlogBytes: this.archive?.backlogBytes,
+      });
     }
     return over;
   }
@@ -127,7 +145,11 @@ export class LoggerServer {
     void this.consumer?.stop();
     this.health.set(this.health.redisOk, error.code === 'CONSUMER_IN_USE' ? this.health.diskOk : false, error);
     // Also after a failed rotation, when every batch was committed: only what is not is redelivered.
-    this.log('error', error instanceof DiskError ? 'disk failure: stopping; entries not acknowledged will be redelivered' : 'stopping: entries not acknowledged will be redelivered', describeError(error));
+    this.log(
+      'error',
+      error instanceof DiskError ? 'disk failure: stopping; entries not acknowledged will be redelivered' : 'stopping: entries not acknowledged will be redelivered',
+      describeError(error),
+    );
   }
 
   /** SIGHUP: close files so the next write reopens them (after logrotate moved them). */

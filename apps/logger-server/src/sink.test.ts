@@ -92,8 +92,12 @@ describe('FileSink rotation', () => {
       expect(shop.path).toMatch(/shop\/20261125T130405678Z-[0-9a-f]{8}\.jsonl$/);
       expect(readFileSync(shop.path, 'utf8')).toBe('a\n');
       expect(JSON.parse(readFileSync(manifestPathOf(shop.path), 'utf8'))).toEqual({
-        version: 1, app: 'shop', file: shop.path.split('/').pop(), records: 1,
-        firstTime: new Date(t0).toISOString(), lastTime: new Date(t0).toISOString(),
+        version: 1,
+        app: 'shop',
+        file: shop.path.split('/').pop(),
+        records: 1,
+        firstTime: new Date(t0).toISOString(),
+        lastTime: new Date(t0).toISOString(),
         producers: [{ producer: 'p1', minSeq: 8, maxSeq: 8, records: 1 }],
       });
       expect(parseClosedName('shop', join(dir, 'log', 'shop'), shop.path.split('/').pop()!)).toEqual(shop);

@@ -226,8 +226,15 @@ export class FileSink {
     const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
     if (fileStat.size === 0) this.summaries.delete(app);
     const file: OpenFile = {
-      app, path, fd, size: fileStat.size, openedAt: firstTime ?? Date.now(), firstTime,
-      pending: new LineBatch(), last: new LineBatch(), sizeBefore: fileStat.size,
+      app,
+      path,
+      fd,
+      size: fileStat.size,
+      openedAt: firstTime ?? Date.now(),
+      firstTime,
+      pending: new LineBatch(),
+      last: new LineBatch(),
+      sizeBefore: fileStat.size,
     };
     this.files.set(app, file);
     return file;
@@ -243,11 +250,7 @@ export class FileSink {
     const closed: ClosedFile[] = [];
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
-      const due =
-        all ||
-        file.size >= policy.maxBytes ||
-        now - file.openedAt >= policy.maxAgeMs ||
-        Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
+      const due = all || file.size >= policy.maxBytes || now - file.openedAt >= policy.maxAgeMs || Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
       if (!due) continue;
       this.settle(file);
       const firstTime = file.firstTime ?? file.openedAt;

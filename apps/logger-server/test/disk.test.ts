@@ -46,34 +46,38 @@ describe('disk trouble', () => {
   removeDir(probe);
   // Without mount permission there is no way to fill a disk safely; the sink's error paths are
   // then covered only by the unit tests. Here (root) it runs.
-  (canMount ? it : it.skip)('on a full disk: no ack, exit 1; after space is freed, every record lands exactly once', async () => {
-    const logDir = join(dir, 'log');
-    expect(mountSmallDisk(logDir, '256k')).toBe(true);
-    const channel = 'diskfull';
-    const log = createPublisher(channel, { app: 'full', url: redis.url });
-    for (let i = 0; i < 5000; i++) log.info('filling the disk', { i, pad: 'x'.repeat(100) });
-    await log.flush();
-    const first = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
-    expect(await first.exited).toBe(1);
-    expect(first.output()).toMatch(/"errorCode":"DISK_WRITE_FAILED"|"errorCode":"FSYNC_FAILED"/);
-    expect(first.output()).toContain('ENOSPC');
-    const client = createClient({ url: redis.url }).on('error', () => {});
-    await client.connect();
-    const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
-    expect(Number(pending[0])).toBeGreaterThan(0); // the failed batch was not acknowledged
-    client.destroy();
+  (canMount ? it : it.skip)(
+    'on a full disk: no ack, exit 1; after space is freed, every record lands exactly once',
+    async () => {
+      const logDir = join(dir, 'log');
+      expect(mountSmallDisk(logDir, '256k')).toBe(true);
+      const channel = 'diskfull';
+      const log = createPublisher(channel, { app: 'full', url: redis.url });
+      for (let i = 0; i < 5000; i++) log.info('filling the disk', { i, pad: 'x'.repeat(100) });
+      await log.flush();
+      const first = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+      expect(await first.exited).toBe(1);
+      expect(first.output()).toMatch(/"errorCode":"DISK_WRITE_FAILED"|"errorCode":"FSYNC_FAILED"/);
+      expect(first.output()).toContain('ENOSPC');
+      const client = createClient({ url: redis.url }).on('error', () => {});
+      await client.connect();
+      const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
+      expect(Number(pending[0])).toBeGreaterThan(0); // the failed batch was not acknowledged
+      client.destroy();
 
-    expect(spawnSync('mount', ['-o', 'remount,size=16m', logDir]).status).toBe(0); // space freed
-    const second = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
-    try {
-      await waitForRecords(logDir, 'full', 5000);
-      await sleep(300);
-      expectExactlyOnce(readLogs(logDir).get('full')!, log.producer, 5000);
-    } finally {
-      await second.stop();
-      await log.close();
-    }
-  }, 60_000);
+      expect(spawnSync('mount', ['-o', 'remount,size=16m', logDir]).status).toBe(0); // space freed
+      const second = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+      try {
+        await waitForRecords(logDir, 'full', 5000);
+        await sleep(300);
+        expectExactlyOnce(readLogs(logDir).get('full')!, log.producer, 5000);
+      } finally {
+        await second.stop();
+        await log.close();
+      }
+    },
+    60_000,
+  );
 
   it('SIGHUP reopens files, so logrotate can move them away', async () => {
     const logDir = join(dir, 'log');
@@ -133,59 +137,67 @@ describe('disk trouble', () => {
     }
   });
 
-  (canMount ? it : it.skip)('a rotation that fails is a disk failure: exit 1 with no redis or ack error; after a restart every record is there once, with manifests', async () => {
-    const logDir = join(dir, 'log');
-    // + LOG_DIR/.state/ and the checkpoint file the server writes after each commit
-    expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE + 2)).toBe(true);
-    const channel = 'rotatefail';
-    const env = { REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, ROTATE_BYTES: '20000' };
-    const log = createPublisher(channel, { app: 'rot', url: redis.url });
-    try {
-      for (let i = 0; i < 2000; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
-      await log.flush();
-      const first = await startServer(env);
+  (canMount ? it : it.skip)(
+    'a rotation that fails is a disk failure: exit 1 with no redis or ack error; after a restart every record is there once, with manifests',
+    async () => {
+      const logDir = join(dir, 'log');
+      // + LOG_DIR/.state/ and the checkpoint file the server writes after each commit
+      expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE + 2)).toBe(true);
+      const channel = 'rotatefail';
+      const env = { REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, ROTATE_BYTES: '20000' };
+      const log = createPublisher(channel, { app: 'rot', url: redis.url });
       try {
-        expect(await within(first.exited, 15_000)).toEqual({ value: 1 });
-      } finally {
-        await first.stop();
-      }
-      expect(first.output()).toMatch(/"errorCode":"DISK_WRITE_FAILED"/);
-      expect(first.output()).toMatch(/manifest\.json failed \(ENOSPC\)/);
-      expect(first.output()).not.toMatch(/reading from redis failed|acknowledging a batch failed/);
-
-      expect(spawnSync('mount', ['-o', 'remount,nr_inodes=1000', logDir]).status).toBe(0);
-      const second = await startServer(env);
-      try {
-        // more records, so the file left open by the failed rotation is written to and rotated again
-        for (let i = 2000; i < 2500; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+        for (let i = 0; i < 2000; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
         await log.flush();
-        await waitForRecords(logDir, 'rot', 2500);
-      } finally {
-        await second.stop(); // closes the open file too: every record ends in a closed file
-      }
-      expectExactlyOnce(readLogs(logDir).get('rot')!, log.producer, 2500);
-      const closed = readdirSync(join(logDir, 'rot')).filter((name) => name.endsWith('.jsonl'));
-      const counts = closed.map((name) => JSON.parse(readFileSync(manifestPathOf(join(logDir, 'rot', name)), 'utf8')).records as number);
-      expect(counts).toEqual(closed.map((name) => readFileSync(join(logDir, 'rot', name), 'utf8').split('\n').length - 1));
-      expect(counts.reduce((a, b) => a + b, 0)).toBe(2500);
-    } finally {
-      await log.close();
-    }
-  }, 60_000);
+        const first = await startServer(env);
+        try {
+          expect(await within(first.exited, 15_000)).toEqual({ value: 1 });
+        } finally {
+          await first.stop();
+        }
+        expect(first.output()).toMatch(/"errorCode":"DISK_WRITE_FAILED"/);
+        expect(first.output()).toMatch(/manifest\.json failed \(ENOSPC\)/);
+        expect(first.output()).not.toMatch(/reading from redis failed|acknowledging a batch failed/);
 
-  (canMount ? it : it.skip)('in Pub/Sub mode too, a rotation that fails stops the server as a disk failure', async () => {
-    const logDir = join(dir, 'log');
-    expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
-    const server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: 'rotatepubsub', LOG_TRANSPORT: 'pubsub', ROTATE_BYTES: '1000' });
-    const log = createPublisher('rotatepubsub', { app: 'rot', url: redis.url, transport: 'pubsub' });
-    try {
-      for (let i = 0; i < 100; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
-      await log.flush();
-      expect(await within(server.exited, 15_000)).toEqual({ value: 1 });
-      expect(server.output()).toMatch(/"level":"error".*"errorCode":"DISK_WRITE_FAILED".*ENOSPC/);
-    } finally {
-      await log.close();
-      await server.stop();
-    }
-  }, 30_000);
+        expect(spawnSync('mount', ['-o', 'remount,nr_inodes=1000', logDir]).status).toBe(0);
+        const second = await startServer(env);
+        try {
+          // more records, so the file left open by the failed rotation is written to and rotated again
+          for (let i = 2000; i < 2500; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+          await log.flush();
+          await waitForRecords(logDir, 'rot', 2500);
+        } finally {
+          await second.stop(); // closes the open file too: every record ends in a closed file
+        }
+        expectExactlyOnce(readLogs(logDir).get('rot')!, log.producer, 2500);
+        const closed = readdirSync(join(logDir, 'rot')).filter((name) => name.endsWith('.jsonl'));
+        const counts = closed.map((name) => JSON.parse(readFileSync(manifestPathOf(join(logDir, 'rot', name)), 'utf8')).records as number);
+        expect(counts).toEqual(closed.map((name) => readFileSync(join(logDir, 'rot', name), 'utf8').split('\n').length - 1));
+        expect(counts.reduce((a, b) => a + b, 0)).toBe(2500);
+      } finally {
+        await log.close();
+      }
+    },
+    60_000,
+  );
+
+  (canMount ? it : it.skip)(
+    'in Pub/Sub mode too, a rotation that fails stops the server as a disk failure',
+    async () => {
+      const logDir = join(dir, 'log');
+      expect(mountSmallDisk(logDir, '4m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
+      const server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: 'rotatepubsub', LOG_TRANSPORT: 'pubsub', ROTATE_BYTES: '1000' });
+      const log = createPublisher('rotatepubsub', { app: 'rot', url: redis.url, transport: 'pubsub' });
+      try {
+        for (let i = 0; i < 100; i++) log.info('rotating', { i, pad: 'x'.repeat(100) });
+        await log.flush();
+        expect(await within(server.exited, 15_000)).toEqual({ value: 1 });
+        expect(server.output()).toMatch(/"level":"error".*"errorCode":"DISK_WRITE_FAILED".*ENOSPC/);
+      } finally {
+        await log.close();
+        await server.stop();
+      }
+    },
+    30_000,
+  );
 });

@@ -6,7 +6,7 @@ import { httpGet, readLogs, startServer, useRedis, waitForRecords, type ServerPr
 
 const shared = useRedis();
 let dir: string;
-let servers: ServerProcess[] = [];
+const servers: ServerProcess[] = [];
 let n = 0;
 
 beforeEach(() => {

@@ -67,7 +67,9 @@ function readLogsOnce(logDir: string): Map<string, Array<Record<string, unknown>
   if (!existsSync(logDir)) return result;
   for (const app of readdirSync(logDir).filter((name) => !name.startsWith('.'))) {
     const dir = join(logDir, app);
-    const files = readdirSync(dir).filter((name) => name.endsWith('.jsonl')).sort();
+    const files = readdirSync(dir)
+      .filter((name) => name.endsWith('.jsonl'))
+      .sort();
     if (existsSync(join(dir, `${app}.log`))) files.push(`${app}.log`);
     if (files.length === 0) continue;
     const records: Array<Record<string, unknown>> = [];

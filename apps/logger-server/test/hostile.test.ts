@@ -66,7 +66,11 @@ describe('a record that is not UTF-8', () => {
     const frame = Buffer.concat([Buffer.from(encodeFrameHeader(header({ count: records.length }))), ...records.flatMap((r) => [Buffer.from('\n'), r])]);
     await shared.client.xAdd(streamKey(channel), '*', { f: frame });
     const written = await waitForRecords(logDir, 'good', 3);
-    expect(written.map((r) => [r.message, r.seq])).toEqual([['record 1 é', 1], ['record 2 é', 2], ['record 4 é', 4]]);
+    expect(written.map((r) => [r.message, r.seq])).toEqual([
+      ['record 1 é', 1],
+      ['record 2 é', 2],
+      ['record 4 é', 4],
+    ]);
     let dead: Array<{ message: Record<string, Buffer> }> = [];
     for (let i = 0; i < 100 && dead.length === 0; i++) {
       dead = (await shared.client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).xRange(deadLetterKey(channel), '-', '+')) as typeof dead;

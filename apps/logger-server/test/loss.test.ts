@@ -128,7 +128,7 @@ describe('the loss report', () => {
 });
 
 describe('a consumer name', () => {
-  it('is refused to a second server while the first lives, with a clear message; a killed server\'s name is free at once', async () => {
+  it("is refused to a second server while the first lives, with a clear message; a killed server's name is free at once", async () => {
     const first = await server({ LOG_CONSUMER: 'twin', LOG_DIR: join(dir, 'one') });
     const second = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: join(dir, 'two'), LOG_CHANNEL: channel, LOG_CONSUMER: 'twin' }, { waitReady: false });
     expect(await second.exited).toBe(2);
@@ -156,7 +156,12 @@ describe('Redis out of memory', () => {
       let refused = false;
       while (!refused) {
         try {
-          await oc.xAdd(key, '*', { f: encodeFrame(header({ seq, count: 200 }), records(seq, 200).map((r) => r.replace('"m":"', `"m":"${'x'.repeat(200)}`))) });
+          await oc.xAdd(key, '*', {
+            f: encodeFrame(
+              header({ seq, count: 200 }),
+              records(seq, 200).map((r) => r.replace('"m":"', `"m":"${'x'.repeat(200)}`)),
+            ),
+          });
           seq += 200;
         } catch (error) {
           expect(String(error)).toMatch(/OOM/);
@@ -207,9 +212,20 @@ const hasStrace = (() => {
     const log = publisher(channel, { app: 'eio', url: shared.redis.url, maxFrameRecords: 100 });
     for (let i = 0; i < 3000; i++) log.info('record', { i });
     await log.flush();
-    const env = { PATH: process.env.PATH, REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, LOG_CONSUMER: 'eio', READ_COUNT: '1', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+    const env = {
+      PATH: process.env.PATH,
+      REDIS_URL: shared.redis.url,
+      LOG_DIR: logDir,
+      LOG_CHANNEL: channel,
+      LOG_CONSUMER: 'eio',
+      READ_COUNT: '1',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    };
     // The 5th fdatasync fails: four batches are committed, the fifth is written but not synced.
-    const failing = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:error=EIO:when=5', process.execPath, MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const failing = spawn('strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=fdatasync', '-e', 'inject=fdatasync:error=EIO:when=5', process.execPath, MAIN], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     failing.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => failing.on('exit', resolve));
@@ -220,14 +236,24 @@ const hasStrace = (() => {
 
     // The restart, traced: which fdatasyncs and ftruncates happen before the first commit.
     const trace = join(dir, 'trace');
-    const sha = createHash('sha1').update(readFileSync(join(__dirname, '..', 'lua', 'commit.lua'), 'utf8')).digest('hex');
-    const restarted = spawn('strace', ['-f', '-qq', '-s', '128', '-o', trace, '-e', 'trace=fdatasync,ftruncate,write,writev', process.execPath, MAIN], { env: { ...env, HTTP_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const sha = createHash('sha1')
+      .update(readFileSync(join(__dirname, '..', 'lua', 'commit.lua'), 'utf8'))
+      .digest('hex');
+    const restarted = spawn('strace', ['-f', '-qq', '-s', '128', '-o', trace, '-e', 'trace=fdatasync,ftruncate,write,writev', process.execPath, MAIN], {
+      env: { ...env, HTTP_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       await waitForRecords(logDir, 'eio', 3000, 30_000);
       await sleep(300);
     } finally {
       // SIGTERM to strace would detach and leave the server running: stop the server itself.
-      const pid = Number(execFileSync('pgrep', ['-P', String(restarted.pid)]).toString().trim().split('\n')[0]);
+      const pid = Number(
+        execFileSync('pgrep', ['-P', String(restarted.pid)])
+          .toString()
+          .trim()
+          .split('\n')[0],
+      );
       process.kill(pid, 'SIGTERM');
       await new Promise((resolve) => restarted.on('exit', resolve));
     }

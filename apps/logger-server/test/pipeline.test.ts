@@ -63,7 +63,7 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
     const stats = JSON.parse((await httpGet(s.httpPort, '/stats')).body);
     expect(stats.producers).toEqual([expect.objectContaining({ producer: log.producer, received: 10_000, duplicates: 0, missing: 0 })]);
     // all entries acknowledged: nothing pending in the group
-    const client = createClient({ url: redis.url }).on("error", () => {});
+    const client = createClient({ url: redis.url }).on('error', () => {});
     await client.connect();
     const pending = (await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[];
     expect(pending[0]).toBe(0);
@@ -78,7 +78,11 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
     const key = fc.oneof(fc.stringMatching(/^[a-zA-Z_][\w.-]{0,12}$/), fc.constantFrom('time', 'seq', 'msg', 'user.id'), fc.string({ maxLength: 8 }));
     const record = fc.record({
       message: fc.string({ unit: 'binary', maxLength: 60 }),
-      fields: fc.dictionary(key.filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 }),
+      fields: fc.dictionary(
+        key.filter((k) => k !== '__proto__'),
+        fc.jsonValue({ maxDepth: 3 }),
+        { maxKeys: 6 },
+      ),
     });
     const sent = fc.sample(record, { numRuns: 3000, seed: 42 });
     for (const { message, fields } of sent) log.warn(message, fields);
@@ -108,7 +112,7 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
 
   it('dead-letters hostile entries with the reason, keeps the good records around them, and writes nothing outside LOG_DIR', async () => {
     const s = await server();
-    const client = createClient({ url: redis.url }).on("error", () => {});
+    const client = createClient({ url: redis.url }).on('error', () => {});
     await client.connect();
     const key = streamKey(channel);
     const header = (over: Partial<FrameHeader>): FrameHeader => ({ producer: 'hostile01', seq: 1, count: 1, app: 'good', host: 'h', pid: 1, dropped: 0, ...over });

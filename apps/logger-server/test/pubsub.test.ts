@@ -42,7 +42,10 @@ describe('LOG_TRANSPORT=pubsub', () => {
     // stored like the stream transport's: reason, detail and the bytes as they came
     const raw = (await client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }).sendCommand(['XRANGE', deadLetterKey('logger'), '-', '+'])) as Array<[Buffer, Buffer[]]>;
     const dead = raw.map(([, fields]) => Object.fromEntries(fields.flatMap((v, i) => (i % 2 === 0 ? [[String(v), fields[i + 1]!]] : []))) as Record<string, Buffer>);
-    expect(dead.map((d) => [String(d.entry), String(d.reason)])).toEqual([['pubsub', 'INVALID_UTF8'], ['pubsub', 'RECORD_TOO_LARGE']]);
+    expect(dead.map((d) => [String(d.entry), String(d.reason)])).toEqual([
+      ['pubsub', 'INVALID_UTF8'],
+      ['pubsub', 'RECORD_TOO_LARGE'],
+    ]);
     expect(dead[0]!.payload).toEqual(Buffer.from([0xff, 0xfe, 0x41]));
     expect(String(dead[1]!.payload)).toBe('x'.repeat(1024)); // an oversized message keeps its first KiB as evidence
     client.destroy();

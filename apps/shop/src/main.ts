@@ -13,11 +13,19 @@ async function main() {
   process.stdout.write(`shop listening on http://127.0.0.1:${shop.port}\n`);
   let timer: NodeJS.Timeout | undefined;
   if (process.env.SHOP_SELF_TRAFFIC === '1') {
-    const paths = [['GET', '/products'], ['POST', '/orders'], ['GET', '/products'], ['GET', '/nope'], ['GET', '/fail']] as const;
+    const paths = [
+      ['GET', '/products'],
+      ['POST', '/orders'],
+      ['GET', '/products'],
+      ['GET', '/nope'],
+      ['GET', '/fail'],
+    ] as const;
     let i = 0;
     timer = setInterval(() => {
       const [method, path] = paths[i++ % paths.length]!;
-      request({ host: '127.0.0.1', port: shop.port, method, path }, (res) => res.resume()).on('error', () => {}).end();
+      request({ host: '127.0.0.1', port: shop.port, method, path }, (res) => res.resume())
+        .on('error', () => {})
+        .end();
     }, 200);
   }
   const stop = async () => {
@@ -25,11 +33,19 @@ async function main() {
     await shop.close();
     process.exit(0);
   };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // A signal listener's promise is dropped: a failed close is reported like a failed start
+  // instead of surfacing as an unhandled rejection.
+  process.once('SIGINT', () => {
+    stop().catch(fail);
+  });
+  process.once('SIGTERM', () => {
+    stop().catch(fail);
+  });
 }
 
-main().catch((error: unknown) => {
+function fail(error: unknown): never {
   process.stderr.write(`shop failed: ${String(error)}\n`);
   process.exit(1);
-});
+}
+
+main().catch(fail);

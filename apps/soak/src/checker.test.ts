@@ -51,7 +51,13 @@ describe('checker', () => {
       sources,
       // s0 reports producer A missing 1 (true: 0-3) and its drop. s1 reports A missing 3 and B missing 1:
       // 2 + 1 records that are stored, and no drop: its report is not the group's one truth.
-      stats: [report('s0', [[A, 1]], 1), report('s1', [[A, 3], [B, 1]])],
+      stats: [
+        report('s0', [[A, 1]], 1),
+        report('s1', [
+          [A, 3],
+          [B, 1],
+        ]),
+      ],
       deadLettered: new Set(),
     });
     expect(verdict).toMatchObject({
@@ -80,7 +86,10 @@ describe('checker', () => {
     expect(verdict.samples.lost).toEqual([{ rid: '0-3', producer: A, loggedAtMs: 200, deadLettered: false }]);
     expect(verdict.samples.duplicates).toEqual([{ rid: '0-4', loggedAtMs: 300, copies: 2, locations: ['s0:soak-0/soak-0.log', 's1:soak-0/soak-0.log'] }]);
     // All of s1's false loss is records s0 stored: each server of a group sees only its share of a producer's sequence.
-    expect(verdict.servers.map((s) => [s.server, s.falseLoss, s.falseLossStoredElsewhere])).toEqual([['s0', 0, 0], ['s1', 3, 3]]);
+    expect(verdict.servers.map((s) => [s.server, s.falseLoss, s.falseLossStoredElsewhere])).toEqual([
+      ['s0', 0, 0],
+      ['s1', 3, 3],
+    ]);
     expect(verdict.failures).toHaveLength(6); // lost, duplicate, false loss, unknown, s1's drops, totals differ
     expect(verdict.failures).toEqual(expect.arrayContaining([expect.stringMatching(/s1: \/stats reports 0 records dropped/), expect.stringMatching(/totals differ/)]));
   });

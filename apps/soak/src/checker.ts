@@ -155,7 +155,8 @@ export function check(input: CheckInput): Verdict {
 
   const { copies, archivedAndLocal, archiveMismatches, mismatchLocations, broken, stranded } = resolveCopies(input.sources);
   const warnings: string[] = [];
-  if (stranded.length > 0) warnings.push(`${stranded.length} S3 object(s) are cut short while their file is still on disk (counted from disk; the archive is stuck): ${stranded.slice(0, 3).join('; ')}`);
+  if (stranded.length > 0)
+    warnings.push(`${stranded.length} S3 object(s) are cut short while their file is still on disk (counted from disk; the archive is stuck): ${stranded.slice(0, 3).join('; ')}`);
   for (const { source, text } of copies) {
     const lines = text.split('\n');
     const tail = lines.pop();
@@ -351,7 +352,10 @@ function storedElsewhere(storedBy: ReadonlyMap<string, ReadonlyMap<string, Reado
   if (!own) return 0;
   let highest = 0;
   for (const seq of own) if (seq > highest) highest = seq;
-  const others = [...storedBy].filter(([name]) => name !== server).map(([, producers]) => producers.get(producer)).filter((s) => s !== undefined);
+  const others = [...storedBy]
+    .filter(([name]) => name !== server)
+    .map(([, producers]) => producers.get(producer))
+    .filter((s) => s !== undefined);
   let count = 0;
   for (let seq = 1; seq < highest; seq++) if (!own.has(seq) && others.some((s) => s.has(seq))) count++;
   return count;

@@ -1,11 +1,5 @@
 /** Codes of the soak harness's own failures (never the findings about the system under test: those are the verdict). */
-export type SoakErrorCode =
-  | 'BAD_OPTION'
-  | 'SERVICE_START_FAILED'
-  | 'PRODUCER_FAILED'
-  | 'HISTORY_INVALID'
-  | 'COLLECT_FAILED'
-  | 'DRAIN_TIMEOUT';
+export type SoakErrorCode = 'BAD_OPTION' | 'SERVICE_START_FAILED' | 'PRODUCER_FAILED' | 'HISTORY_INVALID' | 'COLLECT_FAILED' | 'DRAIN_TIMEOUT';
 
 /** The harness could not do its job; exit code 2, so a failing run of the harness is never read as a verdict. */
 export class SoakError extends Error {

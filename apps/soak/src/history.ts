@@ -10,10 +10,7 @@ import { SoakError } from './errors';
  *   {"end":<index>,"stats":{...log.stats() after close}}
  * n counts from 1 without gaps, so a record is named by (index, n) alone.
  */
-export type HistoryLine =
-  | { start: number; producer: string; app: string }
-  | { p: number; n: number; t: number; d?: 1 }
-  | { end: number; stats: PublisherStats };
+export type HistoryLine = { start: number; producer: string; app: string } | { p: number; n: number; t: number; d?: 1 } | { end: number; stats: PublisherStats };
 
 /** What one producer did, as the checker needs it. */
 export interface ProducerHistory {

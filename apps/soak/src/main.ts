@@ -79,7 +79,9 @@ async function main(): Promise<number> {
     cluster = await Cluster.start(options, workDir, clock, say);
     const diskFault = cluster.disks.available ? 'on (tmpfs LOG_DIRs)' : `SKIPPED: ${cluster.disks.reason ?? 'tmpfs unavailable'}`;
     if (options.faults.includes('disk-full')) progress.write(`disk-full fault: ${diskFault}\n`);
-    progress.write(`redis ${cluster.redisUrl}, ${cluster.s3.implementation} ${cluster.s3.endpoint} (servers via ${cluster.s3Proxy.endpoint}), servers ${cluster.servers.map((s) => `${s.name} http://127.0.0.1:${s.httpPort}`).join(', ')}\n`);
+    progress.write(
+      `redis ${cluster.redisUrl}, ${cluster.s3.implementation} ${cluster.s3.endpoint} (servers via ${cluster.s3Proxy.endpoint}), servers ${cluster.servers.map((s) => `${s.name} http://127.0.0.1:${s.httpPort}`).join(', ')}\n`,
+    );
 
     startAt = Date.now() + PRODUCER_LOAD_MS;
     producers = startProducers(
@@ -98,10 +100,7 @@ async function main(): Promise<number> {
     nemesis.stop();
     say(`faults over (${nemesis.events.filter((e) => !e.skipped).length} injected); waiting for the producers to finish and flush`);
 
-    const exits = await Promise.race([
-      Promise.all(producers.map((p) => p.exited)),
-      sleep(options.durationMs - clock() + PRODUCER_EXIT_TIMEOUT_MS).then(() => undefined),
-    ]);
+    const exits = await Promise.race([Promise.all(producers.map((p) => p.exited)), sleep(options.durationMs - clock() + PRODUCER_EXIT_TIMEOUT_MS).then(() => undefined)]);
     clearInterval(heartbeat);
     const extraFailures: string[] = [];
     if (exits === undefined) {
@@ -124,7 +123,9 @@ async function main(): Promise<number> {
       const state = await groupState(redisClient, streamKey, GROUP).catch(() => undefined);
       if (state && state.pending === 0 && state.lastDelivered === state.lastGenerated) break;
       if (Date.now() - drainStart > DRAIN_TIMEOUT_MS) {
-        extraFailures.push(`drain timed out after ${seconds(DRAIN_TIMEOUT_MS)}: ${state ? `${state.pending} entries pending, last delivered ${state.lastDelivered} of ${state.lastGenerated}` : 'no group state'}`);
+        extraFailures.push(
+          `drain timed out after ${seconds(DRAIN_TIMEOUT_MS)}: ${state ? `${state.pending} entries pending, last delivered ${state.lastDelivered} of ${state.lastGenerated}` : 'no group state'}`,
+        );
         break;
       }
       await sleep(250);

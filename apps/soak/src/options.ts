@@ -123,7 +123,9 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
       return n ?? 1;
     };
     switch (flag) {
-      case '--seed': given.seed = count(0); break;
+      case '--seed':
+        given.seed = count(0);
+        break;
       case '--duration': {
         const v = value();
         const ms = parseDuration(v);
@@ -131,16 +133,36 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
         given.durationMs = ms ?? 0;
         break;
       }
-      case '--producers': given.producers = count(1); break;
-      case '--processes': given.processes = count(1); break;
-      case '--rate': given.rate = count(1); break;
-      case '--apps': given.apps = count(1); break;
-      case '--servers': given.servers = count(1); break;
-      case '--rotate-bytes': given.rotateBytes = bytes(); break;
-      case '--rotate-seconds': given.rotateSeconds = count(1); break;
-      case '--claim-idle-ms': given.claimIdleMs = count(100); break;
-      case '--buffer-bytes': given.bufferBytes = bytes(); break;
-      case '--disk-size': given.diskBytes = bytes(); break;
+      case '--producers':
+        given.producers = count(1);
+        break;
+      case '--processes':
+        given.processes = count(1);
+        break;
+      case '--rate':
+        given.rate = count(1);
+        break;
+      case '--apps':
+        given.apps = count(1);
+        break;
+      case '--servers':
+        given.servers = count(1);
+        break;
+      case '--rotate-bytes':
+        given.rotateBytes = bytes();
+        break;
+      case '--rotate-seconds':
+        given.rotateSeconds = count(1);
+        break;
+      case '--claim-idle-ms':
+        given.claimIdleMs = count(100);
+        break;
+      case '--buffer-bytes':
+        given.bufferBytes = bytes();
+        break;
+      case '--disk-size':
+        given.diskBytes = bytes();
+        break;
       case '--s3': {
         const v = value();
         if (v !== 'auto' && v !== 's3rver' && v !== 'moto') problems.push(`--s3 ${JSON.stringify(v)}: must be auto, s3rver or moto`);
@@ -148,18 +170,35 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
         break;
       }
       case '--faults': {
-        const kinds = value().split(',').map((s) => s.trim()).filter(Boolean);
+        const kinds = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         for (const kind of kinds) if (!(FAULT_KINDS as readonly string[]).includes(kind)) problems.push(`--faults: unknown kind ${JSON.stringify(kind)} (known: ${FAULT_KINDS.join(', ')})`);
         given.faults = kinds as FaultKind[];
         break;
       }
-      case '--no-faults': given.faults = []; break;
-      case '--ci': ci = true; break;
-      case '--json': given.json = true; break;
-      case '--keep': given.keep = true; break;
-      case '--plan': given.plan = true; break;
-      case '--help': case '-h': given.help = true; break;
-      default: problems.push(`unknown option ${JSON.stringify(raw)}`);
+      case '--no-faults':
+        given.faults = [];
+        break;
+      case '--ci':
+        ci = true;
+        break;
+      case '--json':
+        given.json = true;
+        break;
+      case '--keep':
+        given.keep = true;
+        break;
+      case '--plan':
+        given.plan = true;
+        break;
+      case '--help':
+      case '-h':
+        given.help = true;
+        break;
+      default:
+        problems.push(`unknown option ${JSON.stringify(raw)}`);
     }
   }
   if (problems.length > 0) throw new OptionError(problems);

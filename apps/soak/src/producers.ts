@@ -12,12 +12,7 @@ export interface ProducerProcess {
 }
 
 /** Spreads producer indexes 0..producers-1 over `processes` child processes, round robin. */
-export function startProducers(
-  base: Omit<ProducerConfig, 'indexes' | 'historyPath'>,
-  producers: number,
-  processes: number,
-  historyDir: string,
-): ProducerProcess[] {
+export function startProducers(base: Omit<ProducerConfig, 'indexes' | 'historyPath'>, producers: number, processes: number, historyDir: string): ProducerProcess[] {
   const result: ProducerProcess[] = [];
   for (let id = 0; id < processes; id++) {
     const indexes: number[] = [];

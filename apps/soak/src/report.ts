@@ -52,7 +52,13 @@ export function formatReport(summary: RunSummary): string {
     ['unreported loss', v.unreportedLoss],
     ['reported drops (/stats)', v.reportedDrops, `producers counted ${v.dropped}`],
     ['duplicates dropped by servers', v.servers.reduce((s, c) => s + c.duplicatesDropped, 0)],
-    ['dead letters', summary.deadLetters.entries, Object.entries(summary.deadLetters.reasons).map(([r, n]) => `${r} ${n}`).join(', ')],
+    [
+      'dead letters',
+      summary.deadLetters.entries,
+      Object.entries(summary.deadLetters.reasons)
+        .map(([r, n]) => `${r} ${n}`)
+        .join(', '),
+    ],
     ['faults injected', injected.length, [...byKind].map(([k, n]) => `${k} ${n}`).join(', ')],
     ['server crashes (restarted)', summary.servers.reduce((s, x) => s + x.crashes, 0), summary.servers.map((s) => `${s.name} ${s.crashes}`).join(', ')],
     ['server exit at final SIGTERM', summary.servers.map((s) => `${s.name}=${s.finalExit}`).join(' ')],
@@ -62,7 +68,9 @@ export function formatReport(summary: RunSummary): string {
   const out: string[] = [];
   const rule = '-'.repeat(width + valueWidth + 40);
   out.push('');
-  out.push(`soak seed ${o.seed}  duration ${seconds(o.durationMs)}  producers ${o.producers} (${o.processes} processes)  servers ${o.servers}  elapsed ${seconds(summary.elapsedMs)} (drain ${seconds(summary.drainMs)})`);
+  out.push(
+    `soak seed ${o.seed}  duration ${seconds(o.durationMs)}  producers ${o.producers} (${o.processes} processes)  servers ${o.servers}  elapsed ${seconds(summary.elapsedMs)} (drain ${seconds(summary.drainMs)})`,
+  );
   out.push(rule);
   for (const [label, value, note] of rows) out.push(`${label.padEnd(width)}  ${String(value).padStart(valueWidth)}${note ? `   ${note}` : ''}`);
   out.push(rule);
@@ -71,7 +79,9 @@ export function formatReport(summary: RunSummary): string {
   for (const warning of v.warnings) out.push(`warning: ${warning}`);
   const failures = [...v.failures, ...summary.extraFailures];
   for (const sample of v.samples.lost.slice(0, 10)) {
-    out.push(`  lost ${sample.rid} (producer ${sample.producer}) logged at +${seconds(sample.loggedAtMs)}${sample.deadLettered ? ', dead-lettered' : ''}; faults near: ${faultsNear(events, sample.loggedAtMs)}`);
+    out.push(
+      `  lost ${sample.rid} (producer ${sample.producer}) logged at +${seconds(sample.loggedAtMs)}${sample.deadLettered ? ', dead-lettered' : ''}; faults near: ${faultsNear(events, sample.loggedAtMs)}`,
+    );
   }
   for (const sample of v.samples.duplicates.slice(0, 10)) {
     out.push(`  duplicate ${sample.rid} x${sample.copies} logged at +${seconds(sample.loggedAtMs)}; faults near: ${faultsNear(events, sample.loggedAtMs)}`);

@@ -48,7 +48,10 @@ const WEIGHTS: Record<FaultKind, number> = {
  */
 export function planFaults(params: ScheduleParams): PlannedFault[] {
   const plan: PlannedFault[] = [];
-  for (const [lane, kinds] of [['process', PROCESS_FAULTS], ['storage', STORAGE_FAULTS]] as const) {
+  for (const [lane, kinds] of [
+    ['process', PROCESS_FAULTS],
+    ['storage', STORAGE_FAULTS],
+  ] as const) {
     const enabled = (kinds as readonly FaultKind[]).filter((kind) => params.faults.includes(kind));
     if (enabled.length === 0) continue;
     const rng = Rng.fork(params.seed, lane);

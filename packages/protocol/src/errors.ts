@@ -7,14 +7,7 @@ import { quote } from './escape';
  * Every failure the protocol reports is a ProtocolError with a stable `code`.
  * Callers (the server's dead-letter path above all) branch on `code`, never on message text.
  */
-export type ProtocolErrorCode =
-  | 'INVALID_NAME'
-  | 'INVALID_UTF8'
-  | 'FRAME_TOO_LARGE'
-  | 'FRAME_FORMAT'
-  | 'FRAME_VERSION'
-  | 'RECORD_TOO_LARGE'
-  | 'RECORD_INVALID';
+export type ProtocolErrorCode = 'INVALID_NAME' | 'INVALID_UTF8' | 'FRAME_TOO_LARGE' | 'FRAME_FORMAT' | 'FRAME_VERSION' | 'RECORD_TOO_LARGE' | 'RECORD_INVALID';
 
 export interface ProtocolErrorContext {
   /** Redis stream entry id (or a description of the Pub/Sub message) the bytes came from. */

@@ -2,7 +2,10 @@ import fc from 'fast-check';
 import { escapeUnsafeJson, quote } from './index';
 
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-const char = fc.oneof(fc.constantFrom('\u007f', '\u0080', '\u0085', '\u009b', '\u009f', '\u00a0', '\u2028', '\u2029', '\n', '"', '\\', 'é', '\ud83d'), fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }));
+const char = fc.oneof(
+  fc.constantFrom('\u007f', '\u0080', '\u0085', '\u009b', '\u009f', '\u00a0', '\u2028', '\u2029', '\n', '"', '\\', 'é', '\ud83d'),
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+);
 const text = fc.string({ unit: char, maxLength: 20 });
 
 describe('escapeUnsafeJson', () => {

@@ -1,17 +1,5 @@
 import fc from 'fast-check';
-import {
-  DEFAULT_LIMITS,
-  FRAME_MAGIC,
-  LIMITS,
-  ProtocolError,
-  decodeFrame,
-  decodeRecord,
-  encodeFrame,
-  encodeRecord,
-  isFrame,
-  type FrameHeader,
-  type WireRecord,
-} from './index';
+import { DEFAULT_LIMITS, FRAME_MAGIC, LIMITS, ProtocolError, decodeFrame, decodeRecord, encodeFrame, encodeRecord, isFrame, type FrameHeader, type WireRecord } from './index';
 
 const header = (count: number, over: Partial<FrameHeader> = {}): FrameHeader => ({
   producer: 'p0a1b2c3d4e5f6a7',
@@ -103,15 +91,20 @@ describe('frames', () => {
 });
 
 describe('frames, property tests', () => {
-  const jsonValue = fc.jsonValue({ maxDepth: 4 })
-      // the protocol refuses __proto__ keys by design (the publisher renames them)
-      .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
+  const jsonValue = fc
+    .jsonValue({ maxDepth: 4 })
+    // the protocol refuses __proto__ keys by design (the publisher renames them)
+    .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
   const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
     {
       time: fc.integer({ min: LIMITS.minTime, max: Date.now() }),
       level: fc.constantFrom('debug', 'info', 'warn', 'error'),
       message: fc.string({ unit: 'binary' }),
-      fields: fc.dictionary(fc.string().filter((k) => k !== '__proto__'), jsonValue, { maxKeys: 5 }),
+      fields: fc.dictionary(
+        fc.string().filter((k) => k !== '__proto__'),
+        jsonValue,
+        { maxKeys: 5 },
+      ),
     },
     { requiredKeys: ['time', 'level', 'message'] },
   ) as fc.Arbitrary<WireRecord>;
@@ -124,9 +117,7 @@ describe('frames, property tests', () => {
         expect(decoded).toHaveLength(records.length);
         decoded.forEach((r, i) => {
           // JSON drops -0 and undefined; compare through JSON as the disk will.
-          expect(JSON.parse(JSON.stringify({ ...r }))).toEqual(
-            JSON.parse(JSON.stringify({ ...records[i], app: 'shop', host: 'app1', pid: 1234, producer: 'p0a1b2c3d4e5f6a7', seq: seq + i })),
-          );
+          expect(JSON.parse(JSON.stringify({ ...r }))).toEqual(JSON.parse(JSON.stringify({ ...records[i], app: 'shop', host: 'app1', pid: 1234, producer: 'p0a1b2c3d4e5f6a7', seq: seq + i })));
         });
       }),
       { numRuns: 300 },
@@ -142,21 +133,23 @@ describe('frames, property tests', () => {
   };
 
   it('throws nothing but ProtocolError on random bytes', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => onlyProtocolErrors(bytes)), { numRuns: 2000 });
-    fc.assert(fc.property(fc.string({ unit: 'binary' }), (text) => onlyProtocolErrors(FRAME_MAGIC + text)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => onlyProtocolErrors(bytes)),
+      { numRuns: 2000 },
+    );
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), (text) => onlyProtocolErrors(FRAME_MAGIC + text)),
+      { numRuns: 2000 },
+    );
   }, 30_000);
 
   it('throws nothing but ProtocolError on mutated valid frames', () => {
     fc.assert(
-      fc.property(
-        fc.array(wireRecord, { minLength: 1, maxLength: 5 }),
-        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
-        (records, mutations) => {
-          const bytes = Buffer.from(encodeFrame(header(records.length), records.map(encodeRecord)));
-          for (const [at, value] of mutations) bytes[at % bytes.length] = value;
-          onlyProtocolErrors(bytes);
-        },
-      ),
+      fc.property(fc.array(wireRecord, { minLength: 1, maxLength: 5 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (records, mutations) => {
+        const bytes = Buffer.from(encodeFrame(header(records.length), records.map(encodeRecord)));
+        for (const [at, value] of mutations) bytes[at % bytes.length] = value;
+        onlyProtocolErrors(bytes);
+      }),
       { numRuns: 1000 },
     );
   }, 30_000);

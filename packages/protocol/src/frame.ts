@@ -1,13 +1,4 @@
-import {
-  FrameFormatError,
-  FrameTooLargeError,
-  InvalidUtf8Error,
-  ProtocolError,
-  RecordInvalidError,
-  RecordTooLargeError,
-  UnsupportedVersionError,
-  type ProtocolErrorContext,
-} from './errors';
+import { FrameFormatError, FrameTooLargeError, InvalidUtf8Error, ProtocolError, RecordInvalidError, RecordTooLargeError, UnsupportedVersionError, type ProtocolErrorContext } from './errors';
 import { isLevel } from './levels';
 import { quote } from './escape';
 import { LIMITS, type Limits } from './limits';
@@ -62,6 +53,8 @@ export interface DecodedFrame {
 }
 
 export function encodeFrameHeader(header: FrameHeader): string {
+  // One key and its value a line, as the header reads on the wire.
+  // prettier-ignore
   return (
     FRAME_MAGIC +
     '{"p":' + JSON.stringify(header.producer) +
@@ -116,10 +109,7 @@ export function decodeUtf8(data: Uint8Array, context?: ProtocolErrorContext): st
  * Decodes a frame's header and splits its record lines.
  * Never throws anything but a ProtocolError, whatever the input.
  */
-export function decodeFrame(
-  data: string | Uint8Array,
-  options: { limits?: Partial<Limits>; entryId?: string } = {},
-): DecodedFrame {
+export function decodeFrame(data: string | Uint8Array, options: { limits?: Partial<Limits>; entryId?: string } = {}): DecodedFrame {
   const limits = withDefaults(options.limits);
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
   const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
@@ -236,11 +226,7 @@ export interface DecodeRecordOptions {
  * Decodes record `index` of a frame into a fully addressed record.
  * Never throws anything but a ProtocolError (RecordTooLargeError, RecordInvalidError, InvalidUtf8Error).
  */
-export function decodeRecord(
-  frame: DecodedFrame,
-  index: number,
-  options: DecodeRecordOptions = {},
-): LogRecord {
+export function decodeRecord(frame: DecodedFrame, index: number, options: DecodeRecordOptions = {}): LogRecord {
   const limits = withDefaults(options.limits);
   const line = frame.lines[index];
   const { header } = frame;
@@ -262,13 +248,7 @@ export function decodeRecord(
   return record;
 }
 
-function addressed(
-  wire: { time: number; level: WireRecord['level']; message: string },
-  header: FrameHeader,
-  index: number,
-  limits: Limits,
-  receivedAt = Date.now(),
-): LogRecord {
+function addressed(wire: { time: number; level: WireRecord['level']; message: string }, header: FrameHeader, index: number, limits: Limits, receivedAt = Date.now()): LogRecord {
   const record: LogRecord = {
     time: wire.time,
     level: wire.level,
@@ -338,7 +318,7 @@ function checkShape(value: object, depth: number, limits: Limits, context: Proto
   if (depth > limits.maxDepth) throw new RecordInvalidError(`nested deeper than ${limits.maxDepth}`, context);
   let count = 0;
   if (Array.isArray(value)) {
-    for (const item of value) {
+    for (const item of value as unknown[]) {
       count++;
       if (typeof item === 'object' && item !== null) count += checkShape(item, depth + 1, limits, context);
       if (count > limits.maxKeys) break;

@@ -5,13 +5,10 @@ describe('names', () => {
     expect(isValidName(name)).toBe(true);
   });
 
-  it.each(['', '.', '..', '../../etc', '/etc/passwd', 'a/b', 'a\\b', '.hidden', '-flag', 'sh\0op', 'a b', 'x'.repeat(65), 'é'])(
-    'refuses %j',
-    (name) => {
-      expect(isValidName(name)).toBe(false);
-      expect(() => assertValidName('app', name)).toThrow(expect.objectContaining({ code: 'INVALID_NAME', kind: 'app' }));
-    },
-  );
+  it.each(['', '.', '..', '../../etc', '/etc/passwd', 'a/b', 'a\\b', '.hidden', '-flag', 'sh\0op', 'a b', 'x'.repeat(65), 'é'])('refuses %j', (name) => {
+    expect(isValidName(name)).toBe(false);
+    expect(() => assertValidName('app', name)).toThrow(expect.objectContaining({ code: 'INVALID_NAME', kind: 'app' }));
+  });
 
   it('refuses non-strings', () => {
     expect(isValidName(42)).toBe(false);

@@ -40,7 +40,10 @@ export function assertValidName(kind: string, value: unknown, context?: Protocol
  * invalid characters become '-', the result is cut to the maximum length.
  */
 export function toValidName(value: string, fallback = 'unknown'): string {
-  let name = value.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[._-]+/, '').slice(0, MAX_NAME_LENGTH);
+  let name = value
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[._-]+/, '')
+    .slice(0, MAX_NAME_LENGTH);
   if (name.length === 0) name = fallback;
   return name;
 }

@@ -61,7 +61,12 @@ describe('decodeRecord with spliceFields (the scanner fast path)', () => {
     ['an escaped __proto__', '{"t":1,"l":"info","m":"x","f":{"a":{"__pro\\u0074o__":1}}}'],
     ['a raw control character', '{"t":1,"l":"info","m":"x","f":{"a":"\u001b[31m"}}'],
     ['nesting past the limit', `{"t":1,"l":"info","m":"x","f":${'{"a":'.repeat(DEFAULT_LIMITS.maxDepth + 1)}1${'}'.repeat(DEFAULT_LIMITS.maxDepth + 1)}}`],
-    ['too many keys', `{"t":1,"l":"info","m":"x","f":{"a":[${Array(DEFAULT_LIMITS.maxKeys + 1).fill(0).join(',')}]}}`],
+    [
+      'too many keys',
+      `{"t":1,"l":"info","m":"x","f":{"a":[${Array(DEFAULT_LIMITS.maxKeys + 1)
+        .fill(0)
+        .join(',')}]}}`,
+    ],
     ['a bad number', '{"t":1,"l":"info","m":"x","f":{"a":01}}'],
     ['a bad escape', '{"t":1,"l":"info","m":"x\\q"}'],
     ['trailing garbage', '{"t":1,"l":"info","m":"x"}x'],

@@ -52,11 +52,7 @@ const LEVEL_PREFIXES: ReadonlyArray<readonly [Level, string]> = [
  * Scans a canonical record line. `reservedKeys` are top-level field names the caller cannot
  * splice (they would collide with its own keys): a line using one is left to the full decoder.
  */
-export function scanCanonicalRecord(
-  line: string,
-  limits: { maxDepth: number; maxKeys: number },
-  reservedKeys: ReadonlyMap<number, readonly string[]>,
-): ScannedRecord | undefined {
+export function scanCanonicalRecord(line: string, limits: { maxDepth: number; maxKeys: number }, reservedKeys: ReadonlyMap<number, readonly string[]>): ScannedRecord | undefined {
   src = line;
   pos = 0;
   keys = 0;

@@ -77,10 +77,7 @@ export class PublisherCore implements SerializeCounters {
   constructor(options: ResolvedOptions) {
     this.options = options;
     this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid });
-    this.xaddOptions =
-      options.maxStreamLength === undefined
-        ? undefined
-        : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
+    this.xaddOptions = options.maxStreamLength === undefined ? undefined : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
     this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
     this.client = createClient({
       ...options.redis,
@@ -153,10 +150,7 @@ export class PublisherCore implements SerializeCounters {
     const text = this.queue.encode(frame);
     frame.inFlight = true;
     this.inFlight++;
-    const command =
-      this.options.transport === 'stream'
-        ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text }, this.xaddOptions)
-        : this.client.publish(this.target, text);
+    const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text }, this.xaddOptions) : this.client.publish(this.target, text);
     command.then(
       (reply) => this.accepted(frame, reply),
       () => this.failed(frame),
@@ -276,5 +270,4 @@ export class PublisherCore implements SerializeCounters {
       unheard: this.unheard,
     };
   }
-
 }

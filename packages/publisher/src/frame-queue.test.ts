@@ -9,9 +9,14 @@ const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
     time: fc.integer({ min: LIMITS.minTime, max: Date.now() }),
     level: fc.constantFrom('debug' as const, 'info' as const, 'warn' as const, 'error' as const),
     message: fc.string({ unit: 'binary', maxLength: 200 }),
-    fields: fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), fc.jsonValue({ maxDepth: 2 })
-      // the protocol refuses __proto__ keys by design (the publisher renames them)
-      .filter((v) => !JSON.stringify(v).includes('"__proto__"')), { maxKeys: 4 }),
+    fields: fc.dictionary(
+      fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+      fc
+        .jsonValue({ maxDepth: 2 })
+        // the protocol refuses __proto__ keys by design (the publisher renames them)
+        .filter((v) => !JSON.stringify(v).includes('"__proto__"')),
+      { maxKeys: 4 },
+    ),
   },
   { requiredKeys: ['time', 'level', 'message'] },
 );

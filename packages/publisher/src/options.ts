@@ -121,20 +121,14 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     maxFrameBytes: 0,
     maxRecordBytes: 0,
     maxInFlightFrames: positiveInteger(problems, 'maxInFlightFrames', options.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
-    maxStreamLength:
-      options.maxStreamLength === undefined ? undefined : positiveInteger(problems, 'maxStreamLength', options.maxStreamLength, 1),
+    maxStreamLength: options.maxStreamLength === undefined ? undefined : positiveInteger(problems, 'maxStreamLength', options.maxStreamLength, 1),
     redis: options.redis ?? {},
     flushOnExit: options.flushOnExit ?? true,
   };
   // A smaller buffer shrinks the unset frame and record limits with it, so that setting
   // maxBufferBytes alone is always valid; limits set explicitly must agree with each other.
   resolved.maxBufferBytes = positiveInteger(problems, 'maxBufferBytes', options.maxBufferBytes, DEFAULTS.maxBufferBytes);
-  resolved.maxFrameBytes = positiveInteger(
-    problems,
-    'maxFrameBytes',
-    options.maxFrameBytes,
-    Math.min(DEFAULTS.maxFrameBytes, Math.max(1, Math.floor(resolved.maxBufferBytes / 4))),
-  );
+  resolved.maxFrameBytes = positiveInteger(problems, 'maxFrameBytes', options.maxFrameBytes, Math.min(DEFAULTS.maxFrameBytes, Math.max(1, Math.floor(resolved.maxBufferBytes / 4))));
   resolved.maxRecordBytes = positiveInteger(problems, 'maxRecordBytes', options.maxRecordBytes, Math.min(DEFAULTS.maxRecordBytes, resolved.maxFrameBytes));
   // The server's limits bound these: a record or frame it would refuse must never be sent.
   if (resolved.maxRecordBytes > LIMITS.maxRecordBytes) {
@@ -142,7 +136,9 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
   }
   // Frames are measured in UTF-16 units, which take up to 3 bytes each in UTF-8, plus newlines.
   if (resolved.maxFrameBytes > MAX_FRAME_UNITS) {
-    problems.push(`maxFrameBytes (${resolved.maxFrameBytes}) must not exceed ${MAX_FRAME_UNITS}: a frame of that many UTF-16 units can take ${LIMITS.maxFrameBytes} bytes, the largest frame the server accepts`);
+    problems.push(
+      `maxFrameBytes (${resolved.maxFrameBytes}) must not exceed ${MAX_FRAME_UNITS}: a frame of that many UTF-16 units can take ${LIMITS.maxFrameBytes} bytes, the largest frame the server accepts`,
+    );
   }
   if (resolved.maxRecordBytes > resolved.maxFrameBytes) {
     problems.push(`maxRecordBytes (${resolved.maxRecordBytes}) must not exceed maxFrameBytes (${resolved.maxFrameBytes})`);

@@ -12,9 +12,7 @@ function serverAccepts(json: string): void {
 describe('fieldsJson', () => {
   it('writes what JSON.stringify writes when nothing is cut, on the walk as on the fast path', () => {
     // a __proto__ key is renamed by design (the server refuses it)
-    const object = fc
-      .dictionary(fc.string(), fc.jsonValue({ maxDepth: 5 }), { maxKeys: 6 })
-      .filter((v) => !JSON.stringify(v).includes('"__proto__"'));
+    const object = fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 5 }), { maxKeys: 6 }).filter((v) => !JSON.stringify(v).includes('"__proto__"'));
     fc.assert(
       fc.property(object, (value) => {
         const fast = fieldsJson(value, counters(), LIMITS.maxKeys);
@@ -67,10 +65,13 @@ describe('fieldsJson', () => {
 
   it('never throws, and what it writes the server takes', () => {
     fc.assert(
-      fc.property(fc.anything({ maxDepth: 25, withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withBoxedValues: true, withSparseArray: true }), (value) => {
-        const fields = typeof value === 'object' && value !== null ? value : { value };
-        serverAccepts(fieldsJson(fields, counters(), LIMITS.maxKeys));
-      }),
+      fc.property(
+        fc.anything({ maxDepth: 25, withBigInt: true, withDate: true, withMap: true, withSet: true, withTypedArray: true, withNullPrototype: true, withBoxedValues: true, withSparseArray: true }),
+        (value) => {
+          const fields = typeof value === 'object' && value !== null ? value : { value };
+          serverAccepts(fieldsJson(fields, counters(), LIMITS.maxKeys));
+        },
+      ),
       { numRuns: 1000 },
     );
   });

@@ -46,12 +46,12 @@ export class RedisTransport extends TransportStream {
     const level = LEVEL_MAP[String(info.level)] ?? 'info';
     const { level: _level, message, stack, [SPLAT]: splat, ...rest } = info as Record<string, unknown> & { [SPLAT]?: unknown };
     const fields: Fields = rest;
-    let text = typeof message === 'string' ? message : JSON.stringify(message) ?? '';
+    let text = typeof message === 'string' ? message : (JSON.stringify(message) ?? '');
     // winston leaves `logger.info('a %d', 1, { meta })` uninterpolated unless format.splat() is
     // used: do what format.splat() does (after it, no %-token is left and this changes nothing).
     if (Array.isArray(splat) && splat.length > 0) {
       const tokens = (text.match(/%[sdifjoOc]/g) ?? []).length;
-      if (tokens > 0) text = format(text, ...splat.slice(0, tokens));
+      if (tokens > 0) text = format(text, ...(splat.slice(0, tokens) as unknown[]));
       for (const meta of splat.slice(tokens)) {
         if (meta !== null && typeof meta === 'object' && !(meta instanceof Error)) Object.assign(fields, meta);
       }

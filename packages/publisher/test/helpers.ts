@@ -15,7 +15,7 @@ export function redisAndPublishers(prefix: string) {
     /** Publishers to close after the test: those made by publisher(), and any a test adds. */
     loggers: [] as Logger[],
     channel: () => `${prefix}-${process.pid}-${++channelNo}`,
-    publisher(ch: string, options: Partial<Parameters<typeof createPublisher>[1]> = {}): Logger {
+    publisher: (ch: string, options: Partial<Parameters<typeof createPublisher>[1]> = {}): Logger => {
       const log = createPublisher(ch, { app: 'shop', url: kit.redis.url, host: 'testhost', ...options });
       kit.loggers.push(log);
       return log;

@@ -25,11 +25,22 @@ const file = join(dir, 'bench.jsonl');
 const lines = [];
 let bytes = 0;
 for (let i = 0; bytes < MB * 1024 * 1024; i++) {
-  const line = JSON.stringify({
-    time: new Date(1764000000000 + i * 7).toISOString(), level: i % 50 === 0 ? 'error' : 'info', app: 'shop', host: 'web1', pid: 4101,
-    producer: '02c25e30f65edcf0', seq: i + 1, message: i % 3 === 0 ? 'request' : 'order placed', method: 'POST', path: `/api/orders/${i % 977}`,
-    status: i % 50 === 0 ? 502 : 201, ms: Math.round(Math.random() * 5000) / 100, userId: (i * 7919) % 100003,
-  }) + '\n';
+  const line =
+    JSON.stringify({
+      time: new Date(1764000000000 + i * 7).toISOString(),
+      level: i % 50 === 0 ? 'error' : 'info',
+      app: 'shop',
+      host: 'web1',
+      pid: 4101,
+      producer: '02c25e30f65edcf0',
+      seq: i + 1,
+      message: i % 3 === 0 ? 'request' : 'order placed',
+      method: 'POST',
+      path: `/api/orders/${i % 977}`,
+      status: i % 50 === 0 ? 502 : 201,
+      ms: Math.round(Math.random() * 5000) / 100,
+      userId: (i * 7919) % 100003,
+    }) + '\n';
   lines.push(line);
   bytes += line.length;
 }

@@ -126,8 +126,14 @@ async function archiveOnce(file: string, options: ArchiveOptions, context: { buc
   if (existing) {
     if (existing.Metadata?.sha256 === sha256) {
       const result: ArchiveResult = {
-        bucket, key, status: 'exists', bytes, compressedBytes: existing.ContentLength ?? 0, sha256,
-        s3Checksum: describeChecksum(existing), manifestKey: undefined,
+        bucket,
+        key,
+        status: 'exists',
+        bytes,
+        compressedBytes: existing.ContentLength ?? 0,
+        sha256,
+        s3Checksum: describeChecksum(existing),
+        manifestKey: undefined,
       };
       if (options.manifest) result.manifestKey = await putManifest(options, result, context);
       return result;

@@ -71,7 +71,7 @@ function entriesOf(reply: RawStreams): RawEntry[] {
 
 /** XINFO replies are maps (RESP3) or flat [key, value, ...] arrays (RESP2). */
 function toRecord(raw: unknown): Record<string, unknown> {
-  if (raw instanceof Map) return Object.fromEntries(raw);
+  if (raw instanceof Map) return Object.fromEntries(raw as Map<string, unknown>);
   if (Array.isArray(raw)) {
     const out: Record<string, unknown> = {};
     for (let i = 0; i + 1 < raw.length; i += 2) out[String(raw[i])] = raw[i + 1];
@@ -231,10 +231,7 @@ export class StreamReader {
       if (compareIds(id, first) < 0) first = id;
       if (compareIds(id, last) > 0) last = id;
     }
-    const reply = await this.writer.sendCommand<Array<[Buffer, Buffer, number, number]>>(
-      ['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer],
-      AS_BUFFERS,
-    );
+    const reply = await this.writer.sendCommand<Array<[Buffer, Buffer, number, number]>>(['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer], AS_BUFFERS);
     const wanted = new Set(ids);
     for (const [id, , , deliveries] of reply) {
       const text = id.toString();
@@ -295,9 +292,7 @@ export class StreamReader {
       if (compareIds(id, first) < 0) first = id;
       if (compareIds(id, last) > 0) last = id;
     }
-    const lost = await this.writer.sendCommand<Array<Buffer | string>>([
-      'EVAL', ACK_OWNED_SCRIPT, '1', this.key, this.group, this.consumer, first, last, String(ids.length), ...ids,
-    ]);
+    const lost = await this.writer.sendCommand<Array<Buffer | string>>(['EVAL', ACK_OWNED_SCRIPT, '1', this.key, this.group, this.consumer, first, last, String(ids.length), ...ids]);
     return lost.map(String);
   }
 

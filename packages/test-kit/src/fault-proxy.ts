@@ -32,8 +32,7 @@ interface Pair {
 }
 
 const BODY = '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code><Message>refused by the test-kit fault proxy</Message></Error>';
-const HTTP_503 =
-  `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: ${Buffer.byteLength(BODY)}\r\nconnection: close\r\n\r\n${BODY}`;
+const HTTP_503 = `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/xml\r\ncontent-length: ${Buffer.byteLength(BODY)}\r\nconnection: close\r\n\r\n${BODY}`;
 
 export async function startFaultProxy(targetPort: number, { port }: { port?: number } = {}): Promise<FaultProxy> {
   const listenPort = port ?? (await freePort());
@@ -72,7 +71,10 @@ export async function startFaultProxy(targetPort: number, { port }: { port?: num
     };
     client.on('data', forward(pair.upstream));
     pair.upstream.on('data', forward(client));
-    for (const [from, to] of [[client, pair.upstream], [pair.upstream, client]] as const) {
+    for (const [from, to] of [
+      [client, pair.upstream],
+      [pair.upstream, client],
+    ] as const) {
       from.on('error', () => to.destroy());
       from.on('close', () => {
         pairs.delete(pair);

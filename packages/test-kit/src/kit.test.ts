@@ -29,26 +29,28 @@ describe('test kit', () => {
     }
   });
 
-  it.each(s3Implementations())('starts %s, which answers S3 requests for its bucket', async (implementation) => {
-    const s3 = await startS3({ implementation, buckets: ['kit-bucket'] });
-    try {
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request(`${s3.endpoint}/kit-bucket?list-type=2`, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
+  it.each(s3Implementations())(
+    'starts %s, which answers S3 requests for its bucket',
+    async (implementation) => {
+      const s3 = await startS3({ implementation, buckets: ['kit-bucket'] });
+      try {
+        const status = await new Promise<number>((resolve, reject) => {
+          const req = request(`${s3.endpoint}/kit-bucket?list-type=2`, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+          req.end();
         });
-        req.on('error', reject);
-        req.end();
-      });
-      // s3rver answers unsigned requests with 403, moto with 200: either way a real S3 server saw the bucket
-      expect([200, 403]).toContain(status);
-    } finally {
-      await s3.dispose();
-    }
-    await expect(
-      new Promise((resolve, reject) => connect(s3.port, '127.0.0.1').on('connect', resolve).on('error', reject)),
-    ).rejects.toThrow();
-  }, 30_000);
+        // s3rver answers unsigned requests with 403, moto with 200: either way a real S3 server saw the bucket
+        expect([200, 403]).toContain(status);
+      } finally {
+        await s3.dispose();
+      }
+      await expect(new Promise((resolve, reject) => connect(s3.port, '127.0.0.1').on('connect', resolve).on('error', reject))).rejects.toThrow();
+    },
+    30_000,
+  );
 
   /** Runs `test` with a TCP proxy in front of a fresh redis-server, and disposes of both. */
   async function withProxiedRedis(test: (proxy: TcpProxy) => Promise<void>): Promise<void> {
@@ -84,38 +86,42 @@ describe('test kit', () => {
     }));
 
   // moto lists multipart uploads (in one page); s3rver does not list them at all
-  (motoAvailable() ? it : it.skip)('pages a real S3 server\'s multipart upload listing as AWS does', async () => {
-    const s3 = await startS3({ implementation: 'moto', buckets: ['kit-bucket'] });
-    const pager = await startS3Pager(s3.port, { maxUploads: 2 });
-    const http = (method: string, path: string) =>
-      new Promise<string>((resolve, reject) => {
-        const req = request(`${pager.endpoint}${path}`, { method }, (res) => {
-          let body = '';
-          res.on('data', (d: Buffer) => (body += d.toString()));
-          res.on('end', () => resolve(body));
+  (motoAvailable() ? it : it.skip)(
+    "pages a real S3 server's multipart upload listing as AWS does",
+    async () => {
+      const s3 = await startS3({ implementation: 'moto', buckets: ['kit-bucket'] });
+      const pager = await startS3Pager(s3.port, { maxUploads: 2 });
+      const http = (method: string, path: string) =>
+        new Promise<string>((resolve, reject) => {
+          const req = request(`${pager.endpoint}${path}`, { method }, (res) => {
+            let body = '';
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => resolve(body));
+          });
+          req.on('error', reject);
+          req.end();
         });
-        req.on('error', reject);
-        req.end();
-      });
-    try {
-      for (const key of ['p/c', 'p/a', 'q/x', 'p/b', 'p/a']) await http('POST', `/kit-bucket/${key}?uploads`);
-      const seen: string[] = [];
-      let query = '';
-      for (let pages = 1; ; pages++) {
-        const body = await http('GET', `/kit-bucket?uploads&prefix=p%2F${query}`);
-        seen.push(...[...body.matchAll(/<Key>(.*?)<\/Key>/g)].map((m) => m[1]!));
-        if (!body.includes('<IsTruncated>true</IsTruncated>')) {
-          expect(pages).toBe(2);
-          break;
+      try {
+        for (const key of ['p/c', 'p/a', 'q/x', 'p/b', 'p/a']) await http('POST', `/kit-bucket/${key}?uploads`);
+        const seen: string[] = [];
+        let query = '';
+        for (let pages = 1; ; pages++) {
+          const body = await http('GET', `/kit-bucket?uploads&prefix=p%2F${query}`);
+          seen.push(...[...body.matchAll(/<Key>(.*?)<\/Key>/g)].map((m) => m[1]!));
+          if (!body.includes('<IsTruncated>true</IsTruncated>')) {
+            expect(pages).toBe(2);
+            break;
+          }
+          const next = (name: string) => encodeURIComponent(new RegExp(`<${name}>(.*?)</${name}>`).exec(body)![1]!);
+          query = `&key-marker=${next('NextKeyMarker')}&upload-id-marker=${next('NextUploadIdMarker')}`;
         }
-        const next = (name: string) => encodeURIComponent(new RegExp(`<${name}>(.*?)</${name}>`).exec(body)![1]!);
-        query = `&key-marker=${next('NextKeyMarker')}&upload-id-marker=${next('NextUploadIdMarker')}`;
+        expect(seen).toEqual(['p/a', 'p/a', 'p/b', 'p/c']);
+        expect(pager.listings).toBe(2);
+      } finally {
+        await pager.close();
+        await s3.dispose();
       }
-      expect(seen).toEqual(['p/a', 'p/a', 'p/b', 'p/c']);
-      expect(pager.listings).toBe(2);
-    } finally {
-      await pager.close();
-      await s3.dispose();
-    }
-  }, 30_000);
+    },
+    30_000,
+  );
 });

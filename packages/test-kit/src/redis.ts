@@ -24,11 +24,7 @@ export const REDIS_INSTALL_HINT = 'apt-get install -y redis-server';
 export function redisServerBinary(): string {
   const path = process.env.REDIS_SERVER_BIN ?? which('redis-server');
   if (!path) {
-    throw new TestKitError(
-      'REDIS_SERVER_MISSING',
-      `redis-server (>= 6.2) is not installed; tests need a real one. Install it with: ${REDIS_INSTALL_HINT}` +
-        ' (or set REDIS_SERVER_BIN to its path)',
-    );
+    throw new TestKitError('REDIS_SERVER_MISSING', `redis-server (>= 6.2) is not installed; tests need a real one. Install it with: ${REDIS_INSTALL_HINT}` + ' (or set REDIS_SERVER_BIN to its path)');
   }
   return path;
 }
@@ -39,14 +35,22 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   const port = await freePort();
   const dir = tempDir('redis');
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', options.appendOnly ? 'yes' : 'no',
-    '--appendfsync', 'everysec',
-    '--daemonize', 'no',
-    '--loglevel', 'warning',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
+    '--appendfsync',
+    'everysec',
+    '--daemonize',
+    'no',
+    '--loglevel',
+    'warning',
     ...(options.args ?? []),
   ];
   let child: ChildProcess | undefined;
@@ -65,6 +69,9 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     const reply = await tcpAsk(port, 'FLUSHALL\r\n', 10_000);
     if (!reply.startsWith('+OK')) throw new TestKitError('COMMAND_FAILED', `FLUSHALL on port ${port} answered ${reply.trim()}`);
   };
-  const server: RedisServer = Object.assign(serviceControls(() => child, start, dir), { url: `redis://127.0.0.1:${port}`, port, dir, flushAll });
+  const server: RedisServer = Object.assign(
+    serviceControls(() => child, start, dir),
+    { url: `redis://127.0.0.1:${port}`, port, dir, flushAll },
+  );
   return server;
 }

@@ -89,19 +89,19 @@ export async function startS3(options: S3ServerOptions = {}): Promise<S3Server> 
   };
   await start();
 
-  const credentials =
-    implementation === 's3rver'
-      ? { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }
-      : { accessKeyId: 'testing', secretAccessKey: 'testing' };
+  const credentials = implementation === 's3rver' ? { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } : { accessKeyId: 'testing', secretAccessKey: 'testing' };
   const endpoint = `http://127.0.0.1:${port}`;
   // s3rver keeps its data directory across a restart; moto starts empty.
-  const server: S3Server = Object.assign(serviceControls(() => child, start, dir), {
-    implementation,
-    endpoint,
-    port,
-    region: 'us-east-1',
-    credentials,
-    clientConfig: { endpoint, forcePathStyle: true as const, region: 'us-east-1', credentials },
-  });
+  const server: S3Server = Object.assign(
+    serviceControls(() => child, start, dir),
+    {
+      implementation,
+      endpoint,
+      port,
+      region: 'us-east-1',
+      credentials,
+      clientConfig: { endpoint, forcePathStyle: true as const, region: 'us-east-1', credentials },
+    },
+  );
   return server;
 }

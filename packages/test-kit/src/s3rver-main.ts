@@ -17,4 +17,5 @@ server.run().then(
     process.exit(1);
   },
 );
-process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));
+// Fire and forget: the process exits in finally() whether close() resolves or rejects.
+process.on('SIGTERM', () => void server.close().finally(() => process.exit(0)));
