@@ -34,7 +34,6 @@ export class ArchiveQueue {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
-  lastSuccess: number | undefined;
 
   constructor(
     private readonly config: Readonly<ServerConfig> & { s3: NonNullable<ServerConfig['s3']> },
@@ -291,12 +290,11 @@ export class ArchiveQueue {
     syncDirectory(dirname(file.path));
     this.queue.splice(this.queue.indexOf(file), 1);
     this.queuedBytes -= file.bytes;
-    this.lastSuccess = Date.now();
     this.metrics.archiveUploads.inc({ status: result.status });
     this.metrics.archiveBytesIn.inc(result.bytes);
     this.metrics.archiveBytesOut.inc(result.compressedBytes);
     if (result.compressedBytes > 0) this.metrics.archiveCompressionRatio.set(result.bytes / result.compressedBytes);
-    this.metrics.archiveLastSuccess.set(this.lastSuccess / 1000);
+    this.metrics.archiveLastSuccess.set(Date.now() / 1000);
     this.log('info', 'archived', { file: file.path, key, status: result.status, bytes: result.bytes, compressedBytes: result.compressedBytes });
   }
 

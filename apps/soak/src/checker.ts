@@ -403,7 +403,7 @@ function resolveCopies(sources: readonly Source[]) {
       copies.push(group.find((g) => g.source.kind === 'archived') ?? first);
       archivedAndLocal += group.length - 1;
     } else {
-      copies.push(...group);
+      for (const copy of group) copies.push(copy);
       archiveMismatches++;
       mismatchLocations.push(group.map((g) => g.source.location).join(' vs '));
     }

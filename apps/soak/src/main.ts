@@ -147,12 +147,12 @@ async function main(): Promise<number> {
     const strayFiles: string[] = [];
     cluster.servers.forEach((s, i) => {
       const local = readLocal(s.name, cluster?.logDirs[i] as string);
-      sources.push(...local.sources);
-      strayFiles.push(...local.other);
+      for (const source of local.sources) sources.push(source);
+      for (const name of local.other) strayFiles.push(name);
     });
     s3Client = new S3Client({ ...cluster.s3.clientConfig, maxAttempts: 3 });
     const archive = await readArchive(s3Client, BUCKET);
-    sources.push(...archive.sources);
+    for (const source of archive.sources) sources.push(source);
     const dead = await deadLetteredRids(redisClient, `log:{${CHANNEL}}:dead`);
     const histories = readHistories(readdirSync(historyDir).map((name) => join(historyDir, name)));
     const verdict = check({ histories, sources: sources, stats, deadLettered: dead.rids });

@@ -63,8 +63,8 @@ export function formatReport(summary: RunSummary): string {
     ['server crashes (restarted)', summary.servers.reduce((s, x) => s + x.crashes, 0), summary.servers.map((s) => `${s.name} ${s.crashes}`).join(', ')],
     ['server exit at final SIGTERM', summary.servers.map((s) => `${s.name}=${s.finalExit}`).join(' ')],
   ];
-  const width = Math.max(...rows.map(([label]) => label.length));
-  const valueWidth = Math.max(...rows.map(([, value]) => String(value).length));
+  const width = rows.reduce((max, [label]) => Math.max(max, label.length), 0);
+  const valueWidth = rows.reduce((max, [, value]) => Math.max(max, String(value).length), 0);
   const out: string[] = [];
   const rule = '-'.repeat(width + valueWidth + 40);
   out.push('');

@@ -1,5 +1,5 @@
 /** Codes of the errors the publisher throws. It throws only at construction, never from a log call. */
-export type PublisherErrorCode = 'INVALID_OPTION' | 'CLOSED_TIMEOUT';
+export type PublisherErrorCode = 'INVALID_OPTION';
 
 export class PublisherError extends Error {
   readonly code: PublisherErrorCode;

@@ -213,7 +213,7 @@ export class StreamReader {
         AS_BUFFERS,
       );
       cursor = reply[0].toString();
-      claimed.push(...reply[1].map(toEntry));
+      for (const raw of reply[1]) claimed.push(toEntry(raw));
     } while (cursor !== '0-0' && claimed.length < max);
     return claimed;
   }
