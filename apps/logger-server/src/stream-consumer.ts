@@ -217,6 +217,10 @@ export class StreamConsumer {
         if (this.health.redisOk) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
         this.health.set(false, this.health.diskOk, error);
         if (!this.running) throw new ServerError('REDIS_UNAVAILABLE', 'stopping with a batch written but not committed; it is cut at the next start and redelivered', { cause: error });
+        // Redis came back without the stream or the group (restarted empty): the batch's entries
+        // are gone from it and the file holds the only copy. With the group made again, the
+        // commit finds them pending to nobody and commits the batch (the ledger still decides).
+        if (String((error as Error)?.message).includes('NOGROUP')) await this.reader.ensureGroup().catch(() => undefined);
         await sleep(backoffMs);
         backoffMs = Math.min(backoffMs * 2, 5000);
       }

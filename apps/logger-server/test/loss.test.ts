@@ -127,6 +127,33 @@ describe('the loss report', () => {
   }, 60_000);
 });
 
+describe('a commit in doubt', () => {
+  it('is committed when Redis comes back empty: the file holds the only copy, and it is written once', async () => {
+    const own = await startRedis();
+    try {
+      const s = await server({}, own.url);
+      const log = publisher(channel, { app: 'doubt', url: own.url });
+      log.info('one');
+      await log.flush();
+      own.pause(); // the server has just read 'one'; its commit (a millisecond later, after the fsync) waits unanswered
+      await sleep(500);
+      await own.kill();
+      await own.start(); // empty: no stream, no group, no ledger
+      log.info('two');
+      await log.flush();
+      const records = await waitForRecords(join(dir, 'log'), 'doubt', 2);
+      if (records.length < 2) throw new Error(`'two' never written; the server said:\n${s.output()}`);
+      expect(s.output()).toMatch(/committing a batch failed; trying the same commit again/); // the commit really was in doubt
+      expect(records.map((r) => r.message)).toEqual(['one', 'two']);
+      await sleep(300);
+      expect((await stats(s)).totals).toMatchObject({ received: 2, missing: 0 });
+    } finally {
+      await Promise.all(servers.splice(0).map((x) => x.stop()));
+      await own.dispose();
+    }
+  }, 40_000);
+});
+
 describe('a consumer name', () => {
   it("is refused to a second server while the first lives, with a clear message; a killed server's name is free at once", async () => {
     const first = await server({ LOG_CONSUMER: 'twin', LOG_DIR: join(dir, 'one') });

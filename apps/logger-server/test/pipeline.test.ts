@@ -193,25 +193,28 @@ describe('publisher -> redis stream -> logger-server -> files', () => {
 
   it('recovers when Redis restarts empty (stream and group gone) and keeps writing', async () => {
     const own = await startRedis();
-    const s = await startServer({ REDIS_URL: own.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
-    servers.push(s);
-    const log = publisher(channel, { app: 'restart', url: own.url });
-    log.info('one');
-    await log.flush();
-    await waitForRecords(logDir, 'restart', 1);
-    await own.kill();
-    await sleep(300);
-    const health = await httpGet(s.httpPort, '/healthz');
-    expect(health.status).toBe(503);
-    await own.start();
-    log.info('two');
-    await log.flush();
-    const records = await waitForRecords(logDir, 'restart', 2);
-    expect(records.map((r) => r.message)).toEqual(['one', 'two']);
-    expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);
-    await log.close();
-    await s.stop();
-    await own.dispose();
+    try {
+      const s = await startServer({ REDIS_URL: own.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+      servers.push(s);
+      const log = publisher(channel, { app: 'restart', url: own.url });
+      log.info('one');
+      await log.flush();
+      await waitForRecords(logDir, 'restart', 1);
+      await own.kill();
+      await sleep(300);
+      const health = await httpGet(s.httpPort, '/healthz');
+      expect(health.status).toBe(503);
+      await own.start();
+      log.info('two');
+      await log.flush();
+      const records = await waitForRecords(logDir, 'restart', 2);
+      if (records.length < 2) throw new Error(`'two' never written; the server said:\n${s.output()}`);
+      expect(records.map((r) => r.message)).toEqual(['one', 'two']);
+      expect((await httpGet(s.httpPort, '/healthz')).status).toBe(200);
+    } finally {
+      await Promise.all(servers.splice(0).map((x) => x.stop()));
+      await own.dispose();
+    }
   }, 30_000);
 
   it('drains on SIGTERM and exits 0; refuses bad configuration with exit 2 and one line per problem', async () => {
