@@ -132,31 +132,27 @@ redis.call('HSET', KEYS[2], unpack(checkpoints))
 
 local t = { received = 0, duplicates = 0, deadLettered = 0, reportedDrops = 0, missing = 0, producers = 0 }
 for _, b in ipairs(batch) do
-  local received, dead = 0, 0
-  for _, r in ipairs(b.written) do
+  -- Adds [r1, r2] to the producer's intervals; returns how many numbers were new.
+  local function cover(r)
     local added
     b.intervals, added = merge(b.intervals, r[1], r[2])
-    received = received + (r[2] - r[1] + 1)
     b.covered = b.covered + added
     if r[2] > b.highest then b.highest = r[2] end
+    return added
+  end
+  local received, dead = 0, 0
+  for _, r in ipairs(b.written) do
+    cover(r)
+    received = received + (r[2] - r[1] + 1)
   end
   -- Records the consumer's cache dropped: normally committed already (all duplicates); when
   -- Redis lost that commit (restarted from an older state), they are on disk: received.
   for _, r in ipairs(b.seen) do
-    local added
-    b.intervals, added = merge(b.intervals, r[1], r[2])
+    local added = cover(r)
     received = received + added
     b.duplicates = b.duplicates + (r[2] - r[1] + 1 - added)
-    b.covered = b.covered + added
-    if r[2] > b.highest then b.highest = r[2] end
   end
-  for _, r in ipairs(b.dead) do
-    local added
-    b.intervals, added = merge(b.intervals, r[1], r[2])
-    dead = dead + added
-    b.covered = b.covered + added
-    if r[2] > b.highest then b.highest = r[2] end
-  end
+  for _, r in ipairs(b.dead) do dead = dead + cover(r) end
   -- A producer with very many gaps: its oldest gaps are folded into one interval, so its state
   -- stays small. A late record there is taken as already committed; its gap stays counted.
   while #b.intervals > MAX_INTERVALS do

@@ -45,15 +45,20 @@ export class SeenSequences {
   }
 
   has(seq: number): boolean {
+    return this.indexOf(seq) !== -1;
+  }
+
+  /** The interval holding `seq`, or -1. */
+  private indexOf(seq: number): number {
     let lo = 0;
     let hi = this.ends.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       if (this.ends[mid]! < seq) lo = mid + 1;
       else if (this.starts[mid]! > seq) hi = mid - 1;
-      else return true;
+      else return mid;
     }
-    return false;
+    return -1;
   }
 
   get highest(): number {
@@ -62,29 +67,21 @@ export class SeenSequences {
 
   /** Takes `seq` out again (its record was taken back out of the file); false when it was not there. */
   remove(seq: number): boolean {
-    let lo = 0;
-    let hi = this.ends.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.ends[mid]! < seq) lo = mid + 1;
-      else if (this.starts[mid]! > seq) hi = mid - 1;
-      else {
-        const start = this.starts[mid]!;
-        const end = this.ends[mid]!;
-        if (start === end) {
-          this.starts.splice(mid, 1);
-          this.ends.splice(mid, 1);
-        } else if (seq === start) this.starts[mid] = seq + 1;
-        else if (seq === end) this.ends[mid] = seq - 1;
-        else {
-          this.starts.splice(mid + 1, 0, seq + 1);
-          this.ends.splice(mid + 1, 0, end);
-          this.ends[mid] = seq - 1;
-        }
-        return true;
-      }
+    const at = this.indexOf(seq);
+    if (at === -1) return false;
+    const start = this.starts[at]!;
+    const end = this.ends[at]!;
+    if (start === end) {
+      this.starts.splice(at, 1);
+      this.ends.splice(at, 1);
+    } else if (seq === start) this.starts[at] = seq + 1;
+    else if (seq === end) this.ends[at] = seq - 1;
+    else {
+      this.starts.splice(at + 1, 0, seq + 1);
+      this.ends.splice(at + 1, 0, end);
+      this.ends[at] = seq - 1;
     }
-    return false;
+    return true;
   }
 
   get intervals(): number {

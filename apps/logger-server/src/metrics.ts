@@ -9,6 +9,19 @@ export type GroupTotalsSource = () => Promise<{ missing: number; deadLettered: n
  */
 export function createMetrics(groupTotals?: GroupTotalsSource) {
   const registry = new Registry();
+  // One read of the totals per scrape, shared by the gauges that show them (collected together).
+  let reading: Promise<{ missing: number; deadLettered: number } | undefined> | undefined;
+  const readTotals = () => (reading ??= (groupTotals?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => setImmediate(() => (reading = undefined))));
+  const totalsGauge = (name: string, help: string, pick: (totals: { missing: number; deadLettered: number }) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      async collect() {
+        const totals = await readTotals();
+        if (totals !== undefined) this.set(pick(totals));
+      },
+    });
   const m = {
     registry,
     recordsWritten: new Counter({ name: 'logger_records_written_total', help: 'Records written and fsynced to log files', labelNames: ['app'], registers: [registry] }),
@@ -16,24 +29,12 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     entriesAcked: new Counter({ name: 'logger_entries_acked_total', help: 'Stream entries acknowledged (XACK)', registers: [registry] }),
     duplicates: new Counter({ name: 'logger_duplicates_dropped_total', help: 'Records not written because they were already on disk', registers: [registry] }),
     reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
-    missing: new Gauge({
-      name: 'logger_missing_records',
-      help: "Sequence numbers that no server of the group committed or dead-lettered, below each producer's highest, over all producers (the group's loss report)",
-      registers: [registry],
-      async collect() {
-        const totals = await groupTotals?.().catch(() => undefined);
-        if (totals !== undefined) this.set(totals.missing);
-      },
-    }),
-    deadLettered: new Gauge({
-      name: 'logger_dead_lettered_records',
-      help: "Records of known producers the group dead-lettered (the group's loss report; not counted as missing)",
-      registers: [registry],
-      async collect() {
-        const totals = await groupTotals?.().catch(() => undefined);
-        if (totals !== undefined) this.set(totals.deadLettered);
-      },
-    }),
+    missing: totalsGauge(
+      'logger_missing_records',
+      "Sequence numbers that no server of the group committed or dead-lettered, below each producer's highest, over all producers (the group's loss report)",
+      (totals) => totals.missing,
+    ),
+    deadLettered: totalsGauge('logger_dead_lettered_records', "Records of known producers the group dead-lettered (the group's loss report; not counted as missing)", (totals) => totals.deadLettered),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
     deadLettersSpooled: new Gauge({
       name: 'logger_dead_letters_spooled',

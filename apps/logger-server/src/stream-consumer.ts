@@ -82,7 +82,7 @@ export class StreamConsumer {
           prefetched = undefined;
           ({ entries, fresh } = await next);
         } else {
-          if (!this.uncommitted && !this.hooks.rotate()) return;
+          if (!this.hooks.rotate()) return; // the server's rotate skips while a batch is uncommitted
           if (this.hooks.archiveBackpressure()) {
             await sleep(500);
             continue;
