@@ -7,15 +7,19 @@
 -- those records back out of its files before it tries again with the rest.
 -- allow-oom: a Redis at maxmemory must still take acknowledgements, or trimming never frees it.
 --
--- KEYS: 1 stream, 2 checkpoints (hash), 3 producer index (zset), 4 totals (hash), 5 lease,
---       6.. one ledger hash per producer, in ARGV's order
+-- KEYS: 1 stream, 2 checkpoints (hash), 3 origin index (zset), 4 totals (hash), 5 lease,
+--       6.. per origin in ARGV's order: its ledger hash, the set of origins of its producer id
 -- ARGV: 1 group, 2 consumer, 3 lease value, 4 lease ttl (ms), 5 now (ms), 6 commit token,
---       7 n ids, ids..., n checkpoints, (field, value)..., n producers, per producer:
---       producer, app, host, records taken out as already committed, reported drops,
+--       7 n ids, ids..., n checkpoints, (field, value)..., n origins, per origin (producer id,
+--       app and host: the ledger is kept per origin, so a frame forged under another's producer
+--       id cannot make its records look committed): origin key, producer, app, host, records
+--       taken out as already committed, reported drops,
 --       n written ranges, (start, end)..., n ranges its dedup cache dropped as already written
 --       (committed by this consumer before, as far as it knows), (start, end)...,
 --       n dead-lettered ranges, (start, end)...
--- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', producer, start, end, ...}.
+-- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', origin, start, end, ...}.
+-- Records whose producer id and number another origin already committed are kept (both are
+-- written) and counted as conflicts, on the row of the origin committing second.
 -- The token makes a retry safe: a server whose commit got no reply (Redis restarted, connection
 -- lost) sends the same commit again until it has an answer; if the first one was applied, the
 -- stored token says so and nothing is applied twice.
@@ -94,8 +98,9 @@ local batch = {}
 local overlaps = { 'OVERLAP' }
 local np = tonumber(ARGV[i]); i = i + 1
 for p = 1, np do
-  local b = { key = KEYS[5 + p], producer = ARGV[i], app = ARGV[i + 1], host = ARGV[i + 2], duplicates = tonumber(ARGV[i + 3]), drops = tonumber(ARGV[i + 4]) }
-  i = i + 5
+  local b = { key = KEYS[4 + 2 * p], originsKey = KEYS[5 + 2 * p], origin = ARGV[i], producer = ARGV[i + 1], app = ARGV[i + 2], host = ARGV[i + 3],
+    duplicates = tonumber(ARGV[i + 4]), drops = tonumber(ARGV[i + 5]) }
+  i = i + 6
   local function ranges()
     local list, count = {}, tonumber(ARGV[i])
     i = i + 1
@@ -115,7 +120,7 @@ for p = 1, np do
     for _, iv in ipairs(b.intervals) do
       local lo, hi = math.max(r[1], iv[1]), math.min(r[2], iv[2])
       if lo <= hi then
-        overlaps[#overlaps + 1] = b.producer
+        overlaps[#overlaps + 1] = b.origin
         overlaps[#overlaps + 1] = string.format('%.0f', lo)
         overlaps[#overlaps + 1] = string.format('%.0f', hi)
       end
@@ -130,7 +135,7 @@ checkpoints[#checkpoints + 1] = consumer
 checkpoints[#checkpoints + 1] = ARGV[6]
 redis.call('HSET', KEYS[2], unpack(checkpoints))
 
-local t = { received = 0, duplicates = 0, deadLettered = 0, reportedDrops = 0, missing = 0, producers = 0 }
+local t = { received = 0, duplicates = 0, deadLettered = 0, reportedDrops = 0, missing = 0, producers = 0, conflicts = 0 }
 for _, b in ipairs(batch) do
   -- Adds [r1, r2] to the producer's intervals; returns how many numbers were new.
   local function cover(r)
@@ -140,6 +145,22 @@ for _, b in ipairs(batch) do
     if r[2] > b.highest then b.highest = r[2] end
     return added
   end
+  -- Other origins under the same producer id: numbers they committed that this batch wrote too.
+  -- Their ledgers share this one's prefix (same group, same hash tag).
+  local conflicts = 0
+  local prefix = string.sub(b.key, 1, #b.key - #b.origin)
+  for _, other in ipairs(redis.call('SMEMBERS', b.originsKey)) do
+    if other ~= b.origin then
+      for _, iv in ipairs(parse(redis.call('HGET', prefix .. other, 'intervals') or nil)) do
+        for _, r in ipairs(b.written) do
+          local lo, hi = math.max(r[1], iv[1]), math.min(r[2], iv[2])
+          if lo <= hi then conflicts = conflicts + (hi - lo + 1) end
+        end
+      end
+    end
+  end
+  redis.call('SADD', b.originsKey, b.origin)
+  redis.call('PEXPIRE', b.originsKey, RETAIN_MS)
   local received, dead = 0, 0
   for _, r in ipairs(b.written) do
     cover(r)
@@ -173,12 +194,14 @@ for _, b in ipairs(batch) do
   redis.call('HINCRBY', b.key, 'duplicates', b.duplicates)
   redis.call('HINCRBY', b.key, 'deadLettered', dead)
   redis.call('HINCRBY', b.key, 'reportedDrops', b.drops)
+  redis.call('HINCRBY', b.key, 'conflicts', conflicts)
   redis.call('PEXPIRE', b.key, RETAIN_MS)
-  redis.call('ZADD', KEYS[3], now, b.producer)
+  redis.call('ZADD', KEYS[3], now, b.origin)
   t.received = t.received + received
   t.duplicates = t.duplicates + b.duplicates
   t.deadLettered = t.deadLettered + dead
   t.reportedDrops = t.reportedDrops + b.drops
+  t.conflicts = t.conflicts + conflicts
   t.missing = t.missing + (missing - b.missing)
 end
 if np > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. string.format('%.0f', now - RETAIN_MS)) end

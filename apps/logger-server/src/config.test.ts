@@ -19,6 +19,14 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('bounds MAX_OPEN_FILES by the process limit (ulimit -n), naming the setting when it is too high', () => {
+    expect(loadConfig({}, '/srv', 20_000).maxOpenFiles).toBe(256);
+    expect(loadConfig({}, '/srv', 256).maxOpenFiles).toBe(64);
+    expect(loadConfig({}, '/srv', undefined).maxOpenFiles).toBe(256);
+    expect(() => loadConfig({ MAX_OPEN_FILES: '5000' }, '/srv', 1024)).toThrow(/MAX_OPEN_FILES=5000: must be at most 960, the process's open file limit \(1024/);
+    expect(loadConfig({ MAX_OPEN_FILES: '900' }, '/srv', 1024).maxOpenFiles).toBe(900);
+  });
+
   it('reports every bad value at once, one line each', () => {
     let caught: unknown;
     try {

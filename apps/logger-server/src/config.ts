@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { DEFAULT_GROUP, nameProblem, toValidName } from '@log/protocol';
 import { ConfigError } from './errors';
+import { DEFAULT_MAX_OPEN_FILES } from './sink';
 
 /** The server's configuration, checked once at start and frozen. */
 export interface ServerConfig {
@@ -29,6 +30,8 @@ export interface ServerConfig {
   httpPort: number | undefined;
   rotateBytes: number;
   rotateSeconds: number;
+  /** Most log files with an open descriptor at once; idle ones are closed and reopened on demand. Below RLIMIT_NOFILE. */
+  maxOpenFiles: number;
   s3:
     | {
         bucket: string;
@@ -68,6 +71,7 @@ export const ENV_KEYS = [
   'HTTP_PORT',
   'ROTATE_BYTES',
   'ROTATE_SECONDS',
+  'MAX_OPEN_FILES',
   'S3_BUCKET',
   'S3_PREFIX',
   'S3_ENDPOINT',
@@ -87,7 +91,7 @@ type Env = Partial<Record<string, string | undefined>>;
  * Reads the configuration from the environment (a LOG_CONFIG JSON file adds values the
  * environment does not set). Every problem is collected and reported in one ConfigError.
  */
-export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonly<ServerConfig> {
+export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = openFileLimit()): Readonly<ServerConfig> {
   const problems: string[] = [];
   const values: Env = { ...readConfigFile(env.LOG_CONFIG, problems) };
   for (const key of ENV_KEYS) if (env[key] !== undefined && env[key] !== '') values[key] = env[key];
@@ -145,6 +149,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     httpPort,
     rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),
     rotateSeconds: integer('ROTATE_SECONDS', 3600, 1),
+    maxOpenFiles: integer('MAX_OPEN_FILES', defaultMaxOpenFiles(limit), 1),
     s3:
       bucket === undefined
         ? undefined
@@ -169,8 +174,33 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
   if (config.s3?.endpoint !== undefined && !/^https?:\/\//.test(config.s3.endpoint)) {
     problems.push(`S3_ENDPOINT=${JSON.stringify(config.s3.endpoint)}: must start with http:// or https://`);
   }
+  if (limit !== undefined && config.maxOpenFiles > limit - RESERVED_DESCRIPTORS) {
+    problems.push(
+      `MAX_OPEN_FILES=${config.maxOpenFiles}: must be at most ${limit - RESERVED_DESCRIPTORS}, the process's open file limit (${limit}, ulimit -n) less ${RESERVED_DESCRIPTORS} for sockets and state files`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);
+}
+
+/** Descriptors kept free for Redis and HTTP sockets, S3 uploads, state files and recovery. */
+const RESERVED_DESCRIPTORS = 64;
+
+/** DEFAULT_MAX_OPEN_FILES, or less when the process's limit is low (half of it, minus the reserve). */
+function defaultMaxOpenFiles(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_MAX_OPEN_FILES;
+  return Math.max(1, Math.min(DEFAULT_MAX_OPEN_FILES, Math.floor(limit / 2) - RESERVED_DESCRIPTORS));
+}
+
+/** The soft RLIMIT_NOFILE (`ulimit -n`) from /proc/self/limits; undefined where there is none (not Linux). */
+export function openFileLimit(): number | undefined {
+  try {
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    if (!match || match[1] === 'unlimited') return undefined;
+    return Number(match[1]);
+  } catch {
+    return undefined;
+  }
 }
 
 function readConfigFile(path: string | undefined, problems: string[]): Env {

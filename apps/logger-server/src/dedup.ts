@@ -112,7 +112,7 @@ export class DedupCache {
     return entry;
   }
 
-  /** True when (producer, seq) is new and must be written; false for a duplicate. */
+  /** True when (origin, seq) is new and must be written; false for a duplicate. `origin`: see origin.ts. */
   accept(producer: string, seq: number): boolean {
     return this.entry(producer).seen.add(seq);
   }

@@ -6,6 +6,7 @@ const shared = useRedis();
 let n = 0;
 
 const commit = (producer: string, written: number[], over: Partial<ProducerCommit> = {}): ProducerCommit => ({
+  origin: `${producer}/${over.app ?? 'shop'}/${over.host ?? 'h'}`,
   producer,
   app: 'shop',
   host: 'h',
@@ -37,12 +38,12 @@ const pending = async (key: string) => Number(((await shared.client.sendCommand(
 describe('GroupState.commit', () => {
   it('acknowledges, stores checkpoints and merges the ledger; missing is what no commit covered', async () => {
     const { key, ids, state } = await setUp(2);
-    const checkpoints = new Map([['shop', { offset: 120, producer: 'p1', seq: 10 }]]);
+    const checkpoints = new Map([['shop', { offset: 120, origin: 'p1/shop/h', seq: 10 }]]);
     expect(await state.commit(ids, checkpoints, [commit('p1', [1, 5, 9, 10], { dead: [7, 7], reportedDrops: 4 })], token())).toEqual({ kind: 'committed' });
     expect(await pending(key)).toBe(0);
     expect(await state.checkpoints()).toEqual(checkpoints);
     const report = await state.report();
-    expect(report.totals).toEqual({ producers: 1, received: 7, duplicates: 0, deadLettered: 1, reportedDrops: 4, missing: 2 }); // 6 and 8
+    expect(report.totals).toEqual({ producers: 1, received: 7, duplicates: 0, deadLettered: 1, reportedDrops: 4, missing: 2, conflicts: 0 }); // 6 and 8
     expect(report.producers).toEqual([expect.objectContaining({ producer: 'p1', app: 'shop', received: 7, deadLettered: 1, missing: 2, highest: 10 })]);
     expect(await state.commit([], new Map(), [commit('p1', [6, 6, 8, 8])], token())).toEqual({ kind: 'committed' });
     expect((await state.totals()).missing).toBe(0);
@@ -52,8 +53,8 @@ describe('GroupState.commit', () => {
   it('commits nothing and names the records when some server of the group already committed them', async () => {
     const { key, ids, state } = await setUp(1);
     await state.commit([], new Map(), [commit('p1', [1, 100])], token());
-    const outcome = await state.commit(ids, new Map([['shop', { offset: 1, producer: 'p1', seq: 150 }]]), [commit('p1', [90, 110, 140, 150]), commit('p2', [1, 10])], token());
-    expect(outcome).toEqual({ kind: 'overlap', ranges: [{ producer: 'p1', start: 90, end: 100 }] });
+    const outcome = await state.commit(ids, new Map([['shop', { offset: 1, origin: 'p1/shop/h', seq: 150 }]]), [commit('p1', [90, 110, 140, 150]), commit('p2', [1, 10])], token());
+    expect(outcome).toEqual({ kind: 'overlap', ranges: [{ origin: 'p1/shop/h', start: 90, end: 100 }] });
     expect(await pending(key)).toBe(1);
     expect(await state.checkpoints()).toEqual(new Map());
     expect((await state.totals()).received).toBe(100);

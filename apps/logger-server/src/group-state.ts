@@ -31,15 +31,17 @@ const COMMIT = new Script('commit');
 const RENEW = new Script('lease');
 const RELEASE = new Script('release');
 
-/** How far an open file is acknowledged: its first `offset` bytes, the last line being `producer`/`seq`. */
+/** How far an open file is acknowledged: its first `offset` bytes, the last line being record `seq` of `origin` (see origin.ts). */
 export interface Checkpoint {
   offset: number;
-  producer: string;
+  origin: string;
   seq: number;
 }
 
-/** What one batch did to one producer, merged into the group's ledger at commit. */
+/** What one batch did to one origin (producer id, app, host), merged into the group's ledger at commit. */
 export interface ProducerCommit {
+  /** originKey(producer, app, host): the ledger's key. */
+  origin: string;
   producer: string;
   app: string;
   host: string;
@@ -59,7 +61,7 @@ export type CommitOutcome =
   /** Entries another consumer claimed meanwhile: nothing was committed. */
   | { kind: 'lost'; ids: string[] }
   /** Records some server of the group already committed: nothing was committed. */
-  | { kind: 'overlap'; ranges: Array<{ producer: string; start: number; end: number }> }
+  | { kind: 'overlap'; ranges: Array<{ origin: string; start: number; end: number }> }
   /** Another live server holds this consumer name: nothing was committed. */
   | { kind: 'lease'; holder: string };
 
@@ -74,6 +76,8 @@ export interface ProducerReport {
   reportedDrops: number;
   /** Sequence numbers up to `highest` that no server of the group committed or dead-lettered. */
   missing: number;
+  /** Records whose producer id and sequence number another origin (other app or host) also sent: both were kept. */
+  conflicts: number;
   highest: number;
   firstSeen: string | undefined;
   lastSeen: string | undefined;
@@ -86,6 +90,7 @@ export interface ReportTotals {
   deadLettered: number;
   reportedDrops: number;
   missing: number;
+  conflicts: number;
 }
 
 const LEASE_TTL_MS = 10_000;
@@ -179,12 +184,12 @@ export class GroupState {
   async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string): Promise<CommitOutcome> {
     const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ...ids];
     args.push(checkpoints.size);
-    for (const [app, { offset, producer, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${producer} ${seq}`);
+    for (const [app, { offset, origin, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${origin} ${seq}`);
     args.push(producers.length);
     const keys = [this.stream, this.keys.checkpoints, this.keys.producers, this.keys.totals, this.keys.lease(this.consumer)];
     for (const p of producers) {
-      keys.push(this.keys.producer(p.producer));
-      args.push(p.producer, p.app, p.host, p.takenOut, p.reportedDrops);
+      keys.push(this.keys.producer(p.origin), this.keys.origins(p.producer));
+      args.push(p.origin, p.producer, p.app, p.host, p.takenOut, p.reportedDrops);
       for (const ranges of [p.written, p.seen, p.dead]) {
         args.push(ranges.length / 2);
         for (const n of ranges) args.push(n);
@@ -199,8 +204,8 @@ export class GroupState {
       case 'LEASE':
         return { kind: 'lease', holder: reply[1] ?? '' };
       default: {
-        const ranges: Array<{ producer: string; start: number; end: number }> = [];
-        for (let i = 1; i + 2 < reply.length; i += 3) ranges.push({ producer: reply[i]!, start: Number(reply[i + 1]), end: Number(reply[i + 2]) });
+        const ranges: Array<{ origin: string; start: number; end: number }> = [];
+        for (let i = 1; i + 2 < reply.length; i += 3) ranges.push({ origin: reply[i]!, start: Number(reply[i + 1]), end: Number(reply[i + 2]) });
         return { kind: 'overlap', ranges };
       }
     }
@@ -210,7 +215,15 @@ export class GroupState {
   async totals(): Promise<ReportTotals> {
     const pairs = new Map(toPairs(await this.client.sendCommand(['HGETALL', this.keys.totals])));
     const n = (field: string) => Number(pairs.get(field) ?? 0);
-    return { producers: n('producers'), received: n('received'), duplicates: n('duplicates'), deadLettered: n('deadLettered'), reportedDrops: n('reportedDrops'), missing: n('missing') };
+    return {
+      producers: n('producers'),
+      received: n('received'),
+      duplicates: n('duplicates'),
+      deadLettered: n('deadLettered'),
+      reportedDrops: n('reportedDrops'),
+      missing: n('missing'),
+      conflicts: n('conflicts'),
+    };
   }
 
   /**
@@ -221,7 +234,7 @@ export class GroupState {
     const names = ((await this.client.sendCommand(['ZREVRANGE', this.keys.producers, String(cursor), String(cursor + limit)])) as unknown[]).map(String);
     const more = names.length > limit;
     if (more) names.pop();
-    const fields = ['producer', 'app', 'host', 'received', 'duplicates', 'deadLettered', 'reportedDrops', 'missing', 'highest', 'firstSeen', 'lastSeen'];
+    const fields = ['producer', 'app', 'host', 'received', 'duplicates', 'deadLettered', 'reportedDrops', 'missing', 'highest', 'firstSeen', 'lastSeen', 'conflicts'];
     const rows = await Promise.all(names.map((name) => this.client.sendCommand(['HMGET', this.keys.producer(name), ...fields]) as Promise<Array<string | null>>));
     const producers = rows.map((row, i): ProducerReport => {
       const value = (k: number) => (row[k] === null || row[k] === undefined ? undefined : String(row[k]));
@@ -235,6 +248,7 @@ export class GroupState {
         deadLettered: Number(value(5) ?? 0),
         reportedDrops: Number(value(6) ?? 0),
         missing: Number(value(7) ?? 0),
+        conflicts: Number(value(11) ?? 0),
         highest: Number(value(8) ?? 0),
         firstSeen: time(9),
         lastSeen: time(10),
@@ -245,9 +259,9 @@ export class GroupState {
 }
 
 function parseCheckpoint(value: string): Checkpoint | undefined {
-  const [offset, producer, seq] = value.split(' ');
-  if (offset === undefined || producer === undefined || seq === undefined) return undefined;
-  return { offset: Number(offset), producer, seq: Number(seq) };
+  const [offset, origin, seq] = value.split(' ');
+  if (offset === undefined || origin === undefined || seq === undefined) return undefined;
+  return { offset: Number(offset), origin, seq: Number(seq) };
 }
 
 /** HGETALL replies: a flat [field, value, ...] array (RESP2) or a map (RESP3). */

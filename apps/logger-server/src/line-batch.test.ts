@@ -12,7 +12,7 @@ describe('LineBatch', () => {
     expect(batch.data().toString('utf8')).toBe(kept.join(''));
     expect(batch.count).toBe(1499);
     expect(batch.seqs.slice(0, 3)).toEqual([2, 4, 6]);
-    expect(batch.producers.slice(0, 3)).toEqual(['p2', 'p1', 'p0']);
+    expect(batch.origins.slice(0, 3)).toEqual(['p2', 'p1', 'p0']);
     expect(batch.times[1498]).toBe(1000 + 2998);
     batch.clear();
     expect([batch.count, batch.length, batch.data().length]).toEqual([0, 0, 0]);

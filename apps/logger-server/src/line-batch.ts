@@ -3,7 +3,7 @@ const SHRINK_ABOVE = 8 * 1024 * 1024;
 
 /**
  * One batch of lines for one file, encoded into a Buffer as they are appended, with where each
- * line ends and, per line, the producer, sequence number and time for the file's summary.
+ * line ends and, per line, the origin, sequence number and time for the file's summary.
  * Lines are not kept as strings: a batch of thousands of them would outlive the young
  * generation and make the garbage collector copy them; bytes in a Buffer cost it nothing.
  * The Buffer and arrays are reused batch after batch.
@@ -14,7 +14,7 @@ export class LineBatch {
   length = 0;
   /** Byte offset after each line. */
   private ends: number[] = [];
-  producers: string[] = [];
+  origins: string[] = [];
   seqs: number[] = [];
   times: number[] = [];
 
@@ -23,11 +23,11 @@ export class LineBatch {
   }
 
   /** Appends a line (with its newline); returns its index in the batch. */
-  add(line: string, producer: string, seq: number, time: number): number {
+  add(line: string, origin: string, seq: number, time: number): number {
     const worst = line.length * 3; // UTF-16 unit -> at most 3 UTF-8 bytes
     if (this.length + worst > this.bytes.length) this.grow(this.length + worst);
     this.length += this.bytes.write(line, this.length, 'utf8');
-    this.producers.push(producer);
+    this.origins.push(origin);
     this.seqs.push(seq);
     this.times.push(time);
     return this.ends.push(this.length) - 1;
@@ -42,7 +42,7 @@ export class LineBatch {
     if (this.bytes.length > SHRINK_ABOVE && this.length < this.bytes.length / 8) this.bytes = Buffer.allocUnsafe(INITIAL_BYTES);
     this.length = 0;
     this.ends.length = 0;
-    this.producers.length = 0;
+    this.origins.length = 0;
     this.seqs.length = 0;
     this.times.length = 0;
   }
@@ -59,7 +59,7 @@ export class LineBatch {
         if (write !== start) this.bytes.copyWithin(write, start, end);
         write += end - start;
         this.ends[kept] = write;
-        this.producers[kept] = this.producers[i] as string;
+        this.origins[kept] = this.origins[i] as string;
         this.seqs[kept] = this.seqs[i] as number;
         this.times[kept] = this.times[i] as number;
         kept++;
@@ -67,7 +67,7 @@ export class LineBatch {
       start = end;
     }
     this.length = write;
-    this.ends.length = this.producers.length = this.seqs.length = this.times.length = kept;
+    this.ends.length = this.origins.length = this.seqs.length = this.times.length = kept;
     return count - kept;
   }
 

@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The group's running totals, read from Redis when /metrics is scraped (never on the write path). */
-export type GroupTotalsSource = () => Promise<{ missing: number; deadLettered: number }>;
+export type GroupTotalsSource = () => Promise<GroupTotals>;
+type GroupTotals = { missing: number; deadLettered: number; conflicts: number };
 
 /**
  * Prometheus metrics of one server. Names start with logger_. The loss gauges read the group's
@@ -10,9 +11,9 @@ export type GroupTotalsSource = () => Promise<{ missing: number; deadLettered: n
 export function createMetrics(groupTotals?: GroupTotalsSource) {
   const registry = new Registry();
   // One read of the totals per scrape, shared by the gauges that show them (collected together).
-  let reading: Promise<{ missing: number; deadLettered: number } | undefined> | undefined;
+  let reading: Promise<GroupTotals | undefined> | undefined;
   const readTotals = () => (reading ??= (groupTotals?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => setImmediate(() => (reading = undefined))));
-  const totalsGauge = (name: string, help: string, pick: (totals: { missing: number; deadLettered: number }) => number) =>
+  const totalsGauge = (name: string, help: string, pick: (totals: GroupTotals) => number) =>
     new Gauge({
       name,
       help,
@@ -35,6 +36,11 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
       (totals) => totals.missing,
     ),
     deadLettered: totalsGauge('logger_dead_lettered_records', "Records of known producers the group dead-lettered (the group's loss report; not counted as missing)", (totals) => totals.deadLettered),
+    conflicts: totalsGauge(
+      'logger_conflicting_records',
+      "Records whose producer id and sequence number another origin (app, host) also sent: both kept; a forged or misconfigured producer (the group's loss report)",
+      (totals) => totals.conflicts,
+    ),
     deadLetters: new Counter({ name: 'logger_dead_letters_total', help: 'Entries or records sent to the dead-letter stream', labelNames: ['reason'], registers: [registry] }),
     deadLettersSpooled: new Gauge({
       name: 'logger_dead_letters_spooled',

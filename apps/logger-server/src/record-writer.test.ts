@@ -48,8 +48,8 @@ describe('RecordWriter', () => {
     expect(writer.commit()).toEqual(['shop']);
     expect(lines()).toEqual(['a', 'b', 'd', 'c-again', 'e', 'x']);
     expect(writer.producerCommits()).toEqual([
-      { producer: 'p1', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 2, written: [1, 5], seen: [4, 4], dead: [3, 3] },
-      { producer: 'p2', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written: [7, 7], seen: [], dead: [] },
+      { origin: 'p1/shop/h', producer: 'p1', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 2, written: [1, 5], seen: [4, 4], dead: [3, 3] },
+      { origin: 'p2/shop/h', producer: 'p2', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written: [7, 7], seen: [], dead: [] },
     ]);
     expect(writer.entryIds).toEqual(['e1', 'e2', 'e3']);
   });
@@ -57,7 +57,7 @@ describe('RecordWriter', () => {
   it('takes records the group already committed back out of the file, counted as taken out', () => {
     writer.write(frame({ seq: 1 }, ['a', 'b', 'c', 'd']), 'e1');
     writer.commit();
-    expect(writer.takeBackCommitted([{ producer: 'p1', start: 2, end: 3 }])).toBe(2);
+    expect(writer.takeBackCommitted([{ origin: 'p1/shop/h', start: 2, end: 3 }])).toBe(2);
     expect(lines()).toEqual(['a', 'd']);
     expect(writer.producerCommits()[0]).toMatchObject({ written: [1, 1, 4, 4], takenOut: 2 });
   });
@@ -69,8 +69,22 @@ describe('RecordWriter', () => {
     expect(writer.takeBackEntries(new Set(['e2']))).toBe(2);
     expect(lines()).toEqual(['a', 'b']);
     expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [1, 2] })]);
-    expect(dedup.accept('p1', 3)).toBe(true);
-    expect(dedup.accept('p1', 2)).toBe(false);
+    expect(dedup.accept('p1/shop/h', 3)).toBe(true);
+    expect(dedup.accept('p1/shop/h', 2)).toBe(false);
+  });
+
+  it('keys dedup by origin: a frame under the same producer id from another app or host is not a duplicate of it', () => {
+    expect(writer.write(frame({ seq: 1 }, ['a', 'b']), 'e1')).toBe(2);
+    expect(writer.write(frame({ seq: 1, app: 'evil' }, ['forged']), 'e2')).toBe(1);
+    expect(writer.write(frame({ seq: 2, host: 'other' }, ['forged']), 'e3')).toBe(1);
+    expect(writer.write(frame({ seq: 2 }, ['b-again']), 'e4')).toBe(0);
+    writer.commit();
+    expect(lines()).toEqual(['a', 'b', 'forged']);
+    expect(writer.producerCommits().map((c) => [c.origin, c.written, c.seen])).toEqual([
+      ['p1/shop/h', [1, 2], [2, 2]],
+      ['p1/evil/h', [1, 1], []],
+      ['p1/shop/other', [2, 2], []],
+    ]);
   });
 });
 

@@ -3,12 +3,15 @@ import { UnsafePathError } from './errors';
 import { formatLine } from './format';
 import type { ProducerCommit } from './group-state';
 import type { Metrics } from './metrics';
+import { originKey } from './origin';
 import type { Decoded } from './records';
 import type { FileSink } from './sink';
 
 /** What one stream entry (or Pub/Sub message) of a batch did, to commit or take back as a unit. */
 interface EntryTally {
   id: string;
+  /** originKey(producer, app, host): what dedup and the ledger are keyed by. */
+  origin: string;
   producer: string;
   app: string;
   host: string;
@@ -46,21 +49,23 @@ export class RecordWriter {
     const frame = decoded.frame;
     let tally: EntryTally | undefined;
     if (frame) {
-      tally = { id, producer: frame.producer, app: frame.app, host: frame.host, reportedDrops: 0, written: [], seen: [], dead: [], takenOut: 0 };
+      const origin = originKey(frame.producer, frame.app, frame.host);
+      tally = { id, origin, producer: frame.producer, app: frame.app, host: frame.host, reportedDrops: 0, written: [], seen: [], dead: [], takenOut: 0 };
       this.entries.push(tally);
     }
     let written = 0;
     let duplicates = 0;
     for (const record of decoded.records) {
       // Only frames carry a producer's sequence; legacy Pub/Sub text is written as it comes.
-      if (tally && !this.dedup.accept(record.producer, record.seq)) {
+      if (tally && !this.dedup.accept(tally.origin, record.seq)) {
         addToRanges(tally.seen, record.seq);
         duplicates++;
         continue;
       }
       const line = formatLine(record);
       try {
-        this.sink.append(record.app, line, record.time, record.producer, record.seq);
+        // Pub/Sub text has no frame: its origin is made per record (that path is not the hot one)
+        this.sink.append(record.app, line, record.time, tally ? tally.origin : originKey(record.producer, record.app, record.host), record.seq);
       } catch (error) {
         if (!(error instanceof UnsafePathError)) throw error;
         decoded.rejected.push({ reason: error.code, detail: error.message, payload: Buffer.from(line), seq: tally ? record.seq : undefined });
@@ -102,23 +107,23 @@ export class RecordWriter {
     this.entries = this.entries.filter((entry) => !ids.has(entry.id));
     const seqsOf = new Map<string, number[]>();
     for (const entry of lost) {
-      const ranges = seqsOf.get(entry.producer) ?? [];
+      const ranges = seqsOf.get(entry.origin) ?? [];
       for (const n of entry.written) ranges.push(n);
-      seqsOf.set(entry.producer, ranges);
+      seqsOf.set(entry.origin, ranges);
     }
-    const removed = this.sink.takeBack((_app, _index, producer, seq) => inRanges(seqsOf.get(producer), seq));
-    for (const [producer, ranges] of seqsOf) forEachInRanges(ranges, (seq) => this.dedup.forget(producer, seq));
+    const removed = this.sink.takeBack((_app, _index, origin, seq) => inRanges(seqsOf.get(origin), seq));
+    for (const [origin, ranges] of seqsOf) forEachInRanges(ranges, (seq) => this.dedup.forget(origin, seq));
     return removed;
   }
 
   /** Takes records the group had already committed back out of the files; they count as duplicates. */
-  takeBackCommitted(ranges: ReadonlyArray<{ producer: string; start: number; end: number }>): number {
-    const committed = (producer: string, seq: number) => ranges.some((r) => r.producer === producer && seq >= r.start && seq <= r.end);
-    const removed = this.sink.takeBack((_app, _index, producer, seq) => committed(producer, seq));
+  takeBackCommitted(ranges: ReadonlyArray<{ origin: string; start: number; end: number }>): number {
+    const committed = (origin: string, seq: number) => ranges.some((r) => r.origin === origin && seq >= r.start && seq <= r.end);
+    const removed = this.sink.takeBack((_app, _index, origin, seq) => committed(origin, seq));
     for (const entry of this.entries) {
       const kept: number[] = [];
       forEachInRanges(entry.written, (seq) => {
-        if (committed(entry.producer, seq)) entry.takenOut++;
+        if (committed(entry.origin, seq)) entry.takenOut++;
         else addToRanges(kept, seq);
       });
       // A frame sent twice, wholly committed elsewhere: its drop count was counted with the first.
@@ -134,14 +139,14 @@ export class RecordWriter {
     return this.entries.map((entry) => entry.id);
   }
 
-  /** The batch as the group's ledger takes it: one line per producer, ranges sorted and merged. */
+  /** The batch as the group's ledger takes it: one line per origin, ranges sorted and merged. */
   producerCommits(): ProducerCommit[] {
-    const byProducer = new Map<string, ProducerCommit>();
+    const byOrigin = new Map<string, ProducerCommit>();
     for (const entry of this.entries) {
-      let commit = byProducer.get(entry.producer);
+      let commit = byOrigin.get(entry.origin);
       if (!commit) {
-        commit = { producer: entry.producer, app: entry.app, host: entry.host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [] };
-        byProducer.set(entry.producer, commit);
+        commit = { origin: entry.origin, producer: entry.producer, app: entry.app, host: entry.host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [] };
+        byOrigin.set(entry.origin, commit);
       }
       commit.takenOut += entry.takenOut;
       commit.reportedDrops += entry.reportedDrops;
@@ -149,7 +154,7 @@ export class RecordWriter {
       for (const n of entry.seen) commit.seen.push(n);
       for (const n of entry.dead) commit.dead.push(n);
     }
-    const commits = [...byProducer.values()];
+    const commits = [...byOrigin.values()];
     for (const commit of commits) {
       commit.written = normalize(commit.written);
       commit.seen = normalize(commit.seen);

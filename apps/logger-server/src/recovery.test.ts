@@ -42,15 +42,15 @@ describe('recoverOpenFiles', () => {
     return { file: file!, dedup, sink, size: statSync(join(logDir, 'shop', 'shop.log')).size };
   }
 
-  const at = (ends: number[], seq: number): Checkpoint => ({ offset: ends[seq - 1]!, producer: 'p1', seq });
+  const at = (ends: number[], seq: number): Checkpoint => ({ offset: ends[seq - 1]!, origin: 'p1/shop/h', seq });
 
   it('keeps the acknowledged prefix and cuts what was written after it', () => {
     const ends = openFile(10);
     const { file, dedup, size, sink } = recover({ checkpoints: new Map([['shop', at(ends, 6)]]) });
     expect(size).toBe(ends[5]);
-    expect(file).toMatchObject({ records: 6, last: { producer: 'p1', seq: 6 } });
-    expect(dedup.accept('p1', 6)).toBe(false);
-    expect(dedup.accept('p1', 7)).toBe(true); // cut: redelivered and written again
+    expect(file).toMatchObject({ records: 6, last: { origin: 'p1/shop/h', seq: 6 } });
+    expect(dedup.accept('p1/shop/h', 6)).toBe(false);
+    expect(dedup.accept('p1/shop/h', 7)).toBe(true); // cut: redelivered and written again
     // adopted: rotated when due even if the app never writes again
     expect(sink.checkpointOf('shop')).toEqual(at(ends, 6));
     const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
@@ -60,14 +60,14 @@ describe('recoverOpenFiles', () => {
 
   it('cuts everything when the checkpoint is of another file (the one closed before this was opened)', () => {
     openFile(10);
-    const { file, size } = recover({ checkpoints: new Map([['shop', { offset: 100, producer: 'p1', seq: 99 }]]) });
+    const { file, size } = recover({ checkpoints: new Map([['shop', { offset: 100, origin: 'p1/shop/h', seq: 99 }]]) });
     expect(size).toBe(0);
     expect(file.records).toBe(0);
   });
 
   it('cuts everything when Redis knows other checkpoints but none of this file', () => {
     openFile(3);
-    expect(recover({ checkpoints: new Map([['api', { offset: 1, producer: 'x', seq: 1 }]]) }).size).toBe(0);
+    expect(recover({ checkpoints: new Map([['api', { offset: 1, origin: 'x/api/h', seq: 1 }]]) }).size).toBe(0);
   });
 
   it('keeps every complete line when Redis knows no checkpoint at all (it lost its data: the file is the only copy)', () => {
@@ -83,7 +83,7 @@ describe('recoverOpenFiles', () => {
 
   it('keeps the whole file when it is shorter than what was acknowledged (the disk lost data: nothing better is left)', () => {
     const ends = openFile(4);
-    expect(recover({ checkpoints: new Map([['shop', { offset: ends[3]! + 500, producer: 'p1', seq: 9 }]]) }).size).toBe(ends[3]);
+    expect(recover({ checkpoints: new Map([['shop', { offset: ends[3]! + 500, origin: 'p1/shop/h', seq: 9 }]]) }).size).toBe(ends[3]);
   });
 
   it('keeps every complete line in Pub/Sub mode', () => {
@@ -104,13 +104,13 @@ describe('recoverOpenFiles', () => {
     writeFileSync(join(logDir, 'shop', 'shop.log'), all.join(''));
     const { file, dedup } = recover({ checkpoints: undefined });
     expect(file.records).toBe(perPart * copies);
-    for (let c = 1; c <= copies; c += 9) expect(dedup.accept(`p${c}`, perPart)).toBe(false);
+    for (let c = 1; c <= copies; c += 9) expect(dedup.accept(`p${c}/shop/h`, perPart)).toBe(false);
   });
 });
 
 describe('ownKeys', () => {
-  it('reads time, producer and seq of a line the server wrote, not of a field named like them', () => {
-    expect(ownKeys(line('p9', 42).trimEnd())).toEqual({ time: Date.UTC(2026, 11, 1), producer: 'p9', seq: 42 });
+  it('reads time, origin and seq of a line the server wrote, not of a field named like them', () => {
+    expect(ownKeys(line('p9', 42).trimEnd())).toEqual({ time: Date.UTC(2026, 11, 1), origin: 'p9/shop/h', seq: 42 });
     expect(ownKeys('not a record')).toBeUndefined();
   });
 });
@@ -122,12 +122,12 @@ describe('LocalCheckpoints', () => {
       const local = new LocalCheckpoints(join(dir, 'c1.json'));
       local.update(
         new Map([
-          ['shop', { offset: 5, producer: 'p', seq: 1 }],
-          ['api', { offset: 9, producer: 'q', seq: 2 }],
+          ['shop', { offset: 5, origin: 'p/shop/h', seq: 1 }],
+          ['api', { offset: 9, origin: 'q/api/h', seq: 2 }],
         ]),
       );
       local.forget('api');
-      expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, producer: 'p', seq: 1 }]]);
+      expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, origin: 'p/shop/h', seq: 1 }]]);
       writeFileSync(local.path, '{"shop":{"off');
       expect(new LocalCheckpoints(join(dir, 'c1.json')).read().size).toBe(0);
       expect(readFileSync(local.path, 'utf8')).toBe('{"shop":{"off');

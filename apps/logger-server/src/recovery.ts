@@ -4,6 +4,7 @@ import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
 import type { Checkpoint } from './group-state';
 import type { ServerLog } from './log';
+import { originKey, parseOrigin } from './origin';
 import { openStateFile, type FileSink } from './sink';
 
 const CHUNK = 1024 * 1024;
@@ -34,7 +35,7 @@ export interface RecoveredFile {
   /** Bytes cut off: written after the last acknowledgement (or a torn line); their entries are redelivered. */
   cut: number;
   records: number;
-  last: { producer: string; seq: number } | undefined;
+  last: { origin: string; seq: number } | undefined;
 }
 
 /**
@@ -74,8 +75,8 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
       forEachLine(fd, trusted, (line) => {
         const own = ownKeys(line);
         if (own === undefined) return;
-        dedup.remember(own.producer, own.seq);
-        summary.add(own.time, own.producer, own.seq);
+        dedup.remember(own.origin, own.seq);
+        summary.add(own.time, own.origin, own.seq);
         records++;
         last = own;
       });
@@ -117,7 +118,9 @@ function lineEndingAt(fd: number, offset: number, checkpoint: Checkpoint): boole
   if (n !== window.length || window[n - 1] !== 0x0a) return false;
   const lineStart = window.lastIndexOf(0x0a, n - 2) + 1;
   const own = ownKeys(window.toString('utf8', lineStart, n - 1));
-  return own !== undefined && own.producer === checkpoint.producer && own.seq === checkpoint.seq;
+  if (own === undefined || own.seq !== checkpoint.seq) return false;
+  // A checkpoint written before origins (a bare producer id) still identifies its line.
+  return own.origin === checkpoint.origin || parseOrigin(own.origin).producer === checkpoint.origin;
 }
 
 /** Bytes up to and including the last newline: a torn last line was never fsynced whole. */
@@ -165,16 +168,28 @@ function forEachLine(fd: number, length: number, onLine: (line: string) => void)
   }
 }
 
+const APP_KEY = ',"app":"';
+const HOST_KEY = '","host":"';
+const PID_KEY = '","pid":';
 const PRODUCER_KEY = ',"producer":"';
 const SEQ_KEY = '","seq":';
 
 /**
- * time, producer and seq of a line the server wrote (format.ts puts them before the message
- * and the fields, so the first match is them), or undefined for a line that is not one.
+ * time, origin (see origin.ts) and seq of a line the server wrote (format.ts puts them before
+ * the message and the fields, in this order, so the first match is them), or undefined for a
+ * line that is not one.
  */
-export function ownKeys(line: string): { time: number; producer: string; seq: number } | undefined {
+export function ownKeys(line: string): { time: number; origin: string; seq: number } | undefined {
   if (!line.startsWith('{"time":"')) return undefined;
-  const p = line.indexOf(PRODUCER_KEY);
+  const a = line.indexOf(APP_KEY);
+  if (a === -1) return undefined;
+  const appStart = a + APP_KEY.length;
+  const h = line.indexOf(HOST_KEY, appStart);
+  if (h === -1) return undefined;
+  const hostStart = h + HOST_KEY.length;
+  const i = line.indexOf(PID_KEY, hostStart);
+  if (i === -1) return undefined;
+  const p = line.indexOf(PRODUCER_KEY, i);
   if (p === -1) return undefined;
   const producerStart = p + PRODUCER_KEY.length;
   const s = line.indexOf(SEQ_KEY, producerStart);
@@ -183,7 +198,8 @@ export function ownKeys(line: string): { time: number; producer: string; seq: nu
   const seqEnd = line.indexOf(',', seqStart);
   const seq = Number(line.slice(seqStart, seqEnd === -1 ? undefined : seqEnd));
   if (!Number.isSafeInteger(seq)) return undefined;
-  return { time: Date.parse(line.slice(9, line.indexOf('"', 9))), producer: line.slice(producerStart, s), seq };
+  const origin = originKey(line.slice(producerStart, s), line.slice(appStart, h), line.slice(hostStart, i));
+  return { time: Date.parse(line.slice(9, line.indexOf('"', 9))), origin, seq };
 }
 
 /**
@@ -200,7 +216,9 @@ export class LocalCheckpoints {
     try {
       const parsed = JSON.parse(readFileSync(this.path, 'utf8')) as Record<string, Checkpoint>;
       for (const [app, checkpoint] of Object.entries(parsed)) {
-        if (isValidName(app) && Number.isSafeInteger(checkpoint?.offset) && typeof checkpoint.producer === 'string') this.current.set(app, checkpoint);
+        // `producer`: the name of the field before origins
+        const origin = checkpoint?.origin ?? (checkpoint as { producer?: unknown } | undefined)?.producer;
+        if (isValidName(app) && Number.isSafeInteger(checkpoint?.offset) && typeof origin === 'string') this.current.set(app, { offset: checkpoint.offset, origin, seq: checkpoint.seq });
       }
     } catch {
       // none yet, or torn by a crash mid-write: Redis's checkpoints decide alone

@@ -39,7 +39,7 @@ export class LoggerServer {
     readonly config: Readonly<ServerConfig>,
     private readonly log: ServerLog = serverLog,
   ) {
-    this.sink = new FileSink(config.logDir);
+    this.sink = new FileSink(config.logDir, config.maxOpenFiles);
     this.writer = new RecordWriter(this.sink, this.dedup, this.metrics);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
     this.redis = createClient({ url: config.redisUrl }) as RedisClientType;

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
 import { FileSink, manifestPathOf, parseClosedName } from './sink';
@@ -17,7 +17,7 @@ describe('FileSink', () => {
     sink.append('shop', 'c\n', 1, 'p1', 3);
     expect(existsSync(join(dir, 'log/shop/shop.log')) && readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('');
     expect(sink.commit()).toEqual({ apps: ['shop', 'api'], bytes: 6 });
-    expect(sink.checkpointOf('shop')).toEqual({ offset: 4, producer: 'p1', seq: 3 });
+    expect(sink.checkpointOf('shop')).toEqual({ offset: 4, origin: 'p1', seq: 3 });
     expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('a\nc\n');
     expect(readFileSync(join(dir, 'log/api/api.log'), 'utf8')).toBe('b\n');
     expect(statSync(join(dir, 'log/shop')).mode & 0o777).toBe(0o750);
@@ -50,10 +50,10 @@ describe('FileSink.takeBack', () => {
       sink.commit();
       expect(sink.takeBack((app, index) => app === 'shop' && index >= 1 && index < 3)).toBe(2);
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\n');
-      expect(sink.checkpointOf('shop')).toEqual({ offset: 8, producer: 'p2', seq: 'd'.charCodeAt(0) });
+      expect(sink.checkpointOf('shop')).toEqual({ offset: 8, origin: 'p2', seq: 'd'.charCodeAt(0) });
       // all of a batch taken back: the checkpoint is the line before it again
       expect(sink.takeBack((_app, _index, producer) => producer === 'p2')).toBe(2);
-      expect(sink.checkpointOf('shop')).toEqual({ offset: 4, producer: 'p1', seq: 6 });
+      expect(sink.checkpointOf('shop')).toEqual({ offset: 4, origin: 'p1', seq: 6 });
       sink.append('shop', 'a\n', 1, 'p2', 97);
       sink.append('shop', 'd\n', 1, 'p2', 100);
       sink.commit();
@@ -116,3 +116,64 @@ describe('FileSink rotation', () => {
     }
   });
 });
+
+describe('FileSink descriptors', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir('fds');
+  });
+  afterEach(() => removeDir(dir));
+
+  it('keeps at most maxOpenFiles descriptors: the least recently written are closed and reopened on demand, nothing lost', () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir, 3);
+    const apps = Array.from({ length: 40 }, (_, i) => `app${i}`);
+    for (let round = 1; round <= 3; round++) {
+      for (const app of apps) sink.append(app, `${app} ${round}\n`, 1, 'p1', round);
+      sink.commit();
+      expect(sink.openDescriptors).toBeLessThanOrEqual(3);
+      expect(openDescriptorsUnder(logDir)).toBeLessThanOrEqual(3);
+    }
+    // a batch taken back after its file's descriptor was closed: reopened, cut and rewritten
+    sink.append('app0', 'app0 4\n', 1, 'p1', 4);
+    sink.append('app0', 'app0 5\n', 1, 'p1', 5);
+    for (const app of apps.slice(1, 5)) sink.append(app, `${app} 4\n`, 1, 'p1', 4);
+    sink.commit(); // app0 is written first, and its descriptor closed for the four after it
+    expect(sink.takeBack((app, _index, _origin, seq) => app === 'app0' && seq === 4)).toBe(1);
+    for (const app of apps) {
+      const expected = [1, 2, 3].map((round) => `${app} ${round}\n`).join('') + (app === 'app0' ? 'app0 5\n' : apps.slice(1, 5).includes(app) ? `${app} 4\n` : '');
+      expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8')).toBe(expected);
+    }
+    expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toHaveLength(40);
+    expect(sink.openDescriptors).toBe(0);
+    sink.close();
+  });
+
+  it('fails loudly when a file whose descriptor was closed was replaced meanwhile, instead of writing at wrong offsets', () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir, 1);
+    sink.append('shop', 'a\n', 1, 'p1', 1);
+    sink.commit();
+    sink.append('api', 'b\n', 1, 'p1', 1);
+    sink.commit(); // shop's descriptor is closed now
+    renameSync(join(logDir, 'shop', 'shop.log'), join(logDir, 'shop', 'moved.log'));
+    writeFileSync(join(logDir, 'shop', 'shop.log'), 'someone else\n');
+    sink.append('shop', 'c\n', 1, 'p1', 2);
+    expect(() => sink.commit()).toThrow(expect.objectContaining({ code: 'DISK_WRITE_FAILED', message: expect.stringMatching(/removed or replaced/) }));
+    expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8')).toBe('someone else\n');
+    sink.close();
+  });
+});
+
+/** Descriptors of this process open on files under `dir` (Linux: /proc/self/fd). */
+function openDescriptorsUnder(dir: string): number {
+  let count = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(dir)) count++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return count;
+}

@@ -8,7 +8,10 @@ import { FileSummary } from './summary';
 interface OpenFile {
   app: string;
   path: string;
+  /** -1 while the descriptor is closed (see FileSink.descriptor): the file stays open to the sink. */
   fd: number;
+  /** The inode opened first: a reopen that finds another file there (deleted, replaced) fails loudly. */
+  ino: number;
   size: number;
   /** When this process opened it: ROTATE_SECONDS and the hour boundary count from here. */
   openedAt: number;
@@ -22,7 +25,7 @@ interface OpenFile {
 
 /** The record of the last line of a file: with the file's size, it identifies how far the file was acknowledged. */
 export interface LastLine {
-  producer: string;
+  origin: string;
   seq: number;
 }
 
@@ -60,6 +63,9 @@ export function parseClosedName(app: string, dir: string, name: string): ClosedF
   return { app, path: join(dir, name), firstTime, unique: match[2] as string };
 }
 
+/** How many files the sink keeps descriptors open for when not told otherwise (MAX_OPEN_FILES). */
+export const DEFAULT_MAX_OPEN_FILES = 256;
+
 const DIR_MODE = 0o750;
 const FILE_MODE = 0o640;
 // O_NOFOLLOW: a symlink planted at the file's path makes open fail instead of writing through it.
@@ -71,9 +77,15 @@ const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT |
  * the entries behind those lines be acknowledged.
  *
  * `app` must already be a validated name (the protocol's rule: no separators, no leading dot).
+ *
+ * Descriptors are bounded: at most `maxOpenFiles` are open at once, the least recently written
+ * closed first (every line of theirs is already fdatasynced) and opened again on the next write,
+ * so thousands of app names never run the process out of descriptors (EMFILE).
  */
 export class FileSink {
   private readonly files = new Map<string, OpenFile>();
+  /** Files whose descriptor is open, least recently used first (a Map keeps insertion order). */
+  private readonly descriptors = new Map<OpenFile, true>();
   private readonly touched = new Set<OpenFile>();
   /** Per app, what its open file holds; kept across close() (SIGHUP) and reset when a file is closed for archiving or starts empty. */
   private readonly summaries = new Map<string, FileSummary>();
@@ -81,8 +93,57 @@ export class FileSink {
   private readonly lastLines = new Map<string, LastLine>();
   private readonly lastLinesBefore = new Map<string, LastLine | undefined>();
 
-  constructor(readonly logDir: string) {
+  constructor(
+    readonly logDir: string,
+    private readonly maxOpenFiles = DEFAULT_MAX_OPEN_FILES,
+  ) {
     mkdirSync(logDir, { recursive: true, mode: DIR_MODE });
+  }
+
+  /** How many descriptors are open now (at most maxOpenFiles). */
+  get openDescriptors(): number {
+    return this.descriptors.size;
+  }
+
+  /**
+   * The file's descriptor, opened again if it was closed to stay within maxOpenFiles; marks it
+   * the most recently used. Throws DiskError, also when another file now stands at the path.
+   */
+  private descriptor(file: OpenFile): number {
+    if (file.fd !== -1) {
+      this.descriptors.delete(file);
+      this.descriptors.set(file, true);
+      return file.fd;
+    }
+    this.makeRoom();
+    const fd = onDisk('DISK_WRITE_FAILED', file.path, 'reopen', () => openSync(file.path, OPEN_FLAGS, FILE_MODE));
+    const stat = fstatSync(fd);
+    if (stat.ino !== file.ino || stat.size !== file.size) {
+      closeSync(fd);
+      // Someone removed, replaced or changed the open file: writing on would put acknowledged
+      // offsets on the wrong bytes. Stopping makes the restart recover the file as it now is.
+      throw new DiskError('DISK_WRITE_FAILED', file.path, new Error(`the open file was removed or replaced (inode ${file.ino} -> ${stat.ino}, size ${file.size} -> ${stat.size})`), 'reopen');
+    }
+    file.fd = fd;
+    this.descriptors.set(file, true);
+    return fd;
+  }
+
+  /** Closes least recently used descriptors until one more may be opened. */
+  private makeRoom(): void {
+    for (const file of this.descriptors.keys()) {
+      if (this.descriptors.size < this.maxOpenFiles) return;
+      this.closeDescriptor(file);
+    }
+  }
+
+  private closeDescriptor(file: OpenFile): void {
+    if (file.fd === -1) return;
+    const fd = file.fd;
+    file.fd = -1;
+    this.descriptors.delete(file);
+    // Every line was fdatasynced at commit: a failing close says the disk is failing, nothing is lost yet.
+    onDisk('DISK_WRITE_FAILED', file.path, 'close', () => closeSync(fd));
   }
 
   /**
@@ -101,11 +162,11 @@ export class FileSink {
   }
 
   /** Queues a record's line; returns its index among the app's lines of this batch. */
-  append(app: string, line: string, time: number, producer: string, seq: number): number {
+  append(app: string, line: string, time: number, origin: string, seq: number): number {
     const file = this.files.get(app) ?? this.open(app);
     file.firstTime ??= time;
     this.touched.add(file);
-    return file.pending.add(line, producer, seq, time);
+    return file.pending.add(line, origin, seq, time);
   }
 
   /** The summary of an app's open file (rebuilt at start by recoverOpenFiles). */
@@ -117,10 +178,10 @@ export class FileSink {
 
   /** The last batch is final (acknowledged, nothing more to take out): count it into the summary. */
   private settle(file: OpenFile): void {
-    const { producers, seqs, times } = file.last;
-    if (producers.length > 0) {
+    const { origins, seqs, times } = file.last;
+    if (origins.length > 0) {
       const summary = this.summaryOf(file.app);
-      for (let i = 0; i < producers.length; i++) summary.add(times[i] as number, producers[i] as string, seqs[i] as number);
+      for (let i = 0; i < origins.length; i++) summary.add(times[i] as number, origins[i] as string, seqs[i] as number);
     }
     file.last.clear();
   }
@@ -140,11 +201,11 @@ export class FileSink {
   }
 
   /** How far an app's open file is written and fsynced, identified by its last line; undefined for an empty file. */
-  checkpointOf(app: string): { offset: number; producer: string; seq: number } | undefined {
+  checkpointOf(app: string): { offset: number; origin: string; seq: number } | undefined {
     const file = this.files.get(app);
     const last = this.lastLines.get(app);
     if (!file || !last || file.size === 0) return undefined;
-    return { offset: file.size, producer: last.producer, seq: last.seq };
+    return { offset: file.size, origin: last.origin, seq: last.seq };
   }
 
   /** How many lines the app has queued in this batch so far. */
@@ -167,12 +228,12 @@ export class FileSink {
       file.last = batch;
       file.sizeBefore = file.size;
       const data = batch.data();
-      writeAndSync(file, data);
+      writeAndSync(file.path, this.descriptor(file), data);
       file.size += data.length;
       bytes += data.length;
       this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
       const n = batch.count - 1;
-      if (n >= 0) this.lastLines.set(file.app, { producer: batch.producers[n] as string, seq: batch.seqs[n] as number });
+      if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
       apps.push(file.app);
     }
     this.touched.clear();
@@ -181,25 +242,27 @@ export class FileSink {
 
   /**
    * Takes lines back out of the last committed batch: those `drop` returns true for (given the
-   * app, the line's index in the app's batch, its producer and seq). Each touched file is cut back
+   * app, the line's index in the app's batch, its origin and seq). Each touched file is cut back
    * to its size before the batch and the kept lines written and fdatasynced again. Used when
    * entries turned out to be another server's, or records already committed by the group.
    * Returns how many lines went.
    */
-  takeBack(drop: (app: string, index: number, producer: string, seq: number) => boolean): number {
+  takeBack(drop: (app: string, index: number, origin: string, seq: number) => boolean): number {
     let dropped = 0;
     for (const file of this.files.values()) {
       const batch = file.last;
       if (batch.count === 0) continue;
-      const removed = batch.remove((index) => drop(file.app, index, batch.producers[index] as string, batch.seqs[index] as number));
+      const removed = batch.remove((index) => drop(file.app, index, batch.origins[index] as string, batch.seqs[index] as number));
       if (removed === 0) continue;
       dropped += removed;
       const data = batch.data();
-      onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(file.fd, file.sizeBefore));
-      writeAndSync(file, data);
+      const fd = this.descriptor(file);
+      onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(fd, file.sizeBefore));
+      file.size = file.sizeBefore;
+      writeAndSync(file.path, fd, data);
       file.size = file.sizeBefore + data.length;
       const n = batch.count - 1;
-      this.setLast(file.app, n >= 0 ? { producer: batch.producers[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
+      this.setLast(file.app, n >= 0 ? { origin: batch.origins[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
     }
     return dropped;
   }
@@ -210,6 +273,7 @@ export class FileSink {
     const stat = lstatSync(dir);
     if (!stat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
     const path = this.pathOf(app);
+    this.makeRoom();
     let fd: number;
     try {
       fd = openSync(path, OPEN_FLAGS, FILE_MODE);
@@ -229,6 +293,7 @@ export class FileSink {
       app,
       path,
       fd,
+      ino: fileStat.ino,
       size: fileStat.size,
       openedAt: firstTime ?? Date.now(),
       firstTime,
@@ -237,6 +302,7 @@ export class FileSink {
       sizeBefore: fileStat.size,
     };
     this.files.set(app, file);
+    this.descriptors.set(file, true);
     return file;
   }
 
@@ -262,8 +328,7 @@ export class FileSink {
       // by the archiver's scan), never a closed file without its manifest.
       writeDurably(manifestPathOf(path), JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
       this.files.delete(file.app);
-      // Every line was fdatasynced at commit: a failing close says the disk is failing, nothing is lost yet.
-      onDisk('DISK_WRITE_FAILED', file.path, 'close', () => closeSync(file.fd));
+      this.closeDescriptor(file);
       onDisk('DISK_WRITE_FAILED', file.path, `rename to ${path}`, () => renameSync(file.path, path));
       // Only now is the summary no longer the open file's: a rotation that failed before this point
       // leaves it for the manifest of the file's next rotation.
@@ -280,7 +345,7 @@ export class FileSink {
     for (const file of this.files.values()) {
       this.settle(file);
       try {
-        closeSync(file.fd);
+        this.closeDescriptor(file);
       } catch {
         // closing is best effort: every line was fsynced at commit
       }
@@ -303,14 +368,14 @@ function onDisk<T>(code: DiskErrorCode, path: string, operation: string, call: (
 }
 
 /** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
-function writeAndSync(file: OpenFile, data: Buffer): void {
-  onDisk('DISK_WRITE_FAILED', file.path, 'write', () => {
+function writeAndSync(path: string, fd: number, data: Buffer): void {
+  onDisk('DISK_WRITE_FAILED', path, 'write', () => {
     let offset = 0;
-    while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
+    while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
   });
   // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
   // descriptor. The caller stops; the entries stay pending in Redis.
-  onDisk('FSYNC_FAILED', file.path, 'fdatasync', () => fdatasyncSync(file.fd));
+  onDisk('FSYNC_FAILED', path, 'fdatasync', () => fdatasyncSync(fd));
 }
 
 /** Creates a small file (never over an existing one) and fsyncs it. Throws DiskError. */

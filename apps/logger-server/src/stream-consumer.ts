@@ -255,7 +255,7 @@ export class StreamConsumer {
         this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
       } else {
         const removed = this.writer.takeBackCommitted(outcome.ranges);
-        this.log('warn', 'records were already committed by a server of the group; took them back out', { records: removed, producers: [...new Set(outcome.ranges.map((r) => r.producer))] });
+        this.log('warn', 'records were already committed by a server of the group; took them back out', { records: removed, origins: [...new Set(outcome.ranges.map((r) => r.origin))] });
       }
     }
   }

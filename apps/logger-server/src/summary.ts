@@ -1,6 +1,10 @@
-/** Sequence numbers of one producer in one file. */
+import { parseOrigin } from './origin';
+
+/** Sequence numbers of one producer (one origin: producer id and host; the file is its app's) in one file. */
 export interface ProducerRange {
   producer: string;
+  /** The host its frames named; absent for Pub/Sub text, which has no producer of its own. */
+  host?: string;
   minSeq: number;
   maxSeq: number;
   records: number;
@@ -28,21 +32,25 @@ export class FileSummary {
   records = 0;
   minTime = Number.POSITIVE_INFINITY;
   maxTime = Number.NEGATIVE_INFINITY;
+  /** By origin key (see origin.ts). */
   private readonly producers = new Map<string, ProducerRange>();
   private last: ProducerRange | undefined;
+  private lastOrigin: string | undefined;
 
-  add(time: number, producer: string, seq: number): void {
+  add(time: number, origin: string, seq: number): void {
     this.records++;
     if (time < this.minTime) this.minTime = time;
     if (time > this.maxTime) this.maxTime = time;
     let range = this.last;
-    if (range === undefined || range.producer !== producer) {
-      range = this.producers.get(producer);
+    if (range === undefined || this.lastOrigin !== origin) {
+      range = this.producers.get(origin);
       if (range === undefined) {
-        range = { producer, minSeq: seq, maxSeq: seq, records: 0 };
-        this.producers.set(producer, range);
+        const { producer, host } = parseOrigin(origin);
+        range = host === undefined ? { producer, minSeq: seq, maxSeq: seq, records: 0 } : { producer, host, minSeq: seq, maxSeq: seq, records: 0 };
+        this.producers.set(origin, range);
       }
       this.last = range;
+      this.lastOrigin = origin;
     }
     range.records++;
     if (seq < range.minSeq) range.minSeq = seq;

@@ -18,9 +18,14 @@ export interface ServerProcess {
   kill9(): Promise<void>;
 }
 
-export async function startServer(env: Record<string, string>, { waitReady = true } = {}): Promise<ServerProcess> {
+/**
+ * Starts `node dist/main.js`. `openFileLimit` runs it under that `ulimit -n` (through sh, which
+ * execs node: the child is the server itself).
+ */
+export async function startServer(env: Record<string, string>, { waitReady = true, openFileLimit }: { waitReady?: boolean; openFileLimit?: number } = {}): Promise<ServerProcess> {
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [MAIN], {
+  const [command, args] = openFileLimit === undefined ? [process.execPath, [MAIN]] : ['/bin/sh', ['-c', `ulimit -n ${openFileLimit} && exec "$0" "$1"`, process.execPath, MAIN]];
+  const child = spawn(command, args, {
     env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), READ_BLOCK_MS: '200', LOG_CONSUMER: 'test', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

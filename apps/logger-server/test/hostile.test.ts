@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeFrameHeader, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
 import { removeDir, sleep, tempDir } from '@log/test-kit';
 import { RESP_TYPES } from 'redis';
-import { readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
+import { countLines, httpGet, readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
 
 // Hostile input through the real server: raw XADDs of frames our publisher would never write.
 
@@ -23,7 +23,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await server?.stop();
   removeDir(dir);
-});
+}, 60_000); // a clean stop closes every open file: thousands of them take a while
 
 const header = (over: Partial<FrameHeader>): FrameHeader => ({ producer: 'hostile01', seq: 1, count: 1, app: 'good', host: 'h', pid: 1, dropped: 0, ...over });
 
@@ -80,4 +80,70 @@ describe('a record that is not UTF-8', () => {
     expect(dead[0]!.message.reason!.toString()).toBe('INVALID_UTF8');
     expect(dead[0]!.message.payload!.equals(broken)).toBe(true);
   }, 30_000);
+});
+
+describe('a frame forged under a live producer id', () => {
+  it('cannot hide that producer’s records: both are written, the overlap is counted as conflicts, not duplicates', async () => {
+    const stream = streamKey(channel);
+    const frame = (over: Partial<FrameHeader>, tag: string) => {
+      const lines = Array.from({ length: over.count ?? 1 }, (_, i) => encodeRecord({ time: Date.now(), level: 'info', message: `${tag} ${(over.seq ?? 1) + i}` }));
+      return encodeFrame(header({ producer: 'live0123', host: 'web-1', ...over }), lines);
+    };
+    await shared.client.xAdd(stream, '*', { f: frame({ app: 'shop', seq: 1, count: 200 }, 'real') });
+    await waitForRecords(logDir, 'shop', 200);
+    // an attacker who read the stream sends the producer's next 200 numbers first, as another app
+    await shared.client.xAdd(stream, '*', { f: frame({ app: 'evil', seq: 201, count: 200 }, 'forged') });
+    await waitForRecords(logDir, 'evil', 200);
+    await shared.client.xAdd(stream, '*', { f: frame({ app: 'shop', seq: 201, count: 400 }, 'real') });
+    const real = await waitForRecords(logDir, 'shop', 600);
+    expect(real.map((r) => r.seq)).toEqual(Array.from({ length: 600 }, (_, i) => i + 1));
+    expect(new Set(real.map((r) => r.message)).size).toBe(600);
+    expect(readLogs(logDir).get('evil')).toHaveLength(200);
+
+    const report = JSON.parse((await httpGet(server!.httpPort, '/stats')).body) as {
+      totals: Record<string, number>;
+      producers: Array<{ producer: string; app: string; host: string; received: number; duplicates: number; conflicts: number; missing: number }>;
+    };
+    // missing: the forged origin's 1..200 (below), never the real producer's: the alarm names the forger
+    expect(report.totals).toMatchObject({ received: 800, duplicates: 0, missing: 200, conflicts: 200 });
+    const rows = report.producers.map(({ producer, app, host, received, duplicates, conflicts, missing }) => ({ producer, app, host, received, duplicates, conflicts, missing }));
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        { producer: 'live0123', app: 'shop', host: 'web-1', received: 600, duplicates: 0, conflicts: 200, missing: 0 },
+        // the forged origin starts at 201: 1..200 were never its, so they count as missing for it
+        { producer: 'live0123', app: 'evil', host: 'web-1', received: 200, duplicates: 0, conflicts: 0, missing: 200 },
+      ]),
+    );
+    expect(rows).toHaveLength(2);
+    const metrics = (await httpGet(server!.httpPort, '/metrics')).body;
+    expect(metrics).toMatch(/^logger_conflicting_records 200$/m);
+  }, 30_000);
+});
+
+describe('thousands of app names', () => {
+  it('never run the server out of descriptors (ulimit -n 256, 2,000 apps written twice): every record lands, the server stays up', async () => {
+    await server!.stop();
+    server = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel }, { openFileLimit: 256 });
+    const apps = Array.from({ length: 2000 }, (_, i) => `app-${i}`);
+    for (const round of [1, 2]) {
+      const batch = shared.client.multi();
+      for (const [i, app] of apps.entries()) {
+        const record = encodeRecord({ time: Date.now(), level: 'info', message: `${app} round ${round}` });
+        batch.xAdd(streamKey(channel), '*', { f: encodeFrame(header({ producer: `p${i}`, app, seq: round }), [record]) });
+      }
+      await batch.exec();
+    }
+    const deadline = Date.now() + 60_000;
+    let done = 0;
+    while (done < apps.length && Date.now() < deadline) {
+      done = apps.filter((app) => countLines(logDir, app) === 2).length;
+      if (done < apps.length) await sleep(200);
+    }
+    expect(done).toBe(apps.length);
+    const logs = readLogs(logDir);
+    for (const app of [apps[0]!, apps[999]!, apps[1999]!]) expect(logs.get(app)!.map((r) => r.message)).toEqual([`${app} round 1`, `${app} round 2`]);
+    expect(server!.child.exitCode).toBeNull();
+    expect((await httpGet(server!.httpPort, '/healthz')).status).toBe(200);
+    expect(server!.output()).not.toMatch(/EMFILE/);
+  }, 120_000);
 });

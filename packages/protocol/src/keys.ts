@@ -34,12 +34,14 @@ export function groupStateKeys(channel: string, group: string) {
   return {
     /** Hash: `<consumer>/<app>` -> `<acknowledged bytes> <last producer> <last seq>` of that open file. */
     checkpoints: `${base}:files`,
-    /** Sorted set: producer -> last time (ms) a batch of it was committed. */
+    /** Sorted set: origin (`<producer>/<app>/<host>`) -> last time (ms) a batch of it was committed. */
     producers: `${base}:producers`,
-    /** Hash of running totals over every producer: received, duplicates, deadLettered, reportedDrops, missing, producers. */
+    /** Hash of running totals over every origin: received, duplicates, deadLettered, reportedDrops, missing, conflicts, producers. */
     totals: `${base}:totals`,
-    /** Hash of one producer's ledger. */
-    producer: (producer: string) => `${base}:producer:${producer}`,
+    /** Hash of one origin's ledger (a bare producer id for ledgers written before origins). */
+    producer: (origin: string) => `${base}:producer:${origin}`,
+    /** Set of the origins seen with one producer id: more than one means a frame claimed another's id. */
+    origins: (producer: string) => `${base}:origins:${producer}`,
     /** String held by the live server running as `consumer`, with an expiry its heartbeat renews. */
     lease: (consumer: string) => `${base}:lease:${consumer}`,
   };
