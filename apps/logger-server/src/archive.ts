@@ -1,12 +1,13 @@
 import { readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { isValidName } from '@log/protocol';
 import { ArchiveError, archiveFile, archiveKey } from '@log/s3-archiver';
 import type { ServerConfig } from './config';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
 import { manifestPathOf, parseClosedName, syncDirectory, type ClosedFile } from './sink';
+import { sleep } from './sleep';
 import type { FileManifest } from './summary';
 
 const MAX_BACKOFF_MS = 60_000;
@@ -34,6 +35,11 @@ export class ArchiveQueue {
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Failed attempts since the last success, and the last one's reason (`S3: <code>: <message>`). */
+  private consecutiveFailures = 0;
+  private lastFailure: string | undefined;
+  /** Why the start-up check of the bucket failed, until an upload or a later check succeeds. */
+  private checkFailure: string | undefined;
 
   constructor(
     private readonly config: Readonly<ServerConfig> & { s3: NonNullable<ServerConfig['s3']> },
@@ -106,6 +112,36 @@ export class ArchiveQueue {
   get oldestAgeSeconds(): number {
     const oldest = this.queue[0];
     return oldest ? Math.max(0, (Date.now() - oldest.closedAt) / 1000) : 0;
+  }
+
+  /**
+   * Why archiving is failing: the start-up check failed, or the last `after` attempts in a row
+   * did (ARCHIVE_FAILING_AFTER). Undefined while it works.
+   */
+  failing(after: number): string | undefined {
+    if (this.consecutiveFailures >= after) return this.lastFailure;
+    return this.checkFailure;
+  }
+
+  /**
+   * Checks the bucket and credentials once (a one-key listing under S3_PREFIX, within
+   * S3_IDLE_TIMEOUT_MS): a wrong key, a missing bucket or an unreachable endpoint is said at once,
+   * naming S3's own code, instead of at the first rotation. Never throws: archiving retries anyway.
+   */
+  async check(): Promise<string | undefined> {
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.config.s3.bucket, Prefix: `${this.config.s3.prefix}/`, MaxKeys: 1 }), { abortSignal: this.stopping.signal });
+      this.checkFailure = undefined;
+    } catch (error) {
+      this.checkFailure = s3Reason(error);
+      this.log('error', 'S3 is not usable: closed files stay on disk and are retried', {
+        reason: this.checkFailure,
+        bucket: this.config.s3.bucket,
+        endpoint: this.config.s3.endpoint ?? 'AWS',
+        ...describeError(error),
+      });
+    }
+    return this.checkFailure;
   }
 
   start(): void {
@@ -241,6 +277,8 @@ export class ArchiveQueue {
         if (sweepFirst) sweepFirst = !(await this.sweepStaleUploads(Number.POSITIVE_INFINITY));
         await this.archive(file);
         backoffMs = 500;
+        this.consecutiveFailures = 0;
+        this.checkFailure = undefined;
       } catch (error) {
         if (error instanceof ArchiveError && error.code === 'ABORTED') {
           this.log('info', 'archiving interrupted by the shutdown; the file is kept and archived after the next start', { file: file.path });
@@ -248,6 +286,10 @@ export class ArchiveQueue {
         }
         const reason = this.countFailure(error);
         sweepFirst = reason !== 'CONFLICT';
+        if (reason !== 'CONFLICT') {
+          this.consecutiveFailures++;
+          this.lastFailure = s3Reason(error);
+        }
         if (reason === 'CONFLICT') {
           this.conflicts.add(file.path);
           this.log('error', 'archive conflict: another object is at the key; the file is kept', { file: file.path, ...describeError(error) });
@@ -312,6 +354,20 @@ export class ArchiveQueue {
   }
 }
 
+/**
+ * `S3: <S3's error code>: <message>` for an S3 failure, however deep the SDK's error sits (an
+ * ArchiveError keeps it as its cause); the HTTP status where S3 sent no code (a HEAD has no body).
+ */
+export function s3Reason(error: unknown): string {
+  let sdk: unknown = error;
+  while (sdk instanceof ArchiveError && sdk.cause !== undefined) sdk = sdk.cause;
+  if (!(sdk instanceof Error)) return `S3: ${String(sdk)}`;
+  const status = (sdk as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const code = (sdk as { Code?: string }).Code ?? (sdk.name !== 'Error' && sdk.name !== 'UnknownError' ? sdk.name : undefined) ?? (sdk as NodeJS.ErrnoException).code;
+  const what = code ?? (status !== undefined ? `HTTP ${status}` : 'error');
+  return `S3: ${what}: ${sdk.message}`;
+}
+
 function readManifest(path: string): FileManifest | undefined {
   try {
     const manifest = JSON.parse(readFileSync(path, 'utf8')) as FileManifest;
@@ -328,18 +384,4 @@ function removeQuietly(path: string): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts (a backoff of up to a minute must not hold up a shutdown). */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (signal?.aborted) done();
-    else signal?.addEventListener('abort', done, { once: true });
-  });
 }

@@ -46,6 +46,8 @@ export interface ServerConfig {
         backlogBytes: number;
         /** /healthz says degraded when the oldest waiting file is older than this. */
         staleSeconds: number;
+        /** /healthz says archive failing after this many failed attempts in a row. */
+        failingAfter: number;
         /** This server's incomplete multipart uploads older than this are aborted at start. */
         staleUploadSeconds: number;
         /** An S3 request with nothing sent or received this long fails (and the attempt is retried): a frozen S3 must not hang the archiver. */
@@ -81,9 +83,42 @@ export const ENV_KEYS = [
   'S3_PART_SIZE',
   'ARCHIVE_BACKLOG_BYTES',
   'ARCHIVE_STALE_SECONDS',
+  'ARCHIVE_FAILING_AFTER',
   'ARCHIVE_STALE_UPLOAD_SECONDS',
   'S3_IDLE_TIMEOUT_MS',
 ] as const;
+
+/** One line per setting for `logger-server --help` (the README's table says more). */
+export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> = {
+  REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
+  LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
+  LOG_TRANSPORT: 'stream (consumer group, at-least-once; default) or pubsub (at-most-once)',
+  LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
+  LOG_GROUP: 'consumer group shared by all logger servers (default logger-server)',
+  LOG_CONSUMER: "this server's stable name in the group (default: the host name)",
+  READ_COUNT: 'entries (frames) per read (default 16)',
+  READ_BLOCK_MS: 'how long a read blocks (default 1000)',
+  CLAIM_IDLE_MS: 'entries another server left unacknowledged this long are claimed (default 60000)',
+  CLAIM_INTERVAL_MS: 'how often to look for them (default 5000)',
+  MAX_DELIVERIES: 'an entry delivered more often is dead-lettered (default 10)',
+  TRIM_INTERVAL_MS: 'how often the stream is trimmed below what every group needs; 0 = never (default 10000)',
+  HTTP_PORT: '/metrics, /healthz, /stats (default 9464; 0 = any free port; off = none)',
+  ROTATE_BYTES: 'an open file is closed for archiving at this size (default 67108864)',
+  ROTATE_SECONDS: '... or this age, and at each UTC hour (default 3600)',
+  MAX_OPEN_FILES: 'most log files with an open descriptor (default 256, less under a low ulimit -n)',
+  S3_BUCKET: 'archive closed files to this bucket (default: unset, files stay on disk)',
+  S3_PREFIX: 'key prefix (default logs)',
+  S3_ENDPOINT: 'an S3-compatible endpoint, http(s)://... (default: AWS)',
+  S3_FORCE_PATH_STYLE: 'path-style addressing (default false)',
+  AWS_REGION: 'region (default us-east-1); credentials come from the AWS SDK chain',
+  S3_GZIP_LEVEL: '1 (fast) to 9 (small) (default 6)',
+  S3_PART_SIZE: 'multipart part size, at least 5 MiB (default 8388608)',
+  ARCHIVE_BACKLOG_BYTES: 'past this many bytes waiting for S3, reading pauses (default 1073741824)',
+  ARCHIVE_STALE_SECONDS: '/healthz says degraded when the oldest waiting file is older (default 7200)',
+  ARCHIVE_FAILING_AFTER: '/healthz says archive failing after this many failed attempts in a row (default 3)',
+  ARCHIVE_STALE_UPLOAD_SECONDS: "at start, this server's incomplete uploads older than this are aborted (default 3600)",
+  S3_IDLE_TIMEOUT_MS: 'an S3 request idle this long fails the attempt (default 30000)',
+};
 
 type Env = Partial<Record<string, string | undefined>>;
 
@@ -123,6 +158,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
 
   const redisUrl = values.REDIS_URL ?? 'redis://127.0.0.1:6379';
   if (!/^rediss?:\/\/[^\s]+$/.test(redisUrl)) problems.push(`REDIS_URL=${JSON.stringify(redisUrl)}: must look like redis://host:port`);
+  else if (!URL.canParse(redisUrl)) {
+    const port = /^rediss?:\/\/(?:[^@/]*@)?[^/:]*:(\d+)/.exec(redisUrl)?.[1];
+    const why = port !== undefined && Number(port) > 65535 ? `port ${port} is out of range (1 to 65535)` : 'not a valid URL';
+    problems.push(`REDIS_URL=${JSON.stringify(redactUrl(redisUrl))}: ${why}`);
+  }
   const transport = values.LOG_TRANSPORT ?? 'stream';
   if (transport !== 'stream' && transport !== 'pubsub') {
     problems.push(`LOG_TRANSPORT=${JSON.stringify(transport)}: must be stream or pubsub`);
@@ -163,6 +203,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
             partSize: integer('S3_PART_SIZE', 8 * 1024 * 1024, 5 * 1024 * 1024),
             backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
             staleSeconds: integer('ARCHIVE_STALE_SECONDS', 7200, 1),
+            failingAfter: integer('ARCHIVE_FAILING_AFTER', 3, 1),
             staleUploadSeconds: integer('ARCHIVE_STALE_UPLOAD_SECONDS', 3600, 0),
             idleTimeoutMs: integer('S3_IDLE_TIMEOUT_MS', 30_000, 1000),
           },
@@ -226,5 +267,10 @@ function readConfigFile(path: string | undefined, problems: string[]): Env {
 
 /** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted. */
 export function redactedConfig(config: ServerConfig): Record<string, unknown> {
-  return { ...config, redisUrl: config.redisUrl.replace(/\/\/[^@/]*@/, '//***@') };
+  return { ...config, redisUrl: redactUrl(config.redisUrl) };
+}
+
+/** A Redis URL with its password replaced, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
 }

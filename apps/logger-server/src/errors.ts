@@ -1,5 +1,5 @@
 /** Codes of the logger server's errors; docs/errors table in the README lists how to fix each. */
-export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED' | 'CONSUMER_IN_USE' | 'REDIS_UNAVAILABLE';
+export type ServerErrorCode = 'CONFIG_INVALID' | 'UNSAFE_PATH' | 'DISK_WRITE_FAILED' | 'FSYNC_FAILED' | 'CONSUMER_IN_USE' | 'REDIS_UNAVAILABLE' | 'REDIS_UNUSABLE' | 'HTTP_PORT_UNUSABLE';
 
 export class ServerError extends Error {
   readonly code: ServerErrorCode;
@@ -57,5 +57,18 @@ export class LeaseError extends ServerError {
     super('CONSUMER_IN_USE', `LOG_CONSUMER=${consumer} is held by another live server (host ${host}, pid ${pid}, since ${since}); give each server its own LOG_CONSUMER`);
     this.consumer = consumer;
     this.holder = holder;
+  }
+}
+
+/**
+ * A setting points at something the server cannot use, and waiting will not change that: a Redis
+ * that wants other credentials, is too old, or is not Redis (REDIS_UNUSABLE); an HTTP_PORT another
+ * process holds (HTTP_PORT_UNUSABLE). The message starts with the setting at fault.
+ */
+export class StartupError extends ServerError {
+  readonly setting: string;
+  constructor(code: 'REDIS_UNUSABLE' | 'HTTP_PORT_UNUSABLE', setting: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${setting}: ${message}`, options);
+    this.setting = setting;
   }
 }

@@ -5,6 +5,8 @@ export class Health {
   redisOk = false;
   diskOk = true;
   lastError: string | undefined;
+  /** True until the server has started reading: /healthz says `starting` (503) with the reason it waits. */
+  starting = true;
 
   constructor(private readonly metrics: Metrics) {}
 

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { StartupError } from './errors';
 import type { LoggerServer } from './server';
 
 /**
- * GET /metrics (Prometheus text), /healthz (200 ready, 503 not ready, with the reason) and
+ * GET /metrics (Prometheus text), /healthz (200 ready, 503 starting or not ready, with the reason) and
  * /stats (the group's per-producer loss report as JSON, merged over every server: `?cursor=N&limit=M`
  * pages it, most recently active producers first; the reply's `cursor` fetches the next page).
  */
@@ -22,11 +23,13 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
       return;
     }
     if (path === '/healthz') {
-      const { ready, redisOk, diskOk, lastError } = server.health;
+      const { ready, redisOk, diskOk, lastError, starting } = server.health;
       const archive = server.archiveHealth();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-      const status = !ready ? 'unavailable' : archive === 'degraded' ? 'degraded' : 'ok';
-      res.end(JSON.stringify({ status, redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', archive, lastError }));
+      const up = ready && !starting;
+      res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
+      // Archiving that fails or lags never makes the server unready: it writes on, files wait on disk.
+      const status = starting ? 'starting' : !ready ? 'unavailable' : archive.state === 'ok' || archive.state === 'off' ? 'ok' : 'degraded';
+      res.end(JSON.stringify({ status, redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', archive: archive.state, archiveError: archive.reason, lastError }));
       return;
     }
     if (path === '/stats') {
@@ -44,7 +47,15 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
     res.writeHead(404).end();
   });
   return new Promise((resolve, reject) => {
-    http.once('error', reject);
+    http.once('error', (error: NodeJS.ErrnoException) => {
+      const why =
+        error.code === 'EADDRINUSE'
+          ? 'address in use (another process listens there; stop it or set another HTTP_PORT)'
+          : error.code === 'EACCES'
+            ? 'permission denied (ports below 1024 need privileges)'
+            : error.message;
+      reject(new StartupError('HTTP_PORT_UNUSABLE', `HTTP_PORT ${port}`, `${why} (${error.code ?? 'error'})`, { cause: error }));
+    });
     http.listen(port, '0.0.0.0', () => resolve({ http, port: (http.address() as AddressInfo).port }));
   });
 }

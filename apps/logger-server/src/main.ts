@@ -6,12 +6,24 @@
 //
 // `logger-server archive [dir]`: uploads the closed files left under LOG_DIR (or dir) once and
 // exits: 0 when all were archived, 1 when some are left (they are kept), 2 on bad configuration.
-import { loadConfig, redactedConfig, type ServerConfig } from './config';
-import { ConfigError, LeaseError } from './errors';
+import { ENV_KEYS, SETTING_HELP, loadConfig, redactedConfig, type ServerConfig } from './config';
+import { ConfigError, LeaseError, StartupError } from './errors';
 import { startHttp } from './http';
 import { describeError, serverLog } from './log';
 import { createMetrics } from './metrics';
 import { LoggerServer } from './server';
+import { waitForRedis } from './startup';
+
+const USAGE = `usage: logger-server              run the server in the foreground (settings below, from the environment)
+       logger-server archive [dir]  upload the closed files under LOG_DIR (or dir) to S3 once, and exit
+       logger-server --help         this text
+
+Exit codes: 0 stopped cleanly; 1 disk failure (unacknowledged entries are redelivered after a
+restart); 2 a setting is wrong (each problem on its own line, naming the setting).
+
+Settings (environment variables; a JSON file named by LOG_CONFIG may give any of them):
+${ENV_KEYS.map((key) => `  ${key.padEnd(30)}${SETTING_HELP[key]}`).join('\n')}
+`;
 
 // Shorter than S3_IDLE_TIMEOUT_MS (30 s) on purpose: stopping aborts an upload in flight (its file
 // is kept and archived after the next start) instead of waiting for a frozen S3, so only the
@@ -51,9 +63,13 @@ async function archiveCommand(dir: string | undefined): Promise<number> {
 
 async function main(): Promise<number> {
   const [command, ...args] = process.argv.slice(2);
+  if (command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   if (command === 'archive') return archiveCommand(args[0]);
   if (command !== undefined) {
-    process.stderr.write(`logger-server: unknown command ${JSON.stringify(command)}; usage: logger-server [archive [dir]]\n`);
+    process.stderr.write(`logger-server: unknown command ${JSON.stringify(command)}\n${USAGE}`);
     return 2;
   }
   const config = configOrExit(process.env);
@@ -65,15 +81,26 @@ async function main(): Promise<number> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   const server = new LoggerServer(config);
+  // HTTP first: while Redis is awaited, /healthz answers 503 with the reason instead of nothing.
+  let http: Awaited<ReturnType<typeof startHttp>> | undefined;
   try {
+    http = config.httpPort === undefined ? undefined : await startHttp(server, config.httpPort);
+    if (http) serverLog('info', 'http listening', { port: http.port, paths: ['/metrics', '/healthz', '/stats'] });
+    const abort = new AbortController();
+    void stopping.then(() => abort.abort());
+    const reachable = await waitForRedis(config.redisUrl, serverLog, (reason) => server.health.set(reason === undefined, true, reason), abort.signal);
+    if (!reachable) {
+      http?.http.close();
+      return 0; // stopped while waiting: nothing was read, nothing to drain
+    }
     await server.start();
   } catch (error) {
-    if (!(error instanceof LeaseError)) throw error;
+    if (!(error instanceof LeaseError || error instanceof StartupError)) throw error;
     process.stderr.write(`logger-server: ${error.message}\n`);
+    serverLog('error', 'cannot start', describeError(error));
+    http?.http.close();
     return 2;
   }
-  const http = config.httpPort === undefined ? undefined : await startHttp(server, config.httpPort);
-  if (http) serverLog('info', 'http listening', { port: http.port, paths: ['/metrics', '/healthz', '/stats'] });
 
   process.on('SIGHUP', () => server.reopenFiles());
   const reason = await Promise.race([stopping, server.done.then(() => 'loop ended')]);

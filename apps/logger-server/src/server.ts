@@ -69,6 +69,8 @@ export class LoggerServer {
     );
     for (const file of recovered) if (file.cut > 0 || file.records > 0) this.log('info', 'recovered an open file', { ...file });
     this.archive?.scan();
+    // Said at once when the bucket or the credentials are wrong; not awaited: writing logs goes first.
+    void this.archive?.check();
     this.archive?.start();
     const hooks = { rotate: () => this.rotate(), archiveBackpressure: () => this.archiveBackpressure(), fail: (error: ServerError) => this.fail(error) };
     if (stream) {
@@ -95,6 +97,7 @@ export class LoggerServer {
       await this.consumer.start();
     }
     this.health.set(true, true);
+    this.health.starting = false;
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
   }
 
@@ -133,10 +136,16 @@ export class LoggerServer {
     return over;
   }
 
-  /** 'off' without S3, 'degraded' when the oldest closed file waits longer than ARCHIVE_STALE_SECONDS. */
-  archiveHealth(): 'off' | 'ok' | 'degraded' {
-    if (!this.archive || !this.config.s3) return 'off';
-    return this.archive.oldestAgeSeconds > this.config.s3.staleSeconds || this.backpressured ? 'degraded' : 'ok';
+  /**
+   * 'off' without S3; 'failing' (with S3's reason) when the start-up check or the last
+   * ARCHIVE_FAILING_AFTER attempts failed; 'degraded' when the oldest closed file waits longer
+   * than ARCHIVE_STALE_SECONDS or reads are paused for the backlog.
+   */
+  archiveHealth(): { state: 'off' | 'ok' | 'degraded' | 'failing'; reason?: string } {
+    if (!this.archive || !this.config.s3) return { state: 'off' };
+    const failing = this.archive.failing(this.config.s3.failingAfter);
+    if (failing !== undefined) return { state: 'failing', reason: failing };
+    return { state: this.archive.oldestAgeSeconds > this.config.s3.staleSeconds || this.backpressured ? 'degraded' : 'ok' };
   }
 
   private fail(error: ServerError): void {

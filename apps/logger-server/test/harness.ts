@@ -43,7 +43,7 @@ export async function startServer(env: Record<string, string>, { waitReady = tru
   };
   if (waitReady) {
     const deadline = Date.now() + 15_000;
-    while (!output.includes('"http listening"')) {
+    while (!output.includes('"logger server started"')) {
       if (child.exitCode !== null) throw new Error(`logger-server exited early:\n${output}`);
       if (Date.now() > deadline) throw new Error(`logger-server did not start:\n${output}`);
       await sleep(20);

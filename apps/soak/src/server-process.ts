@@ -69,7 +69,7 @@ export class SupervisedServer {
       this.out.write(data);
       if (!ready) {
         this.tail = (this.tail + data.toString('utf8')).slice(-8000);
-        if (this.tail.includes('"http listening"')) {
+        if (this.tail.includes('"logger server started"')) {
           ready = true;
           this.restartDelayMs = RESTART_DELAY_MS;
           resolveReady(true);

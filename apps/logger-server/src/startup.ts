@@ -1,0 +1,88 @@
+import { createClient, type RedisClientType } from 'redis';
+import { redactUrl } from './config';
+import { StartupError } from './errors';
+import type { ServerLog } from './log';
+import { sleep } from './sleep';
+
+/** Oldest Redis the server works with: XAUTOCLAIM and XTRIM MINID came in 6.2. */
+const MIN_REDIS = [6, 2] as const;
+const PROBE_TIMEOUT_MS = 5_000;
+const FIRST_RETRY_MS = 500;
+const MAX_RETRY_MS = 10_000;
+
+/** What one probe found: Redis usable (its version), a condition that may pass (retried), or one that will not. */
+export type RedisProbe = { ok: true; version: string } | { ok: false; lasting: boolean; reason: string; cause?: unknown };
+
+/**
+ * Connects once, without retries, and asks for the server's version, all within `timeoutMs`.
+ * Refused, unresolvable or silent: may pass. Wrong or missing credentials, an old Redis or a
+ * server that does not speak Redis: will not.
+ */
+export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<RedisProbe> {
+  const client = createClient({ url, socket: { connectTimeout: timeoutMs, reconnectStrategy: false } }) as RedisClientType;
+  let firstError: Error | undefined;
+  client.on('error', (error: Error) => (firstError ??= error));
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const reply: unknown = await Promise.race([client.connect().then(() => client.sendCommand(['INFO', 'server'])), timeout]);
+    const info = typeof reply === 'string' || Buffer.isBuffer(reply) ? reply.toString() : '';
+    const version = /redis_version:([\d.]+)/.exec(info)?.[1] ?? '0';
+    const [major = 0, minor = 0] = version.split('.').map(Number);
+    if (major < MIN_REDIS[0] || (major === MIN_REDIS[0] && minor < MIN_REDIS[1])) {
+      return { ok: false, lasting: true, reason: `Redis ${version} is too old: ${MIN_REDIS.join('.')} or later is needed (XAUTOCLAIM, XTRIM MINID)` };
+    }
+    return { ok: true, version };
+  } catch (error) {
+    return classify(firstError ?? (error as Error), error);
+  } finally {
+    clearTimeout(timer);
+    try {
+      client.destroy();
+    } catch {
+      // never connected
+    }
+  }
+}
+
+function classify(first: Error, error: unknown): RedisProbe {
+  const message = first.message;
+  if (/^(NOAUTH|WRONGPASS|NOPERM)/.test(message)) {
+    const what = message.startsWith('NOPERM') ? 'the user may not run' : 'authentication failed';
+    return { ok: false, lasting: true, reason: `${what}: ${message.split(/[.,]/)[0]} (give the user and password in the URL: redis://user:password@host:port)`, cause: first };
+  }
+  if (/Unknown RESP type|Protocol error|parse/i.test(message)) return { ok: false, lasting: true, reason: `not a Redis server (${message})`, cause: first };
+  const code = (first as NodeJS.ErrnoException).code;
+  const what = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found' : 'unreachable';
+  return { ok: false, lasting: false, reason: `${what} (${code ?? message})`, cause: error };
+}
+
+/**
+ * Probes REDIS_URL until Redis answers: a condition that may pass is retried with backoff and
+ * said once per change (not once per attempt), through `onProblem` too (for /healthz); one that
+ * will not throws StartupError naming REDIS_URL. Resolves false when `signal` aborts first.
+ */
+export async function waitForRedis(url: string, log: ServerLog, onProblem: (reason: string | undefined) => void, signal?: AbortSignal): Promise<boolean> {
+  let said: string | undefined;
+  let delay = FIRST_RETRY_MS;
+  for (;;) {
+    if (signal?.aborted) return false;
+    const probe = await probeRedis(url);
+    if (probe.ok) {
+      if (said !== undefined) log('info', 'redis reachable again', { url: redactUrl(url), version: probe.version });
+      onProblem(undefined);
+      return true;
+    }
+    if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', 'REDIS_URL', `${redactUrl(url)}: ${probe.reason}`, { cause: probe.cause });
+    const reason = `REDIS_URL ${redactUrl(url)}: ${probe.reason}`;
+    if (reason !== said) {
+      log('error', 'redis is not reachable; retrying with backoff until it is', { reason, retryInMs: delay });
+      said = reason;
+    }
+    onProblem(reason);
+    await sleep(delay, signal);
+    delay = Math.min(delay * 2, MAX_RETRY_MS);
+  }
+}
