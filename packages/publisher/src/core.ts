@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
 import { createClient, type RedisClientType } from 'redis';
+import { RecordsGivenUpError, RedisUnreachableError, type PublisherError } from './errors';
 import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
 import type { SerializeCounters } from './serialize';
@@ -62,6 +63,8 @@ export class PublisherCore implements SerializeCounters {
   private waiters: FlushWaiter[] = [];
   private closing: Promise<void> | undefined;
   private closed = false;
+  /** Reported to onError since the last connection: one report per outage, not one per retry. */
+  private outage = false;
 
   logged = 0;
   sent = 0;
@@ -88,11 +91,14 @@ export class PublisherCore implements SerializeCounters {
     }) as RedisClientType;
     // node-redis emits 'error' on every failed (re)connect and throws without a listener; the
     // failures are counted where they matter (sendErrors, reconnects), never thrown into the app.
-    this.client.on('error', () => {});
+    this.client.on('error', (error: unknown) => this.unreachable(error));
     this.client.on('reconnecting', () => {
       this.reconnects++;
     });
-    this.client.on('ready', () => this.pump());
+    this.client.on('ready', () => {
+      this.outage = false;
+      this.pump();
+    });
     // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
     // the process open (with a timer of their own) while there is something to send.
     this.client.unref();
@@ -153,7 +159,10 @@ export class PublisherCore implements SerializeCounters {
     const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text }, this.xaddOptions) : this.client.publish(this.target, text);
     command.then(
       (reply) => this.accepted(frame, reply),
-      () => this.failed(frame),
+      (error: unknown) => {
+        this.failed(frame);
+        this.unreachable(error);
+      },
     );
   }
 
@@ -165,6 +174,7 @@ export class PublisherCore implements SerializeCounters {
     this.bytes += frame.text?.length ?? 0;
     if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
     this.retryDelayMs = 50;
+    this.outage = false;
     this.releaseWaiters();
     if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
     this.pump();
@@ -183,6 +193,21 @@ export class PublisherCore implements SerializeCounters {
         this.pump();
       }, delay);
       this.retryTimer.unref();
+    }
+  }
+
+  private unreachable(cause: unknown): void {
+    if (this.outage || this.closed) return;
+    this.outage = true;
+    this.report(new RedisUnreachableError(this.options.url.replace(/\/\/[^@/]*@/, '//***@'), cause));
+  }
+
+  /** Hands an error to onError; an onError that throws must not break logging. */
+  private report(error: PublisherError): void {
+    try {
+      this.options.onError(error);
+    } catch {
+      // the app's handler failed: nothing more to tell it
     }
   }
 
@@ -235,8 +260,13 @@ export class PublisherCore implements SerializeCounters {
   /** Flushes for at most `timeoutMs`, then disconnects. Later log calls are counted as dropped. */
   close(timeoutMs: number): Promise<void> {
     this.closing ??= (async () => {
-      await this.flushWithin(timeoutMs);
+      const flushed = await this.flushWithin(timeoutMs);
       this.closed = true;
+      if (!flushed) {
+        const givenUp = this.queue.discard();
+        this.dropped += givenUp;
+        if (givenUp > 0) this.report(new RecordsGivenUpError(givenUp, timeoutMs));
+      }
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.client.destroy();

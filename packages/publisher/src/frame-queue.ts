@@ -141,6 +141,16 @@ export class FrameQueue {
     return this.nextSeq - 1 + this.lines.length;
   }
 
+  /** Gives up every record still held (close() after its timeout); returns how many. */
+  discard(): number {
+    const records = this.bufferedRecords;
+    this.frames.length = 0;
+    this.lines = [];
+    this.linesBytes = 0;
+    this.queuedBytes = 0;
+    return records;
+  }
+
   get bufferedRecords(): number {
     let records = this.lines.length;
     for (const frame of this.frames) records += frame.count;

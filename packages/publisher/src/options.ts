@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { LIMITS, isLevel, nameProblem, toValidName, type Fields, type Level } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
-import { InvalidOptionError } from './errors';
+import { InvalidOptionError, type PublisherError } from './errors';
 
 /** Options of createPublisher and RedisTransport. */
 export interface PublisherOptions {
@@ -37,6 +37,11 @@ export interface PublisherOptions {
   redis?: Omit<RedisClientOptions, 'url'>;
   /** Flush what is buffered when the process is about to exit (beforeExit). @defaultValue true */
   flushOnExit?: boolean;
+  /**
+   * Told, never thrown at: Redis unreachable (once per outage, RedisUnreachableError) and records
+   * close() gave up on (RecordsGivenUpError). @defaultValue one line on stderr per report
+   */
+  onError?: (error: PublisherError) => void;
 }
 
 export interface ResolvedOptions {
@@ -55,6 +60,7 @@ export interface ResolvedOptions {
   maxStreamLength: number | undefined;
   redis: Omit<RedisClientOptions, 'url'>;
   flushOnExit: boolean;
+  onError: (error: PublisherError) => void;
 }
 
 export const DEFAULTS = Object.freeze({
@@ -78,6 +84,10 @@ function positiveInteger(problems: string[], name: string, value: unknown, fallb
     return fallback;
   }
   return value;
+}
+
+function writeToStderr(error: PublisherError): void {
+  process.stderr.write(`@log/publisher: ${error.message}\n`);
 }
 
 /** Checks every option once, reporting all problems in one InvalidOptionError. */
@@ -124,7 +134,9 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     maxStreamLength: options.maxStreamLength === undefined ? undefined : positiveInteger(problems, 'maxStreamLength', options.maxStreamLength, 1),
     redis: options.redis ?? {},
     flushOnExit: options.flushOnExit ?? true,
+    onError: options.onError ?? writeToStderr,
   };
+  if (typeof resolved.onError !== 'function') problems.push('onError must be a function');
   // A smaller buffer shrinks the unset frame and record limits with it, so that setting
   // maxBufferBytes alone is always valid; limits set explicitly must agree with each other.
   resolved.maxBufferBytes = positiveInteger(problems, 'maxBufferBytes', options.maxBufferBytes, DEFAULTS.maxBufferBytes);

@@ -1,6 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import { startRedis, sleep } from '@log/test-kit';
 import { createClient } from 'redis';
-import { createPublisher, InvalidOptionError } from '../src';
+import { createPublisher, InvalidOptionError, type PublisherError, type RecordsGivenUpError } from '../src';
 import { readStream, redisAndPublishers } from './helpers';
 
 const kit = redisAndPublishers('test');
@@ -198,4 +199,43 @@ describe('publisher against a real redis-server', () => {
     const { records } = await readStream(kit.redis.url, ch);
     expect(records.map((r) => r.message)).toEqual(['last words']);
   });
+
+  it('says once per outage that Redis is unreachable (onError, or stderr), and counts what close() gave up as dropped', async () => {
+    const ch = channel();
+    const down = await startRedis();
+    const url = down.url;
+    await down.stop();
+    const errors: PublisherError[] = [];
+    const log = createPublisher(ch, { app: 'shop', url, host: 'testhost', onError: (error) => errors.push(error) });
+    loggers.push(log);
+    for (let i = 0; i < 100; i++) log.info('while down', { i });
+    await sleep(1500); // node-redis retries the connection several times meanwhile
+    expect(errors.map((e) => e.code)).toEqual(['REDIS_UNREACHABLE']);
+    expect(errors[0]!.message).toContain(`cannot reach Redis at ${url} (ECONNREFUSED)`);
+    await down.start();
+    await log.flush();
+    expect(log.stats()).toMatchObject({ sent: 100, dropped: 0 });
+    await down.stop(); // a second outage is said again
+    for (let i = 0; i < 50; i++) log.info('second outage', { i });
+    for (let i = 0; i < 100 && errors.length < 2; i++) await sleep(20);
+    await log.close(200);
+    expect(errors.map((e) => e.code)).toEqual(['REDIS_UNREACHABLE', 'REDIS_UNREACHABLE', 'RECORDS_GIVEN_UP']);
+    expect((errors[2] as RecordsGivenUpError).records).toBe(50);
+    expect(log.stats()).toMatchObject({ logged: 150, sent: 100, dropped: 50, buffered: 0 });
+    await down.dispose();
+  }, 30_000);
+
+  it('writes the warning to stderr when no onError is given', async () => {
+    const down = await startRedis();
+    await down.stop();
+    const script = `
+      const { createPublisher } = require(${JSON.stringify(require.resolve('../dist'))});
+      const log = createPublisher('c', { app: 'shop', url: ${JSON.stringify(down.url)} });
+      log.info('x');
+      setTimeout(() => log.close(100).then(() => process.exit(0)), 1000);`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(run.stderr.match(/@log\/publisher: cannot reach Redis/g)).toHaveLength(1);
+    expect(run.stderr).toContain('@log/publisher: close(): 1 records were not accepted by Redis within 100 ms; they are counted as dropped');
+    await down.dispose();
+  }, 30_000);
 });
