@@ -28,6 +28,11 @@ local MAX_INTERVALS = 512
 -- A producer's ledger is kept this long after its last commit (apps restart under new producer
 -- ids: Redis must not keep every one it ever saw). The running totals keep counting them.
 local RETAIN_MS = 7 * 24 * 3600 * 1000
+-- An origin first seen this far into its numbers began before the group knew it (its ledger
+-- expired while it was idle) or claims numbers it never sent (a forged header): the numbers below
+-- its first are not counted as missing, so no header can make `missing` larger than what was
+-- sent. A smaller leading gap (its first frames lost) is counted.
+local MAX_LEADING_GAP = 100000
 
 local function parse(text)
   local list = {}
@@ -110,12 +115,22 @@ for p = 1, np do
   b.written = ranges()
   b.seen = ranges()
   b.dead = ranges()
-  local stored = redis.call('HMGET', b.key, 'intervals', 'highest', 'covered', 'missing', 'received')
+  local stored = redis.call('HMGET', b.key, 'intervals', 'highest', 'covered', 'missing', 'received', 'base')
   b.exists = stored[5] ~= false
   b.intervals = parse(stored[1] or nil)
   b.highest = tonumber(stored[2]) or 0
   b.covered = tonumber(stored[3]) or 0
   b.missing = tonumber(stored[4]) or 0
+  b.base = tonumber(stored[6]) or 0
+  if not b.exists then
+    local first
+    for _, list in ipairs({ b.written, b.seen, b.dead }) do
+      for _, r in ipairs(list) do
+        if first == nil or r[1] < first then first = r[1] end
+      end
+    end
+    if first ~= nil and first - 1 > MAX_LEADING_GAP then b.base = first - 1 end
+  end
   for _, r in ipairs(b.written) do
     for _, iv in ipairs(b.intervals) do
       local lo, hi = math.max(r[1], iv[1]), math.min(r[2], iv[2])
@@ -181,13 +196,13 @@ for _, b in ipairs(batch) do
     table.remove(b.intervals, 2)
     first[2] = second[2]
   end
-  local missing = b.highest - b.covered
+  local missing = b.highest - b.base - b.covered
   if missing < 0 then missing = 0 end
   redis.call('HSET', b.key, 'producer', b.producer, 'app', b.app, 'host', b.host,
     'intervals', serialize(b.intervals), 'highest', string.format('%.0f', b.highest),
     'covered', string.format('%.0f', b.covered), 'missing', string.format('%.0f', missing), 'lastSeen', ARGV[5])
   if not b.exists then
-    redis.call('HSET', b.key, 'firstSeen', ARGV[5])
+    redis.call('HSET', b.key, 'firstSeen', ARGV[5], 'base', string.format('%.0f', b.base))
     t.producers = t.producers + 1
   end
   redis.call('HINCRBY', b.key, 'received', received)

@@ -50,6 +50,16 @@ describe('GroupState.commit', () => {
     await state.releaseLease();
   });
 
+  it('counts a small leading gap of a new origin as missing, never one a header claims near 2^53', async () => {
+    const { state } = await setUp();
+    await state.commit([], new Map(), [commit('small', [5, 6])], token());
+    expect((await state.totals()).missing).toBe(4);
+    await state.commit([], new Map(), [commit('huge', [Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER])], token());
+    await state.commit([], new Map(), [commit('huge', [Number.MAX_SAFE_INTEGER - 5, Number.MAX_SAFE_INTEGER - 5])], token());
+    expect(await state.totals()).toMatchObject({ missing: 4, received: 5 }); // the late one below its first fills no gap
+    await state.releaseLease();
+  });
+
   it('commits nothing and names the records when some server of the group already committed them', async () => {
     const { key, ids, state } = await setUp(1);
     await state.commit([], new Map(), [commit('p1', [1, 100])], token());
