@@ -41,7 +41,7 @@ afterEach(async () => {
 }, 30_000);
 
 it(`keeps every good record, dead-letters every bad one, and never writes a raw or split line (${SECONDS} s, seed ${SEED})`, async () => {
-  // eslint-disable-next-line no-console -- the seed replays a failure: FUZZ_SEED=<seed>
+  // the seed replays a failure: FUZZ_SEED=<seed>
   console.log(`fuzz seed ${SEED} (replay: FUZZ_SEED=${SEED} FUZZ_SECONDS=${SECONDS})`);
   const r = rng(SEED);
   dir = tempDir('fuzz');
@@ -128,7 +128,12 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
         const frame = join2(header(), records);
         const start = frame.indexOf(10);
         for (let k = 1 + r.int(4); k > 0; k--) frame[start + 1 + r.int(frame.length - start - 1)] = r.int(256);
-        for (const rec of records) for (const t of rec.toString('latin1').match(/tok\d+x\d+z/g) ?? []) (good.delete(t), badRecords.delete(t));
+        for (const rec of records) {
+          for (const t of rec.toString('latin1').match(/tok\d+x\d+z/g) ?? []) {
+            good.delete(t);
+            badRecords.delete(t);
+          }
+        }
         batch.xAdd(streamKey(channel), '*', { f: frame });
         frameIds.push({ kind: 'other' });
       } else if (whole === 2) {
@@ -191,6 +196,5 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
   for (const counter of ['received', 'duplicates', 'deadLettered', 'reportedDrops', 'missing', 'conflicts']) expect(report.totals[counter]!).toBeLessThanOrEqual(sent);
   expect(report.totals.received).toBeGreaterThanOrEqual(good.size);
   expect(lines).toBe(report.totals.received);
-  // eslint-disable-next-line no-console -- what the run covered
   console.log(`fuzz: ${sent} records sent, ${good.size} good checked, ${badRecords.size} bad records and ${badEntries.size} bad entries dead-lettered, ${lines} lines on disk`);
 }, 180_000);
