@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, startS3, tempDir, type RedisServer } from '@log/test-kit';
+import { motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer } from '@log/test-kit';
 import { createClient } from 'redis';
 import { ENV_KEYS } from '../src/config';
 import { MAIN, httpGet, startServer, type ServerProcess } from './harness';
@@ -147,6 +147,30 @@ describe('S3 at start and while running', () => {
     }
     expect(health).toMatchObject({ status: 'degraded', archive: 'failing', archiveError: expect.stringMatching(/^S3: NoSuchBucket: /) });
     expect(s.output()).toContain('"S3 is not usable: closed files stay on disk and are retried"');
+  }, 30_000);
+
+  it('wrong credentials are said at once with S3’s code (moto checking keys; s3rver where moto is missing checks none)', async () => {
+    const redis = await redisServer();
+    const moto = motoAvailable();
+    const s3 = await startS3(moto ? { implementation: 'moto', refuseCredentials: true } : { buckets: [] });
+    cleanups.push(() => s3.stop());
+    const s = await startServer({
+      REDIS_URL: redis.url,
+      LOG_DIR: join(dir, 'log'),
+      S3_BUCKET: 'logs',
+      S3_ENDPOINT: s3.endpoint,
+      S3_FORCE_PATH_STYLE: 'true',
+      AWS_REGION: s3.region,
+      AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG',
+      AWS_SECRET_ACCESS_KEY: 'wrong',
+    });
+    cleanups.push(() => s.stop());
+    let health: Record<string, unknown> = {};
+    for (let i = 0; i < 200 && health.archive !== 'failing'; i++) {
+      health = JSON.parse((await httpGet(s.httpPort, '/healthz')).body) as Record<string, unknown>;
+      await sleep(50);
+    }
+    expect(health).toMatchObject({ status: 'degraded', archive: 'failing', archiveError: expect.stringMatching(moto ? /^S3: InvalidAccessKeyId: / : /^S3: NoSuchBucket: /) });
   }, 30_000);
 
   it('uploads failing in a row mark archive failing after ARCHIVE_FAILING_AFTER attempts, not hours later', async () => {

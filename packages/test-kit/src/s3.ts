@@ -14,6 +14,11 @@ export interface S3ServerOptions {
   buckets?: string[];
   /** Port to listen on (to start S3 late at an address a client already uses). @defaultValue a free port */
   port?: number;
+  /**
+   * moto only: check every request's credentials against moto's IAM, which knows none, so each is
+   * refused (InvalidAccessKeyId), as AWS refuses a wrong key. No bucket is created.
+   */
+  refuseCredentials?: boolean;
 }
 
 /** A real S3-compatible HTTP server owned by a test, used through the AWS SDK like AWS itself. */
@@ -64,6 +69,7 @@ function httpStatus(port: number, method: string, path: string): Promise<number>
 export async function startS3(options: S3ServerOptions = {}): Promise<S3Server> {
   const implementation = options.implementation ?? 's3rver';
   const buckets = options.buckets ?? ['logs'];
+  if (options.refuseCredentials && implementation !== 'moto') throw new TestKitError('MOTO_MISSING', 'refuseCredentials needs moto_server');
   if (implementation === 'moto' && !motoAvailable()) {
     throw new TestKitError('MOTO_MISSING', 'moto_server is not installed: pip install "moto[server]"');
   }
@@ -76,14 +82,16 @@ export async function startS3(options: S3ServerOptions = {}): Promise<S3Server> 
       implementation === 's3rver'
         ? // from src (jest) or dist alike, the compiled script lives in dist/
           spawnService(process.execPath, [join(__dirname, '..', 'dist', 's3rver-main.js'), String(port), dir, ...buckets])
-        : spawnService(which('moto_server') as string, ['-H', '127.0.0.1', '-p', String(port)]);
+        : spawnService(which('moto_server') as string, ['-H', '127.0.0.1', '-p', String(port)], {
+            env: options.refuseCredentials ? { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '0' } : process.env,
+          });
     child = service.child;
     await waitUntil(`${implementation} on port ${port}`, async () => (await httpStatus(port, 'GET', '/')) > 0, {
       child,
       output: service.output,
       timeoutMs: 20_000,
     });
-    if (implementation === 'moto') {
+    if (implementation === 'moto' && !options.refuseCredentials) {
       for (const bucket of buckets) await httpStatus(port, 'PUT', `/${bucket}`);
     }
   };
