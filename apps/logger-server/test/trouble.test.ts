@@ -42,7 +42,9 @@ describe('an app logging through Redis trouble', () => {
       await log.flush();
       const stats = log.stats();
       expect(throws).toBe(0);
-      expect(loopDelay.max / 1e6).toBeLessThan(100);
+      // a stall is the app blocked for seconds (a synchronous connect, a busy retry loop); a loaded
+      // machine (CI, 2 cores) delays a turn by 100-200 ms now and then, which is not one
+      expect(loopDelay.max / 1e6).toBeLessThan(1000);
       expect(stats.logged).toBe(i);
       expect(stats.buffered).toBe(0);
       expect(stats.dropped).toBeGreaterThan(0); // the outage outlasted the 256 KiB buffer
