@@ -8,6 +8,9 @@ import { sleep } from './sleep';
 const MIN_REDIS = [6, 2] as const;
 const PROBE_TIMEOUT_MS = 5_000;
 const FIRST_RETRY_MS = 500;
+/** OpenSSL and Node codes of a certificate the client does not trust: a setting to fix, not a wait. */
+const TLS_TRUST =
+  /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_SIGNATURE_FAILURE|ERR_TLS_CERT_ALTNAME_INVALID)$/;
 const MAX_RETRY_MS = 10_000;
 
 /** What one probe found: Redis usable (its version), a condition that may pass (retried), or one that will not. */
@@ -55,6 +58,17 @@ function classify(first: Error, error: unknown): RedisProbe {
   }
   if (/Unknown RESP type|Protocol error|parse/i.test(message)) return { ok: false, lasting: true, reason: `not a Redis server (${message})`, cause: first };
   const code = (first as NodeJS.ErrnoException).code;
+  if (code !== undefined && TLS_TRUST.test(code)) {
+    return {
+      ok: false,
+      lasting: true,
+      reason: `TLS: the server's certificate is not trusted (${code}: ${message}); trust its CA with NODE_EXTRA_CA_CERTS=/path/to/ca.pem`,
+      cause: first,
+    };
+  }
+  if (/wrong version number|packet length too long|EPROTO/i.test(`${code ?? ''} ${message}`)) {
+    return { ok: false, lasting: true, reason: `TLS: the port does not speak TLS (${code ?? message}); use redis:// for a plain port, rediss:// for Redis's tls-port`, cause: first };
+  }
   const what = code === 'ECONNREFUSED' ? 'connection refused' : code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? 'host not found' : 'unreachable';
   return { ok: false, lasting: false, reason: `${what} (${code ?? message})`, cause: error };
 }
