@@ -11,3 +11,7 @@ export { LIMITS } from './limits';
 export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';
 export { escapeUnsafeJson, quote } from './escape';
+export { Backoff, sleep } from './retry';
+export type { BackoffOptions } from './retry';
+export { timeStamp, parseTimeStamp } from './stamp';
+export { DEFAULT_REDIS_URL, resolveRedisUrl } from './redis-url';
