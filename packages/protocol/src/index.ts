@@ -1,5 +1,5 @@
 export { ProtocolError, InvalidNameError, InvalidUtf8Error, FrameTooLargeError, FrameFormatError, UnsupportedVersionError, RecordTooLargeError, RecordInvalidError } from './errors';
-export type { ProtocolErrorCode, ProtocolErrorContext } from './errors';
+export type { DeadLetterReason, ProtocolErrorCode, ProtocolErrorContext } from './errors';
 export { LEVELS, LEVEL_VALUES, isLevel } from './levels';
 export type { Level } from './levels';
 export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName } from './names';

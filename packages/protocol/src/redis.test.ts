@@ -7,7 +7,7 @@ beforeAll(async () => {
   redis = await startRedis();
 });
 afterAll(async () => {
-  await redis?.stop();
+  await redis?.dispose();
 });
 
 describe('resolveRedisUrl', () => {
