@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { removeDir } from '@log/test-kit';
+import { removeDir, sleep } from '@log/test-kit';
 import { createClient, type RedisClientType } from 'redis';
 import { check, type Source, type StatsReport } from './checker';
 import { BUCKET, CHANNEL, Cluster, GROUP } from './cluster';
@@ -223,10 +223,6 @@ async function archivesIdle(cluster: Cluster): Promise<boolean> {
     }
   }
   return true;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
 main().then(
