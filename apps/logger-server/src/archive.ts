@@ -324,7 +324,7 @@ export class ArchiveQueue {
   private updateBacklog(): void {
     this.metrics.archiveBacklogFiles.set(this.queue.length);
     this.metrics.archiveBacklogBytes.set(this.backlogBytes);
-    this.metrics.archiveOldestSeconds.set(this.oldestAgeSeconds);
+    this.metrics.archiveBacklogOldestSeconds.set(this.oldestAgeSeconds);
   }
 }
 

@@ -106,7 +106,7 @@ export class StreamConsumer {
             nextClaim = now + this.config.claimIntervalMs;
             entries = await reader.claimIdle(this.config.claimIdleMs);
             if (entries.length > 0) {
-              this.metrics.claimed.inc(entries.length);
+              this.metrics.claimedEntries.inc(entries.length);
               this.log('info', 'claimed entries left pending by other consumers', { count: entries.length });
             }
           }
@@ -153,7 +153,7 @@ export class StreamConsumer {
 
   private async trim(): Promise<void> {
     const { trimmed, groups, slowest } = await this.reader.trim();
-    if (trimmed > 0) this.metrics.trimmed.inc(trimmed);
+    if (trimmed > 0) this.metrics.streamTrimmedEntries.inc(trimmed);
     for (const group of groups) {
       this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
       this.metrics.groupPending.set({ group: group.name }, group.pending);
@@ -171,7 +171,7 @@ export class StreamConsumer {
     for (const entry of entries) {
       const deliveries = owned === undefined ? 1 : owned.get(entry.id);
       if (deliveries === undefined) {
-        this.metrics.notOwned.inc();
+        this.metrics.entriesLostToClaim.inc();
         continue;
       }
       ids.push(entry.id);
@@ -257,7 +257,7 @@ export class StreamConsumer {
         const lost = new Set(outcome.ids);
         pending = pending.filter((id) => !lost.has(id));
         const removed = this.writer.takeBackEntries(lost);
-        this.metrics.notOwned.inc(lost.size);
+        this.metrics.entriesLostToClaim.inc(lost.size);
         this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
       } else {
         const removed = this.writer.takeBackCommitted(outcome.ranges);
