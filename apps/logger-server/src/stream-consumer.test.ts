@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, streamKey } from '@log/protocol';
 import { StreamReader } from '@log/subscriber';
 import { removeDir, sleep, startRedis, tempDir, waitUntil, type RedisServer } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 import { useRedis } from '../test/harness';
 import { loadConfig } from './config';
 import { DeadLetters } from './dead-letters';
@@ -181,8 +182,7 @@ describe('StreamConsumer', () => {
 
   it('while Redis is down: unhealthy, errors counted, retried with backoff; when it is back (empty) it reads and writes again', async () => {
     const own = { redis: await startRedis(), client: undefined as unknown as RedisClientType };
-    own.client = createClient({ url: own.redis.url }) as RedisClientType;
-    own.client.on('error', () => {});
+    own.client = createRedisClient({ url: own.redis.url });
     await own.client.connect();
     try {
       const r = await rig({}, own);

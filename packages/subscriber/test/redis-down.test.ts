@@ -1,6 +1,6 @@
 import { FRAME_FIELD, streamKey } from '@log/protocol';
+import { createRedisClient } from '@log/protocol/redis';
 import { startRedis, waitUntil, type RedisServer } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
 import { PubSubReader, StreamReader, SubscriberError } from '../src';
 
 // Every Redis failure of the readers comes out as a SubscriberError with code REDIS, the key and
@@ -26,8 +26,7 @@ async function failure(call: () => Promise<unknown>): Promise<SubscriberError> {
 
 it('StreamReader: read, ack, ackOwned, ownership, claimIdle, trim and deadLetter reject with SubscriberError when Redis is down', async () => {
   const channel = 'down';
-  const client = createClient({ url: redis.url }) as RedisClientType;
-  client.on('error', () => {});
+  const client = createRedisClient({ url: redis.url });
   await client.connect();
   await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: 'frame-1' });
   client.destroy();
