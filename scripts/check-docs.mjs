@@ -6,12 +6,14 @@
 //   exists;
 // - every export a package README quotes (`createPublisher(...)`, `StreamReader`) is exported by
 //   a package of the workspace.
-// Prints one line per problem and exits 1 when there is any.
+// Prints one line per problem and exits 1 when there is any. `node scripts/check-docs.mjs <dir>`
+// checks another checkout.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The repository checked: this script's, or the directory given as the first argument (tests).
+const root = process.argv[2] ?? join(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (path) => readFileSync(join(root, path), 'utf8');
 
 /** Names of files the docs use as examples of a kind of file, not as files of this repository. */
@@ -37,11 +39,12 @@ const FOREIGN_NAMES = new Set([
 ]);
 
 export function docs() {
-  const list = ['README.md', 'CONTRIBUTING.md', 'BENCHMARKS.md'];
+  const list = [];
   for (const group of ['packages', 'apps']) {
+    if (!existsSync(join(root, group))) continue;
     for (const name of readdirSync(join(root, group))) if (existsSync(join(root, group, name, 'README.md'))) list.push(`${group}/${name}/README.md`);
   }
-  return list;
+  return ['README.md', 'CONTRIBUTING.md', 'BENCHMARKS.md'].filter((doc) => existsSync(join(root, doc))).concat(list);
 }
 
 /** The environment variables config.ts reads: ENV_KEYS, and `env.NAME` read directly (LOG_CONFIG). */
@@ -87,7 +90,7 @@ function exists(docPath, file) {
   if (!file.includes('/')) {
     for (const sub of ['src', 'lua', 'test', 'bench', 'scripts']) candidates.push(join(dir, sub, file));
     // A bare name such as `tsconfig.json` in CONTRIBUTING.md: a file every package or app has.
-    for (const group of ['packages', 'apps']) for (const name of readdirSync(join(root, group))) candidates.push(join(root, group, name, file));
+    for (const group of ['packages', 'apps']) if (existsSync(join(root, group))) for (const name of readdirSync(join(root, group))) candidates.push(join(root, group, name, file));
   }
   return candidates.some((path) => existsSync(path));
 }
@@ -124,6 +127,7 @@ export function workspaceExports() {
     for (const m of source.matchAll(/export\s+(?:declare\s+)?(?:abstract\s+)?(?:async\s+)?(?:class|function|const|let|interface|type|enum)\s+([A-Za-z_$][\w$]*)/g)) names.add(m[1]);
   };
   for (const group of ['packages', 'apps']) {
+    if (!existsSync(join(root, group))) continue;
     for (const name of readdirSync(join(root, group))) {
       const dir = join(root, group, name);
       if (!existsSync(join(dir, 'package.json'))) continue;

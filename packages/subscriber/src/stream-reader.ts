@@ -31,10 +31,12 @@ export interface StreamReaderOptions {
   redis?: Omit<RedisClientOptions, 'url'>;
 }
 
+/** One entry of a reply: its id and its fields as [name, value, ...] (null for an entry trimmed while pending). */
 type RawEntry = [Buffer, Buffer[] | null];
 /** XREADGROUP's reply: an array of [stream, entries] under RESP2, a map stream -> entries under RESP3. */
 type RawStreams = Array<[Buffer, RawEntry[]]> | Map<unknown, RawEntry[]> | Record<string, RawEntry[]> | null;
 
+/** A raw entry as a StreamEntry: the first frame field is the frame, every other field name is listed. */
 function toEntry([id, fields]: RawEntry): StreamEntry {
   // A pending entry that was deleted (trimmed) replays as [id, null]: nothing to store.
   if (fields === null) return { id: id.toString(), frame: undefined, otherFields: [] };
@@ -64,6 +66,7 @@ function nextId(id: string): string {
   return `${ms}-${BigInt(seq) + 1n}`;
 }
 
+/** The entries of the one stream a reply is about (XREADGROUP reads one stream here). */
 function entriesOf(reply: RawStreams): RawEntry[] {
   if (reply === null || reply === undefined) return [];
   if (Array.isArray(reply)) return reply[0]?.[1] ?? [];
@@ -302,7 +305,7 @@ export class StreamReader {
     await this.send(args);
   }
 
-  /** Copies a bad entry to the dead-letter stream with the reason, then acknowledges it. */
+  /** Copies a bad entry to the dead-letter stream with the reason (XADD, capped); acknowledging it is the caller's, with its batch. */
   async deadLetter(entryId: string, reason: DeadLetterReason, detail: string, payload: Buffer | undefined): Promise<void> {
     await this.send(deadLetterCommand(this.deadLetterKey, entryId, reason, detail, payload));
   }
