@@ -1,16 +1,31 @@
-import { readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { isValidName } from '@log/protocol';
-import { ArchiveError, archiveFile, archiveKey } from '@log/s3-archiver';
+import { Backoff, isValidName, type BackoffOptions } from '@log/protocol';
+import { ArchiveError, archiveFile, archiveKey, type ArchiveErrorCode } from '@log/s3-archiver';
 import type { ServerConfig } from './config';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
-import { manifestPathOf, parseClosedName, syncDirectory, type ClosedFile } from './sink';
-import { sleep } from './sleep';
-import type { FileManifest } from './summary';
+import { closedNameOfManifest, manifestPathOf, parseClosedName, readManifest, type ClosedFile } from './closed-file';
+import { syncDirectory } from './sink';
 
-const MAX_BACKOFF_MS = 60_000;
+/** Waits between attempts of the archive loop: from 500 ms, doubling up to a minute, with jitter. */
+const ARCHIVE_RETRY: BackoffOptions = { initialMs: 500, maxMs: 60_000 };
+/** Waits between the attempts of one file in `logger-server archive`: 200 ms, doubling (bounded by the attempts), with jitter. */
+const ARCHIVE_ONCE_RETRY: BackoffOptions = { initialMs: 200 };
+
+/**
+ * Why an archive attempt failed (the `reason` label of logger_archive_failures_total): the
+ * archiver's code, or INTERNAL for an error that is not an ArchiveError (a bug, a local file error).
+ */
+export type ArchiveFailureReason = ArchiveErrorCode | 'INTERNAL';
+
+/** A file `logger-server archive` left on disk, and why: a failure reason, or NOT_TRIED after an earlier file failed every attempt. */
+export interface NotArchived {
+  file: string;
+  code: ArchiveFailureReason | 'NOT_TRIED';
+  message: string;
+}
 
 interface Queued extends ClosedFile {
   bytes: number;
@@ -81,8 +96,8 @@ export class ArchiveQueue {
         if (file) this.add(file);
         // A manifest whose data file is gone: a crash between writing it and the rename, or after
         // archiving deleted the data file and before the manifest.
-        const manifestOf = name.endsWith('.manifest.json') ? name.slice(0, -'.manifest.json'.length) + '.jsonl' : undefined;
-        if (manifestOf !== undefined && !present.has(manifestOf) && parseClosedName(app, dir, manifestOf)) removeQuietly(join(dir, name));
+        const manifestOf = closedNameOfManifest(name);
+        if (manifestOf !== undefined && !present.has(manifestOf)) removeQuietly(join(dir, name));
       }
     }
     if (this.queue.length > 0) this.log('info', 'closed files waiting for archiving', { files: this.queue.length });
@@ -209,16 +224,17 @@ export class ArchiveQueue {
    * up to `attempts` times with backoff; after a file failed every attempt the rest are not
    * tried. Resolves with what stayed behind (never deleted).
    */
-  async archiveAll(attempts: number): Promise<{ archived: number; failed: Array<{ file: string; code: string; message: string }> }> {
+  async archiveAll(attempts: number): Promise<{ archived: number; failed: NotArchived[] }> {
     await this.sweepStaleUploads(Date.now() - this.config.s3.staleUploadSeconds * 1000);
     let archived = 0;
-    const failed: Array<{ file: string; code: string; message: string }> = [];
+    const failed: NotArchived[] = [];
     let unreachable = false;
     for (const file of [...this.queue]) {
       if (unreachable) {
         failed.push({ file: file.path, code: 'NOT_TRIED', message: 'skipped: an earlier file failed every attempt' });
         continue;
       }
+      const backoff = new Backoff(ARCHIVE_ONCE_RETRY);
       for (let attempt = 1; ; attempt++) {
         try {
           if (attempt > 1) await this.sweepStaleUploads(Number.POSITIVE_INFINITY); // as in run()
@@ -234,7 +250,7 @@ export class ArchiveQueue {
             unreachable = code !== 'CONFLICT';
             break;
           }
-          await sleep(100 * 2 ** attempt * (0.5 + Math.random()));
+          await backoff.wait(this.stopping.signal);
         }
       }
     }
@@ -257,7 +273,7 @@ export class ArchiveQueue {
   }
 
   private async run(): Promise<void> {
-    let backoffMs = 500;
+    const backoff = new Backoff(ARCHIVE_RETRY);
     let sweepFirst = false;
     while (this.running) {
       const file = this.queue.find((f) => !this.conflicts.has(f.path));
@@ -276,7 +292,7 @@ export class ArchiveQueue {
         // A failed attempt may have left its multipart upload open (when the abort failed too).
         if (sweepFirst) sweepFirst = !(await this.sweepStaleUploads(Number.POSITIVE_INFINITY));
         await this.archive(file);
-        backoffMs = 500;
+        backoff.reset();
         this.consecutiveFailures = 0;
         this.checkFailure = undefined;
       } catch (error) {
@@ -285,19 +301,19 @@ export class ArchiveQueue {
           break;
         }
         const reason = this.countFailure(error);
-        sweepFirst = reason !== 'CONFLICT';
         if (reason !== 'CONFLICT') {
           this.consecutiveFailures++;
           this.lastFailure = s3Reason(error);
         }
         if (reason === 'CONFLICT') {
+          sweepFirst = false;
           this.conflicts.add(file.path);
           this.log('error', 'archive conflict: another object is at the key; the file is kept', { file: file.path, ...describeError(error) });
           continue;
         }
-        this.log('warn', 'archiving failed; will retry', { file: file.path, retryInMs: backoffMs, ...describeError(error) });
-        await sleep(backoffMs * (0.5 + Math.random()), this.stopping.signal);
-        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+        sweepFirst = true;
+        this.log('warn', 'archiving failed; will retry', { file: file.path, retryInMs: backoff.delayMs, ...describeError(error) });
+        await backoff.wait(this.stopping.signal);
       }
       this.updateBacklog();
     }
@@ -341,7 +357,7 @@ export class ArchiveQueue {
   }
 
   /** Counts a failed attempt under its reason (an ArchiveError code, or INTERNAL) and returns the reason. */
-  private countFailure(error: unknown): string {
+  private countFailure(error: unknown): ArchiveFailureReason {
     const reason = error instanceof ArchiveError ? error.code : 'INTERNAL';
     this.metrics.archiveFailures.inc({ reason });
     return reason;
@@ -350,7 +366,7 @@ export class ArchiveQueue {
   private updateBacklog(): void {
     this.metrics.archiveBacklogFiles.set(this.queue.length);
     this.metrics.archiveBacklogBytes.set(this.backlogBytes);
-    this.metrics.archiveOldestSeconds.set(this.oldestAgeSeconds);
+    this.metrics.archiveBacklogOldestSeconds.set(this.oldestAgeSeconds);
   }
 }
 
@@ -366,15 +382,6 @@ export function s3Reason(error: unknown): string {
   const code = (sdk as { Code?: string }).Code ?? (sdk.name !== 'Error' && sdk.name !== 'UnknownError' ? sdk.name : undefined) ?? (sdk as NodeJS.ErrnoException).code;
   const what = code ?? (status !== undefined ? `HTTP ${status}` : 'error');
   return `S3: ${what}: ${sdk.message}`;
-}
-
-function readManifest(path: string): FileManifest | undefined {
-  try {
-    const manifest = JSON.parse(readFileSync(path, 'utf8')) as FileManifest;
-    return manifest.version === 1 && Array.isArray(manifest.producers) ? manifest : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** Unlinks a file; one already gone (another run archived it meanwhile) is fine, any other error throws. */

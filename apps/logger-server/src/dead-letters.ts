@@ -1,3 +1,4 @@
+import type { DeadLetterReason } from '@log/protocol';
 import { closeSync, constants, fsyncSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { openStateFile } from './sink';
 import { DiskError } from './errors';
@@ -6,11 +7,11 @@ import type { Metrics } from './metrics';
 import type { Rejected } from './records';
 
 /** Stores one dead letter in Redis: (entry id or 'pubsub', reason, detail, payload). */
-export type SendDeadLetter = (entry: string, reason: string, detail: string, payload: Buffer | undefined) => Promise<void>;
+export type SendDeadLetter = (entry: string, reason: DeadLetterReason, detail: string, payload: Buffer | undefined) => Promise<void>;
 
 interface Spooled {
   entry: string;
-  reason: string;
+  reason: DeadLetterReason;
   detail: string;
   payload: string | undefined;
 }

@@ -21,6 +21,8 @@ export class ConfigError extends ServerError {
 
 /** A path under LOG_DIR is a symlink or otherwise not what the server created: it refuses to write there. */
 export class UnsafePathError extends ServerError {
+  // Narrowed for the dead-letter reason it becomes (declare: no field of its own, the base sets it).
+  declare readonly code: 'UNSAFE_PATH';
   readonly path: string;
   constructor(path: string, reason: string, options?: { cause?: unknown }) {
     super('UNSAFE_PATH', `refusing to write ${path}: ${reason}`, options);

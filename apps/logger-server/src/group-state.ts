@@ -1,35 +1,19 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { groupStateKeys, streamKey } from '@log/protocol';
+import { LuaScript } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
 import { LeaseError } from './errors';
 
-/** A Lua script of lua/, sent once (SCRIPT LOAD) and then called by its digest. */
-class Script {
-  readonly source: string;
-  readonly sha: string;
-  constructor(name: string) {
-    this.source = readFileSync(join(__dirname, '..', 'lua', `${name}.lua`), 'utf8');
-    this.sha = createHash('sha1').update(this.source).digest('hex');
-  }
-
-  async run<T>(client: RedisClientType, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
-    const tail = [String(keys.length), ...keys, ...args.map(String)];
-    try {
-      return (await client.sendCommand(['EVALSHA', this.sha, ...tail])) as T;
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      await client.sendCommand(['SCRIPT', 'LOAD', this.source]);
-      return (await client.sendCommand(['EVALSHA', this.sha, ...tail])) as T;
-    }
-  }
+/** A script of lua/ (see LuaScript: SCRIPT LOAD once, then EVALSHA). */
+function script(name: string): LuaScript {
+  return LuaScript.fromFile(join(__dirname, '..', 'lua', `${name}.lua`));
 }
 
-const COMMIT = new Script('commit');
-const RENEW = new Script('lease');
-const RELEASE = new Script('release');
+const COMMIT = script('commit');
+const RENEW = script('lease');
+const RELEASE = script('release');
 
 /** How far an open file is acknowledged: its first `offset` bytes, the last line being record `seq` of `origin` (see origin.ts). */
 export interface Checkpoint {

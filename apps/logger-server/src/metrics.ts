@@ -66,9 +66,9 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
       registers: [registry],
     }),
     redisErrors: new Counter({ name: 'logger_redis_errors_total', help: 'Failed reads or acks (the server retries)', registers: [registry] }),
-    claimed: new Counter({ name: 'logger_claimed_entries_total', help: 'Entries taken over from consumers that left them pending (XAUTOCLAIM)', registers: [registry] }),
-    notOwned: new Counter({ name: 'logger_entries_lost_to_claim_total', help: 'Entries not written because another consumer claimed them first', registers: [registry] }),
-    trimmed: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
+    claimedEntries: new Counter({ name: 'logger_claimed_entries_total', help: 'Entries taken over from consumers that left them pending (XAUTOCLAIM)', registers: [registry] }),
+    entriesLostToClaim: new Counter({ name: 'logger_entries_lost_to_claim_total', help: 'Entries not written because another consumer claimed them first', registers: [registry] }),
+    streamTrimmedEntries: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
     groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group', labelNames: ['group'], registers: [registry] }),
     groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
     retentionBlockedBy: new Gauge({
@@ -89,7 +89,7 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     archiveFailures: new Counter({ name: 'logger_archive_failures_total', help: 'Failed archive attempts by reason (retried, nothing deleted)', labelNames: ['reason'], registers: [registry] }),
     archiveBacklogFiles: new Gauge({ name: 'logger_archive_backlog_files', help: 'Closed files waiting to be archived', registers: [registry] }),
     archiveBacklogBytes: new Gauge({ name: 'logger_archive_backlog_bytes', help: 'Bytes of closed files waiting to be archived', registers: [registry] }),
-    archiveOldestSeconds: new Gauge({ name: 'logger_archive_backlog_oldest_seconds', help: 'Age of the oldest closed file not yet archived', registers: [registry] }),
+    archiveBacklogOldestSeconds: new Gauge({ name: 'logger_archive_backlog_oldest_seconds', help: 'Age of the oldest closed file not yet archived', registers: [registry] }),
     archiveStaleUploadsAborted: new Counter({
       name: 'logger_archive_stale_uploads_aborted_total',
       help: 'Incomplete multipart uploads of this server aborted at start (left by a kill)',

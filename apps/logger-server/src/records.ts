@@ -1,10 +1,23 @@
-import { DEFAULT_LIMITS, ProtocolError, RecordTooLargeError, decodeFrame, decodeRecord, decodeUtf8, isFrame, isLevel, isValidName, type DecodedFrame, type LogRecord } from '@log/protocol';
+import {
+  DEFAULT_LIMITS,
+  ProtocolError,
+  RecordTooLargeError,
+  decodeFrame,
+  decodeRecord,
+  decodeUtf8,
+  isFrame,
+  isLevel,
+  isValidName,
+  type DeadLetterReason,
+  type DecodedFrame,
+  type LogRecord,
+} from '@log/protocol';
 import { SPLICE_RESERVED } from './format';
 
 /** A payload or record that cannot be stored: it goes to the dead-letter stream with the reason. */
 export interface Rejected {
-  /** Stable reason: a ProtocolError code, UNSAFE_PATH, MISSING_FRAME, UNEXPECTED_FIELDS or DELIVERY_LIMIT. */
-  reason: string;
+  /** Why, as a stable code (see DeadLetterReason of @log/protocol). */
+  reason: DeadLetterReason;
   detail: string;
   /** The offending bytes (the whole payload, or the one record line). */
   payload: Buffer | undefined;

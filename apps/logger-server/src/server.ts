@@ -1,5 +1,6 @@
 import { PubSubReader, StreamReader } from '@log/subscriber';
-import { createClient, type RedisClientType } from 'redis';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 import type { ArchiveQueue } from './archive';
 import type { ServerConfig } from './config';
 import { DeadLetters } from './dead-letters';
@@ -42,8 +43,7 @@ export class LoggerServer {
     this.sink = new FileSink(config.logDir, config.maxOpenFiles);
     this.writer = new RecordWriter(this.sink, this.dedup, this.metrics);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
-    this.redis = createClient({ url: config.redisUrl }) as RedisClientType;
-    this.redis.on('error', () => {}); // failures reach the commands that fail
+    this.redis = createRedisClient({ url: config.redisUrl });
     this.group = new GroupState(this.redis, config.channel, config.group, config.consumer);
     if (config.s3) {
       // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.

@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { FileSink, manifestPathOf, parseClosedName } from './sink';
+import { manifestPathOf, parseClosedName } from './closed-file';
+import { FileSink } from './sink';
 
 describe('FileSink', () => {
   let dir: string;

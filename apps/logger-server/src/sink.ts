@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
 import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
-import { FileSummary } from './summary';
+import { FileSummary, manifestPathOf, newClosedFile, type ClosedFile } from './closed-file';
 
 interface OpenFile {
   app: string;
@@ -33,34 +32,6 @@ export interface LastLine {
 export interface RotationPolicy {
   maxBytes: number;
   maxAgeMs: number;
-}
-
-/** A closed file: `LOG_DIR/<app>/<YYYYMMDDTHHMMSSmmmZ>-<unique>.jsonl`, never written again. */
-export interface ClosedFile {
-  app: string;
-  path: string;
-  firstTime: number;
-  unique: string;
-}
-
-/** `<closed name>.manifest.json` beside a closed file: its FileManifest, written before the rename. */
-export function manifestPathOf(closedPath: string): string {
-  return closedPath.replace(/\.jsonl$/, '.manifest.json');
-}
-
-const CLOSED_NAME = /^(\d{8}T\d{9}Z)-([0-9a-f]{8})\.jsonl$/;
-
-export function closedFileName(firstTime: number, unique: string): string {
-  return `${new Date(firstTime).toISOString().replace(/[-:.]/g, '')}-${unique}.jsonl`;
-}
-
-/** Parses a closed file's name back into its first record time and unique part, or undefined. */
-export function parseClosedName(app: string, dir: string, name: string): ClosedFile | undefined {
-  const match = CLOSED_NAME.exec(name);
-  if (!match) return undefined;
-  const s = match[1] as string; // 20261125T130405678Z
-  const firstTime = Date.UTC(+s.slice(0, 4), +s.slice(4, 6) - 1, +s.slice(6, 8), +s.slice(9, 11), +s.slice(11, 13), +s.slice(13, 15), +s.slice(15, 18));
-  return { app, path: join(dir, name), firstTime, unique: match[2] as string };
 }
 
 /** How many files the sink keeps descriptors open for when not told otherwise (MAX_OPEN_FILES). */
@@ -319,10 +290,9 @@ export class FileSink {
       const due = all || file.size >= policy.maxBytes || now - file.openedAt >= policy.maxAgeMs || Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
       if (!due) continue;
       this.settle(file);
-      const firstTime = file.firstTime ?? file.openedAt;
-      const unique = randomBytes(4).toString('hex');
       const dir = join(this.logDir, file.app);
-      const path = join(dir, closedFileName(firstTime, unique));
+      const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
+      const path = closedFile.path;
       // The manifest first, while nothing has changed yet: when it cannot be written the file stays
       // open with its summary, and a crash before the rename leaves only a stray manifest (removed
       // by the archiver's scan), never a closed file without its manifest.
@@ -335,7 +305,7 @@ export class FileSink {
       this.summaries.delete(file.app);
       this.lastLines.delete(file.app);
       syncDirectory(dir);
-      closed.push({ app: file.app, path, firstTime, unique });
+      closed.push(closedFile);
     }
     return closed;
   }

@@ -2,16 +2,16 @@ import { createClient, type RedisClientType } from 'redis';
 import { redactUrl } from './config';
 import { StartupError } from './errors';
 import type { ServerLog } from './log';
-import { sleep } from './sleep';
+import { Backoff } from '@log/protocol';
 
 /** Oldest Redis the server works with: XAUTOCLAIM and XTRIM MINID came in 6.2. */
 const MIN_REDIS = [6, 2] as const;
 const PROBE_TIMEOUT_MS = 5_000;
-const FIRST_RETRY_MS = 500;
+/** Waits between probes of a Redis that does not answer: from 500 ms, doubling up to 10 s, with jitter. */
+const PROBE_RETRY = { initialMs: 500, maxMs: 10_000 };
 /** OpenSSL and Node codes of a certificate the client does not trust: a setting to fix, not a wait. */
 const TLS_TRUST =
   /^(SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_SIGNATURE_FAILURE|ERR_TLS_CERT_ALTNAME_INVALID)$/;
-const MAX_RETRY_MS = 10_000;
 
 /** What one probe found: Redis usable (its version), a condition that may pass (retried), or one that will not. */
 export type RedisProbe = { ok: true; version: string } | { ok: false; lasting: boolean; reason: string; cause?: unknown };
@@ -80,7 +80,7 @@ function classify(first: Error, error: unknown): RedisProbe {
  */
 export async function waitForRedis(url: string, log: ServerLog, onProblem: (reason: string | undefined) => void, signal?: AbortSignal): Promise<boolean> {
   let said: string | undefined;
-  let delay = FIRST_RETRY_MS;
+  const backoff = new Backoff(PROBE_RETRY);
   for (;;) {
     if (signal?.aborted) return false;
     const probe = await probeRedis(url);
@@ -92,11 +92,10 @@ export async function waitForRedis(url: string, log: ServerLog, onProblem: (reas
     if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', 'REDIS_URL', `${redactUrl(url)}: ${probe.reason}`, { cause: probe.cause });
     const reason = `REDIS_URL ${redactUrl(url)}: ${probe.reason}`;
     if (reason !== said) {
-      log('error', 'redis is not reachable; retrying with backoff until it is', { reason, retryInMs: delay });
+      log('error', 'redis is not reachable; retrying with backoff until it is', { reason, retryInMs: backoff.delayMs });
       said = reason;
     }
     onProblem(reason);
-    await sleep(delay, signal);
-    delay = Math.min(delay * 2, MAX_RETRY_MS);
+    await backoff.wait(signal);
   }
 }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { Backoff, sleep, type BackoffOptions } from '@log/protocol';
 import type { StreamEntry, StreamReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
@@ -11,7 +12,11 @@ import type { RecordWriter } from './record-writer';
 import { decodeFramePayload, type Rejected } from './records';
 import type { LocalCheckpoints } from './recovery';
 import type { FileSink } from './sink';
-import { sleep } from './sleep';
+
+/** Waits between tries while Redis fails (reading, committing): from 100 ms, doubling up to 5 s, no jitter. */
+const REDIS_RETRY: BackoffOptions = { initialMs: 100, maxMs: 5000, jitter: 0 };
+/** How long reading pauses while the archive backlog is over its bound, before it looks again. */
+const BACKPRESSURE_PAUSE_MS = 500;
 
 /** What the consumer needs from the server around it. */
 export interface ConsumerHooks {
@@ -31,6 +36,8 @@ export interface ConsumerHooks {
  */
 export class StreamConsumer {
   private running = false;
+  /** Aborted by stop(): a retry wait ends at once instead of holding up the drain. */
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
   /** True while a batch is written but not committed: files are not rotated then (see rotate). */
   uncommitted = false;
@@ -57,6 +64,7 @@ export class StreamConsumer {
   /** Stops reading and resolves when the batch in hand is committed. */
   async stop(): Promise<void> {
     this.running = false;
+    this.stopping.abort();
     await this.loop;
     await this.reader.close();
   }
@@ -67,7 +75,7 @@ export class StreamConsumer {
 
   private async run(): Promise<void> {
     const reader = this.reader;
-    let backoffMs = 100;
+    const backoff = new Backoff(REDIS_RETRY);
     let nextClaim = 0;
     let nextTrim = this.config.trimIntervalMs > 0 ? Date.now() + this.config.trimIntervalMs : Number.POSITIVE_INFINITY;
     // The next batch is read while this one is written and fsynced, so Redis round trips and
@@ -84,7 +92,7 @@ export class StreamConsumer {
         } else {
           if (!this.hooks.rotate()) return; // the server's rotate skips while a batch is uncommitted
           if (this.hooks.archiveBackpressure()) {
-            await sleep(500);
+            await sleep(BACKPRESSURE_PAUSE_MS, this.stopping.signal);
             continue;
           }
           const now = Date.now();
@@ -98,7 +106,7 @@ export class StreamConsumer {
             nextClaim = now + this.config.claimIntervalMs;
             entries = await reader.claimIdle(this.config.claimIdleMs);
             if (entries.length > 0) {
-              this.metrics.claimed.inc(entries.length);
+              this.metrics.claimedEntries.inc(entries.length);
               this.log('info', 'claimed entries left pending by other consumers', { count: entries.length });
             }
           }
@@ -106,14 +114,13 @@ export class StreamConsumer {
         }
         if (!this.health.redisOk) this.log('info', 'redis reachable again');
         this.health.set(true, this.health.diskOk);
-        backoffMs = 100;
+        backoff.reset();
       } catch (error) {
         if (!this.running) break;
         this.metrics.redisErrors.inc();
         if (this.health.redisOk) this.log('warn', 'reading from redis failed; retrying', describeError(error));
         this.health.set(false, this.health.diskOk, error);
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
+        await backoff.wait(this.stopping.signal);
         continue;
       }
       if (entries.length === 0) continue;
@@ -139,14 +146,14 @@ export class StreamConsumer {
         reader.replayPending();
         this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
         this.health.set(false, this.health.diskOk, error);
-        await sleep(backoffMs);
+        await backoff.wait(this.stopping.signal);
       }
     }
   }
 
   private async trim(): Promise<void> {
     const { trimmed, groups, slowest } = await this.reader.trim();
-    if (trimmed > 0) this.metrics.trimmed.inc(trimmed);
+    if (trimmed > 0) this.metrics.streamTrimmedEntries.inc(trimmed);
     for (const group of groups) {
       this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
       this.metrics.groupPending.set({ group: group.name }, group.pending);
@@ -164,7 +171,7 @@ export class StreamConsumer {
     for (const entry of entries) {
       const deliveries = owned === undefined ? 1 : owned.get(entry.id);
       if (deliveries === undefined) {
-        this.metrics.notOwned.inc();
+        this.metrics.entriesLostToClaim.inc();
         continue;
       }
       ids.push(entry.id);
@@ -203,7 +210,7 @@ export class StreamConsumer {
   private async settle(ids: string[], apps: readonly string[], dead: Array<{ id: string; rejected: Rejected }>): Promise<void> {
     const token = randomBytes(8).toString('hex');
     let stored = 0;
-    let backoffMs = 100;
+    const backoff = new Backoff(REDIS_RETRY);
     for (;;) {
       try {
         for (; stored < dead.length; stored++) await this.deadLetters.store(dead[stored]!.id, dead[stored]!.rejected);
@@ -221,8 +228,7 @@ export class StreamConsumer {
         // are gone from it and the file holds the only copy. With the group made again, the
         // commit finds them pending to nobody and commits the batch (the ledger still decides).
         if (String((error as Error)?.message).includes('NOGROUP')) await this.reader.ensureGroup().catch(() => undefined);
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 5000);
+        await backoff.wait(this.stopping.signal);
       }
     }
   }
@@ -251,7 +257,7 @@ export class StreamConsumer {
         const lost = new Set(outcome.ids);
         pending = pending.filter((id) => !lost.has(id));
         const removed = this.writer.takeBackEntries(lost);
-        this.metrics.notOwned.inc(lost.size);
+        this.metrics.entriesLostToClaim.inc(lost.size);
         this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
       } else {
         const removed = this.writer.takeBackCommitted(outcome.ranges);

@@ -6,7 +6,8 @@ import { createPublisher } from '@log/publisher';
 import { removeDir, sleep, startRedis, tempDir, within, type RedisServer } from '@log/test-kit';
 import { createClient } from 'redis';
 import { DiskError } from '../src/errors';
-import { FileSink, manifestPathOf } from '../src/sink';
+import { manifestPathOf } from '../src/closed-file';
+import { FileSink } from '../src/sink';
 import { expectExactlyOnce, readLogs, startServer, waitForRecords } from './harness';
 
 let redis: RedisServer;

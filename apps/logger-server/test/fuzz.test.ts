@@ -109,7 +109,7 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
         // the whole entry is bad: every record of it goes with it (none may be on disk)
         for (const rec of records) for (const t of rec.toString('latin1').match(/tok\d+x\d+z/g) ?? []) good.delete(t);
         const variant = r.int(5);
-        const payload =
+        const payload: Record<string, Buffer | string> =
           variant === 0
             ? { f: join2('@log1 {not a header', records) }
             : variant === 1

@@ -2,7 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, sleep, startRedis, stopProcess, type RedisServer } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 
 /** The server's entry point, as operators run it. */
 export const MAIN = join(__dirname, '..', 'dist', 'main.js');
@@ -137,8 +138,7 @@ export function useRedis(): { readonly redis: RedisServer; readonly client: Redi
   const state = {} as { redis: RedisServer; client: RedisClientType };
   beforeAll(async () => {
     state.redis = await startRedis();
-    state.client = createClient({ url: state.redis.url }) as RedisClientType;
-    state.client.on('error', () => {}); // a failing command reports itself
+    state.client = createRedisClient({ url: state.redis.url });
     await state.client.connect();
   });
   afterAll(async () => {

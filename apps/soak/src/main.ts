@@ -8,8 +8,9 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
-import { removeDir } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
+import { removeDir, sleep } from '@log/test-kit';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 import { check, type Source, type StatsReport } from './checker';
 import { BUCKET, CHANNEL, Cluster, GROUP } from './cluster';
 import { deadLetteredRids, fetchStats, groupState, readArchive, readLocal } from './collect';
@@ -114,8 +115,7 @@ async function main(): Promise<number> {
 
     // Drain: every server up, the group has delivered the last entry and nothing is pending.
     for (const server of cluster.servers) if (!server.running) await server.release();
-    redisClient = createClient({ url: cluster.redisUrl }) as RedisClientType;
-    redisClient.on('error', () => {});
+    redisClient = createRedisClient({ url: cluster.redisUrl });
     await redisClient.connect();
     const drainStart = Date.now();
     const streamKey = `log:{${CHANNEL}}`;
@@ -223,10 +223,6 @@ async function archivesIdle(cluster: Cluster): Promise<boolean> {
     }
   }
   return true;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 }
 
 main().then(

@@ -1,3 +1,4 @@
+import { sleep } from '@log/test-kit';
 import type { Cluster } from './cluster';
 import { SoakError } from './errors';
 import { describeFault, type Lane, type PlannedFault } from './schedule';
@@ -171,7 +172,7 @@ async function restartRedis(cluster: Cluster): Promise<string | undefined> {
       return attempt > 1 ? `redis started on attempt ${attempt}` : undefined;
     } catch (error) {
       lastError = error;
-      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      await sleep(500 * attempt);
     }
   }
   throw new SoakError('SERVICE_START_FAILED', `redis-server did not restart from its AOF: ${(lastError as Error).message}`, { cause: lastError });

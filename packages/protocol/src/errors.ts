@@ -9,6 +9,15 @@ import { quote } from './escape';
  */
 export type ProtocolErrorCode = 'INVALID_NAME' | 'INVALID_UTF8' | 'FRAME_TOO_LARGE' | 'FRAME_FORMAT' | 'FRAME_VERSION' | 'RECORD_TOO_LARGE' | 'RECORD_INVALID';
 
+/**
+ * Why an entry or record went to a channel's dead-letter stream (its `reason` field): a protocol
+ * code when decoding refused it, or one of the server's: UNSAFE_PATH (its file cannot be opened
+ * safely), MISSING_FRAME (an entry without a frame field), UNEXPECTED_FIELDS (fields beside the
+ * frame), DELIVERY_LIMIT (delivered more than MAX_DELIVERIES times), INTERNAL (a bug: an error
+ * that is none of these).
+ */
+export type DeadLetterReason = ProtocolErrorCode | 'UNSAFE_PATH' | 'MISSING_FRAME' | 'UNEXPECTED_FIELDS' | 'DELIVERY_LIMIT' | 'INTERNAL';
+
 export interface ProtocolErrorContext {
   /** Redis stream entry id (or a description of the Pub/Sub message) the bytes came from. */
   entryId?: string;

@@ -1,5 +1,5 @@
 export { ProtocolError, InvalidNameError, InvalidUtf8Error, FrameTooLargeError, FrameFormatError, UnsupportedVersionError, RecordTooLargeError, RecordInvalidError } from './errors';
-export type { ProtocolErrorCode, ProtocolErrorContext } from './errors';
+export type { DeadLetterReason, ProtocolErrorCode, ProtocolErrorContext } from './errors';
 export { LEVELS, LEVEL_VALUES, isLevel } from './levels';
 export type { Level } from './levels';
 export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName } from './names';
@@ -11,3 +11,7 @@ export { LIMITS } from './limits';
 export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';
 export { escapeUnsafeJson, quote } from './escape';
+export { Backoff, sleep } from './retry';
+export type { BackoffOptions } from './retry';
+export { timeStamp, parseTimeStamp } from './stamp';
+export { DEFAULT_REDIS_URL, resolveRedisUrl } from './redis-url';

@@ -13,7 +13,7 @@ import type { Level } from './levels';
  *
  * It only ever says "yes, and here it is" or "not sure": anything else (an error object `e`,
  * whitespace, other key orders, escapes in keys, a reserved key, a limit reached, any JSON error,
- * a raw DEL, C1 control, U+2028 or U+2029 in a string) returns false, and the caller decodes the
+ * a raw DEL, C1 control, U+2028 or U+2029 in a string) returns undefined, and the caller decodes the
  * line the full way, which also produces the error. So a line is never accepted here that the
  * full decoder would refuse, and the message and fields text it accepts can be written as they
  * are: nothing in them needs escaping on a line.

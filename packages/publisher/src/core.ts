@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
-import { createClient, type RedisClientType } from 'redis';
+import { Backoff, FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 import { RecordsGivenUpError, RedisUnreachableError, type PublisherError } from './errors';
 import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
@@ -41,8 +42,6 @@ interface FlushWaiter {
   resolve: () => void;
 }
 
-const MAX_RETRY_DELAY_MS = 5000;
-
 /**
  * The shared half of a publisher: the frame being filled, the queue of sealed frames and the
  * Redis connection. Shaped for the log call: append() does no I/O and allocates nothing but the
@@ -59,7 +58,8 @@ export class PublisherCore implements SerializeCounters {
   private scheduled = false;
   private inFlight = 0;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = 50;
+  /** Waits before re-sending after a failed command: from 50 ms, doubling up to 5 s, with jitter. */
+  private readonly retryBackoff = new Backoff({ initialMs: 50, maxMs: 5000 });
   private waiters: FlushWaiter[] = [];
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -82,16 +82,19 @@ export class PublisherCore implements SerializeCounters {
     this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid });
     this.xaddOptions = options.maxStreamLength === undefined ? undefined : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
     this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
-    this.client = createClient({
-      ...options.redis,
-      url: options.url,
-      // Our own queue holds what is not yet sent, bounded by maxBufferBytes; node-redis's offline
-      // queue would be a second, unbounded one.
-      disableOfflineQueue: true,
-    }) as RedisClientType;
-    // node-redis emits 'error' on every failed (re)connect and throws without a listener; the
-    // failures are counted where they matter (sendErrors, reconnects), never thrown into the app.
-    this.client.on('error', (error: unknown) => this.unreachable(error));
+    // Connection failures are counted where they matter (sendErrors, reconnects), never thrown
+    // into the app: the client's error listener ignores them.
+    this.client = createRedisClient(
+      {
+        ...options.redis,
+        url: options.url,
+        // Our own queue holds what is not yet sent, bounded by maxBufferBytes; node-redis's offline
+        // queue would be a second, unbounded one.
+        disableOfflineQueue: true,
+      },
+      // node-redis emits 'error' on every failed (re)connect; the first of an outage is told to onError, once
+      (error: unknown) => this.unreachable(error),
+    );
     this.client.on('reconnecting', () => {
       this.reconnects++;
     });
@@ -173,7 +176,7 @@ export class PublisherCore implements SerializeCounters {
     this.frames++;
     this.bytes += frame.text?.length ?? 0;
     if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
-    this.retryDelayMs = 50;
+    this.retryBackoff.reset();
     this.outage = false;
     this.releaseWaiters();
     if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
@@ -186,12 +189,11 @@ export class PublisherCore implements SerializeCounters {
     this.sendErrors++;
     // Re-sent with the same producer id and sequence numbers; the server drops any duplicate.
     if (this.retryTimer === undefined) {
-      const delay = this.retryDelayMs * (0.5 + Math.random());
-      this.retryDelayMs = Math.min(this.retryDelayMs * 2, MAX_RETRY_DELAY_MS);
+      // A timer, not sleep(): it is unref'd, so a publisher waiting to retry never keeps the app alive.
       this.retryTimer = setTimeout(() => {
         this.retryTimer = undefined;
         this.pump();
-      }, delay);
+      }, this.retryBackoff.next());
       this.retryTimer.unref();
     }
   }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { LIMITS, isLevel, nameProblem, toValidName, type Fields, type Level } from '@log/protocol';
+import { DEFAULT_REDIS_URL, LIMITS, isLevel, nameProblem, resolveRedisUrl, toValidName, type Fields, type Level } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
 import { InvalidOptionError, type PublisherError } from './errors';
 
@@ -64,7 +64,7 @@ export interface ResolvedOptions {
 }
 
 export const DEFAULTS = Object.freeze({
-  url: 'redis://127.0.0.1:6379',
+  url: DEFAULT_REDIS_URL,
   transport: 'stream' as const,
   level: 'info' as Level,
   maxBufferBytes: 64 * 1024 * 1024,
@@ -113,7 +113,7 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     const hostProblem = nameProblem(host);
     if (hostProblem) problems.push(`host ${JSON.stringify(host)} ${hostProblem}`);
   }
-  const url = options.url ?? process.env.REDIS_URL ?? DEFAULTS.url;
+  const url = resolveRedisUrl(options.url);
   if (!/^rediss?:\/\//.test(url)) problems.push(`url must start with redis:// or rediss://, got ${JSON.stringify(url)}`);
   if (options.fields !== undefined && (typeof options.fields !== 'object' || options.fields === null || Array.isArray(options.fields))) {
     problems.push('fields must be an object');

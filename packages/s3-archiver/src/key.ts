@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { assertValidName } from '@log/protocol';
+import { assertValidName, timeStamp } from '@log/protocol';
 
 export interface ArchiveKeyParts {
   /** Key prefix (S3_PREFIX); leading and trailing slashes are ignored. */
@@ -23,7 +23,7 @@ export function archiveKey(parts: ArchiveKeyParts): string {
   const iso = new Date(parts.firstTime).toISOString(); // 2026-11-25T13:04:05.678Z
   const dt = iso.slice(0, 10);
   const hour = iso.slice(11, 13);
-  const stamp = iso.replace(/[-:]/g, '').replace('.', '');
+  const stamp = timeStamp(parts.firstTime); // as in the closed file's name, so the key is derived from it
   const unique = parts.unique ?? randomBytes(4).toString('hex');
   assertValidName('unique part', unique);
   const prefix = parts.prefix.replace(/^\/+|\/+$/g, '');

@@ -1,5 +1,6 @@
-import { deadLetterKey, pubsubChannel } from '@log/protocol';
-import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import { deadLetterKey, pubsubChannel, type DeadLetterReason } from '@log/protocol';
+import { createRedisClient } from '@log/protocol/redis';
+import type { RedisClientOptions, RedisClientType } from 'redis';
 import { deadLetterCommand } from './dead-letter';
 import { SubscriberError } from './errors';
 
@@ -40,23 +41,31 @@ export class PubSubReader {
 
   /** Connects and subscribes; `onMessage` gets each message's bytes. */
   async start(onMessage: (message: Buffer) => void): Promise<void> {
-    await this.client.connect();
-    await this.client.subscribe(this.channel, (message: Buffer) => onMessage(message), true);
+    try {
+      await this.client.connect();
+      await this.client.subscribe(this.channel, (message: Buffer) => onMessage(message), true);
+    } catch (error) {
+      throw new SubscriberError('REDIS', `SUBSCRIBE to ${this.channel} failed`, { key: this.channel, cause: error });
+    }
   }
 
   /** Stores a message the server refused (entry `pubsub`), with the reason. Rejects when Redis cannot take it. */
-  async deadLetter(reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
+  async deadLetter(reason: DeadLetterReason, detail: string, payload: Buffer | undefined): Promise<void> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.deadLetterKey });
     this.writer ??= (async () => {
       const writer = this.newClient();
       await writer.connect();
       return writer;
     })();
-    const writer = await this.writer.catch((error: unknown) => {
-      this.writer = undefined; // the next dead letter tries a new connection
-      throw error;
-    });
-    await writer.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload));
+    try {
+      const writer = await this.writer.catch((error: unknown) => {
+        this.writer = undefined; // the next dead letter tries a new connection
+        throw error;
+      });
+      await writer.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload));
+    } catch (error) {
+      throw new SubscriberError('REDIS', `XADD to ${this.deadLetterKey} failed`, { key: this.deadLetterKey, cause: error });
+    }
   }
 
   close(): Promise<void> {
@@ -74,9 +83,6 @@ export class PubSubReader {
   }
 
   private newClient(): RedisClientType {
-    const client = createClient({ ...this.options.redis, url: this.options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }) as RedisClientType;
-    // As in StreamReader: an unheard 'error' would crash; failures reach callers through commands.
-    client.on('error', () => {});
-    return client;
+    return createRedisClient({ ...this.options.redis, url: this.options.url });
   }
 }

@@ -1,5 +1,7 @@
-import { DEFAULT_GROUP, FRAME_FIELD, assertValidName, deadLetterKey, streamKey } from '@log/protocol';
-import { RESP_TYPES, createClient, type RedisClientOptions, type RedisClientType } from 'redis';
+import { join } from 'node:path';
+import { DEFAULT_GROUP, FRAME_FIELD, assertValidName, deadLetterKey, streamKey, type DeadLetterReason } from '@log/protocol';
+import { LuaScript, createRedisClient } from '@log/protocol/redis';
+import { RESP_TYPES, type RedisClientOptions, type RedisClientType } from 'redis';
 import { SubscriberError } from './errors';
 import { deadLetterCommand } from './dead-letter';
 
@@ -29,10 +31,12 @@ export interface StreamReaderOptions {
   redis?: Omit<RedisClientOptions, 'url'>;
 }
 
+/** One entry of a reply: its id and its fields as [name, value, ...] (null for an entry trimmed while pending). */
 type RawEntry = [Buffer, Buffer[] | null];
 /** XREADGROUP's reply: an array of [stream, entries] under RESP2, a map stream -> entries under RESP3. */
 type RawStreams = Array<[Buffer, RawEntry[]]> | Map<unknown, RawEntry[]> | Record<string, RawEntry[]> | null;
 
+/** A raw entry as a StreamEntry: the first frame field is the frame, every other field name is listed. */
 function toEntry([id, fields]: RawEntry): StreamEntry {
   // A pending entry that was deleted (trimmed) replays as [id, null]: nothing to store.
   if (fields === null) return { id: id.toString(), frame: undefined, otherFields: [] };
@@ -62,6 +66,7 @@ function nextId(id: string): string {
   return `${ms}-${BigInt(seq) + 1n}`;
 }
 
+/** The entries of the one stream a reply is about (XREADGROUP reads one stream here). */
 function entriesOf(reply: RawStreams): RawEntry[] {
   if (reply === null || reply === undefined) return [];
   if (Array.isArray(reply)) return reply[0]?.[1] ?? [];
@@ -80,22 +85,10 @@ function toRecord(raw: unknown): Record<string, unknown> {
   return (raw ?? {}) as Record<string, unknown>;
 }
 
-// KEYS[1] stream; ARGV: group, consumer, first id, last id, count, ids...
-const ACK_OWNED_SCRIPT = `
-local owned = {}
-for _, row in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[2])) do
-  owned[row[1]] = true
-end
-local mine, lost = {}, {}
-for i = 6, #ARGV do
-  if owned[ARGV[i]] then table.insert(mine, ARGV[i]) else table.insert(lost, ARGV[i]) end
-end
-for i = 1, #mine, 1000 do
-  redis.call('XACK', KEYS[1], ARGV[1], unpack(mine, i, math.min(i + 999, #mine)))
-end
-return lost
-`;
+/** lua/ack-owned.lua: XPENDING over the batch's range, then XACK of the entries still ours, in one step. */
+const ACK_OWNED = LuaScript.fromFile(join(__dirname, '..', 'lua', 'ack-owned.lua'));
 
+/** Bulk strings come back as Buffers: a frame's bytes are checked as UTF-8 by the decoder, never replaced. */
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
 /**
@@ -126,17 +119,18 @@ export class StreamReader {
     this.consumer = assertValidName('consumer', options.consumer);
     this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
-    const clientOptions = { ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
-    this.reader = createClient(clientOptions) as RedisClientType;
-    this.writer = createClient(clientOptions) as RedisClientType;
-    // node-redis emits 'error' on every failed reconnect, and an unheard 'error' would crash the
-    // process; the failure reaches the caller through the command that fails.
-    for (const client of [this.reader, this.writer]) client.on('error', () => {});
+    const clientOptions = { ...options.redis, url: options.url };
+    this.reader = createRedisClient(clientOptions);
+    this.writer = createRedisClient(clientOptions);
   }
 
   /** Connects and creates the group at the start of the stream (so nothing published before the first start is missed). */
   async start(): Promise<void> {
-    await Promise.all([this.reader.connect(), this.writer.connect()]);
+    try {
+      await Promise.all([this.reader.connect(), this.writer.connect()]);
+    } catch (error) {
+      throw this.redisError('connecting', error);
+    }
     await this.ensureGroup();
   }
 
@@ -188,7 +182,7 @@ export class StreamReader {
       // The connection may have dropped with entries delivered to us and not yet acknowledged:
       // replay our pending entries on the next read.
       this.cursor = '0';
-      throw new SubscriberError('REDIS', `XREADGROUP on ${this.key} failed`, { key: this.key, cause: error });
+      throw this.redisError('XREADGROUP', error);
     }
   }
 
@@ -208,7 +202,7 @@ export class StreamReader {
     const claimed: StreamEntry[] = [];
     let cursor = '0-0';
     do {
-      const reply = await this.writer.sendCommand<[Buffer, RawEntry[], Buffer[]?]>(
+      const reply = await this.send<[Buffer, RawEntry[], Buffer[]?]>(
         ['XAUTOCLAIM', this.key, this.group, this.consumer, String(minIdleMs), cursor, 'COUNT', String(Math.min(max - claimed.length, this.count))],
         AS_BUFFERS,
       );
@@ -231,7 +225,7 @@ export class StreamReader {
       if (compareIds(id, first) < 0) first = id;
       if (compareIds(id, last) > 0) last = id;
     }
-    const reply = await this.writer.sendCommand<Array<[Buffer, Buffer, number, number]>>(['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer], AS_BUFFERS);
+    const reply = await this.send<Array<[Buffer, Buffer, number, number]>>(['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer], AS_BUFFERS);
     const wanted = new Set(ids);
     for (const [id, , , deliveries] of reply) {
       const text = id.toString();
@@ -253,7 +247,7 @@ export class StreamReader {
     slowest: string | undefined;
     groups: Array<{ name: string; pending: number; lag: number | undefined }>;
   }> {
-    const info = await this.writer.sendCommand<unknown[]>(['XINFO', 'GROUPS', this.key]);
+    const info = await this.send<unknown[]>(['XINFO', 'GROUPS', this.key]);
     let minId: string | undefined;
     let slowest: string | undefined;
     const groups: Array<{ name: string; pending: number; lag: number | undefined }> = [];
@@ -265,7 +259,7 @@ export class StreamReader {
       groups.push({ name, pending, lag });
       let keepFrom: string;
       if (pending > 0) {
-        const summary = await this.writer.sendCommand<[number, string | null]>(['XPENDING', this.key, name]);
+        const summary = await this.send<[number, string | null]>(['XPENDING', this.key, name]);
         keepFrom = String(summary[1]);
       } else keepFrom = nextId(String(group['last-delivered-id']));
       if (minId === undefined || compareIds(keepFrom, minId) < 0) {
@@ -274,7 +268,7 @@ export class StreamReader {
       }
     }
     if (minId === undefined || minId === '0-1') return { minId: undefined, trimmed: 0, slowest, groups };
-    const trimmed = await this.writer.sendCommand<number>(['XTRIM', this.key, 'MINID', '~', minId]);
+    const trimmed = await this.send<number>(['XTRIM', this.key, 'MINID', '~', minId]);
     return { minId, trimmed: Number(trimmed), slowest, groups };
   }
 
@@ -292,19 +286,41 @@ export class StreamReader {
       if (compareIds(id, first) < 0) first = id;
       if (compareIds(id, last) > 0) last = id;
     }
-    const lost = await this.writer.sendCommand<Array<Buffer | string>>(['EVAL', ACK_OWNED_SCRIPT, '1', this.key, this.group, this.consumer, first, last, String(ids.length), ...ids]);
+    const args: string[] = [this.group, this.consumer, first, last, String(ids.length)];
+    for (const id of ids) args.push(id);
+    let lost: Array<Buffer | string>;
+    try {
+      lost = await ACK_OWNED.run<Array<Buffer | string>>(this.writer, [this.key], args);
+    } catch (error) {
+      throw this.redisError('ackOwned (lua/ack-owned.lua)', error);
+    }
     return lost.map(String);
   }
 
   /** Acknowledges entries: they are stored and will not be delivered again. */
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.writer.sendCommand(['XACK', this.key, this.group, ...ids]);
+    const args = ['XACK', this.key, this.group];
+    for (const id of ids) args.push(id);
+    await this.send(args);
   }
 
-  /** Copies a bad entry to the dead-letter stream with the reason, then acknowledges it. */
-  async deadLetter(entryId: string, reason: string, detail: string, payload: Buffer | undefined): Promise<void> {
-    await this.writer.sendCommand(deadLetterCommand(this.deadLetterKey, entryId, reason, detail, payload));
+  /** Copies a bad entry to the dead-letter stream with the reason (XADD, capped); acknowledging it is the caller's, with its batch. */
+  async deadLetter(entryId: string, reason: DeadLetterReason, detail: string, payload: Buffer | undefined): Promise<void> {
+    await this.send(deadLetterCommand(this.deadLetterKey, entryId, reason, detail, payload));
+  }
+
+  /** One command on the writer connection; any failure becomes a SubscriberError (REDIS) with the cause kept. */
+  private async send<T>(args: Array<string | Buffer>, options?: typeof AS_BUFFERS): Promise<T> {
+    try {
+      return await this.writer.sendCommand<T>(args, options);
+    } catch (error) {
+      throw this.redisError(String(args[0]), error);
+    }
+  }
+
+  private redisError(what: string, cause: unknown): SubscriberError {
+    return new SubscriberError('REDIS', `${what} on ${this.key} failed`, { key: this.key, cause });
   }
 
   /** Disconnects both connections. Safe to call more than once; the same promise is returned. */
