@@ -136,11 +136,11 @@ class PublisherLogger implements Logger {
     return (first: unknown, second?: unknown) => this.write(prefix, first, second);
   }
 
-  /** For the transports: a record at `level` that keeps the producer's own name of it. */
-  logNamed(level: Level, levelName: string | undefined, first: unknown, second: unknown): void {
+  /** For the transports: a record at `level` that keeps the producer's own name of it, and maybe its time. */
+  logNamed(level: Level, levelName: string | undefined, first: unknown, second: unknown, time: number | undefined): void {
     if (LEVEL_VALUES[level] < this.threshold) return;
     if (levelName === undefined || levelName === level || !isValidName(levelName)) {
-      this.write(LEVEL_PREFIX[level], first, second);
+      this.write(LEVEL_PREFIX[level], first, second, time);
       return;
     }
     const key = level + ' ' + levelName;
@@ -149,14 +149,14 @@ class PublisherLogger implements Logger {
       prefix = levelPrefix(level, levelName);
       if (NAMED_PREFIX.size < MAX_NAMED_PREFIXES) NAMED_PREFIX.set(key, prefix);
     }
-    this.write(prefix, first, second);
+    this.write(prefix, first, second, time);
   }
 
   /**
    * The hot path: one line by concatenation, appended to the current frame. No I/O, no timer, no
    * promise; without redact and `err`, no allocation but the line.
    */
-  private write(prefix: string, first: unknown, second: unknown): void {
+  private write(prefix: string, first: unknown, second: unknown, at?: number): void {
     const core = this.core;
     core.logged++;
     if (core.full()) {
@@ -201,7 +201,8 @@ class PublisherLogger implements Logger {
     let error = this.boundError;
     if (err !== undefined) error = errorJson(err, core);
     if (error !== '') keyBudget -= MAX_ERROR_KEYS;
-    const time = Date.now();
+    // A transport's own time (pino's) is a whole number of ms: it cannot break the line.
+    const time = at ?? Date.now();
     let truncated = this.bindingsTruncated;
     let line = '{"t":' + time + prefix + JSON.stringify(text);
     if (fields !== undefined && fields !== null && typeof fields === 'object') {
@@ -282,9 +283,10 @@ export function createPublisher(channel: string, options: PublisherOptions): Log
 
 /**
  * For the winston and pino transports (not exported by the package): logs at `level`, keeping
- * the producer's own name of it (winston's verbose) in the record when it differs.
+ * the producer's own name of it (winston's verbose) in the record when it differs, and the
+ * producer's `time` (an integer, ms since the epoch) when given.
  */
-export function logNamed(logger: Logger, level: Level, levelName: string | undefined, first: unknown, second?: unknown): void {
-  if (logger instanceof PublisherLogger) logger.logNamed(level, levelName, first, second);
+export function logNamed(logger: Logger, level: Level, levelName: string | undefined, first: unknown, second?: unknown, time?: number): void {
+  if (logger instanceof PublisherLogger) logger.logNamed(level, levelName, first, second, time);
   else (logger[level] as (first: unknown, second?: unknown) => void)(first, second);
 }
