@@ -28,6 +28,22 @@ describe('formatLine', () => {
     expect(JSON.parse(formatLine(base))).not.toHaveProperty('originalTime');
   });
 
+  it("writes pino's six levels, and a producer's own level name beside its level", () => {
+    const frame = {
+      header: { producer: 'abc', seq: 1, count: 3, app: 'shop', host: 'h1', pid: 7, dropped: 0 },
+      lines: [
+        encodeRecord({ time: base.time, level: 'trace', message: 't' }),
+        encodeRecord({ time: base.time, level: 'fatal', message: 'f', fields: { levelName: 'mine' } }),
+        encodeRecord({ time: base.time, level: 'debug', levelName: 'verbose', message: 'v' }),
+      ],
+    };
+    const parsed = [0, 1, 2].map((i) => JSON.parse(formatLine(decodeRecord(frame, i, { spliceFields: SPLICE_RESERVED }))));
+    expect(parsed.map((p) => p.level)).toEqual(['trace', 'fatal', 'debug']);
+    expect(parsed[1]).toMatchObject({ 'fields.levelName': 'mine' });
+    expect(parsed[1]).not.toHaveProperty('levelName');
+    expect(parsed[2]).toMatchObject({ level: 'debug', levelName: 'verbose', message: 'v' });
+  });
+
   it('writes the error under err', () => {
     const parsed = JSON.parse(formatLine({ ...base, error: { name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } } }));
     expect(parsed.err).toEqual({ name: 'Error', message: 'boom', cause: { name: 'Error', message: 'root' } });

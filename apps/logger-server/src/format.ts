@@ -2,10 +2,10 @@ import { escapeUnsafeJson, reservedKeyMap, type LogRecord } from '@log/protocol'
 
 /**
  * Keys every line has (err only when the record carries an error, originalTime only when the
- * producer's time was outside the accepted window). A field with one of these names is written
- * as `fields.<name>`.
+ * producer's time was outside the accepted window, levelName only when the producer named its
+ * level otherwise). A field with one of these names is written as `fields.<name>`.
  */
-export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'originalTime', 'level', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
+export const OWN_KEYS: ReadonlySet<string> = new Set(['time', 'originalTime', 'level', 'levelName', 'app', 'host', 'pid', 'producer', 'seq', 'message', 'err']);
 export const COLLISION_PREFIX = 'fields.';
 /** OWN_KEYS for decodeRecord's spliceFields: fields named like them take the full decoding path and get renamed. */
 export const SPLICE_RESERVED = reservedKeyMap(OWN_KEYS);
@@ -20,21 +20,11 @@ export function formatLine(record: LogRecord): string {
   let line = '{"time":"' + isoTime(record.time) + '"';
   // JSON.stringify: a time that is not a finite number (1e400 parses as Infinity) is written null.
   if (record.originalTime !== undefined) line += ',"originalTime":' + JSON.stringify(record.originalTime);
+  line += ',"level":"' + record.level;
+  // A producer's own level name (winston's verbose): a validated name, nothing in it to escape.
+  if (record.levelName !== undefined) line += '","levelName":"' + record.levelName;
   line +=
-    ',"level":"' +
-    record.level +
-    '","app":"' +
-    record.app +
-    '","host":"' +
-    record.host +
-    '","pid":' +
-    record.pid +
-    ',"producer":"' +
-    record.producer +
-    '","seq":' +
-    record.seq +
-    ',"message":' +
-    JSON.stringify(record.message);
+    '","app":"' + record.app + '","host":"' + record.host + '","pid":' + record.pid + ',"producer":"' + record.producer + '","seq":' + record.seq + ',"message":' + JSON.stringify(record.message);
   const fieldsJson = record.fieldsJson;
   // Fields the decoder validated without parsing (none is an own key): spliced in as they came.
   if (fieldsJson !== undefined && fieldsJson.length > 2) line += ',' + fieldsJson.slice(1, -1);

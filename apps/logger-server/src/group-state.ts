@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { groupStateKeys, streamKey } from '@log/protocol';
 import { LuaScript } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
+import { LossReportReader, toPairs, type LossReport, type ReportTotals } from '@log/subscriber';
 import { LeaseError } from './errors';
 
 /** A script of lua/ (see LuaScript: SCRIPT LOAD once, then EVALSHA). */
@@ -49,33 +50,7 @@ export type CommitOutcome =
   /** Another live server holds this consumer name: nothing was committed. */
   | { kind: 'lease'; holder: string };
 
-/** One producer's line of the group's loss report. */
-export interface ProducerReport {
-  producer: string;
-  app: string;
-  host: string;
-  received: number;
-  duplicates: number;
-  deadLettered: number;
-  reportedDrops: number;
-  /** Sequence numbers up to `highest` that no server of the group committed or dead-lettered. */
-  missing: number;
-  /** Records whose producer id and sequence number another origin (other app or host) also sent: both were kept. */
-  conflicts: number;
-  highest: number;
-  firstSeen: string | undefined;
-  lastSeen: string | undefined;
-}
-
-export interface ReportTotals {
-  producers: number;
-  received: number;
-  duplicates: number;
-  deadLettered: number;
-  reportedDrops: number;
-  missing: number;
-  conflicts: number;
-}
+export type { ProducerReport, ReportTotals } from '@log/subscriber';
 
 const LEASE_TTL_MS = 10_000;
 const LEASE_RENEW_MS = 3_000;
@@ -88,6 +63,8 @@ const LEASE_POLL_MS = 250;
  */
 export class GroupState {
   private readonly keys: ReturnType<typeof groupStateKeys>;
+  /** The loss report, read the same way as by logctl stats. */
+  private readonly reports: LossReportReader;
   private readonly stream: string;
   /** This server's lease: `<token> <host> <pid> <since>`, compared whole. */
   readonly leaseValue: string;
@@ -100,6 +77,7 @@ export class GroupState {
     readonly consumer: string,
   ) {
     this.keys = groupStateKeys(channel, group);
+    this.reports = new LossReportReader(client, channel, group);
     this.stream = streamKey(channel);
     this.leaseValue = `${randomBytes(8).toString('hex')} ${hostname()} ${process.pid} ${new Date().toISOString()}`;
   }
@@ -196,49 +174,16 @@ export class GroupState {
   }
 
   /** The group's running totals (kept by the commit, never summed on demand). */
-  async totals(): Promise<ReportTotals> {
-    const pairs = new Map(toPairs(await this.client.sendCommand(['HGETALL', this.keys.totals])));
-    const n = (field: string) => Number(pairs.get(field) ?? 0);
-    return {
-      producers: n('producers'),
-      received: n('received'),
-      duplicates: n('duplicates'),
-      deadLettered: n('deadLettered'),
-      reportedDrops: n('reportedDrops'),
-      missing: n('missing'),
-      conflicts: n('conflicts'),
-    };
+  totals(): Promise<ReportTotals> {
+    return this.reports.totals();
   }
 
   /**
    * One page of the merged loss report, most recently active producers first. `cursor` is the
    * offset of the page; the reply's cursor is undefined on the last page.
    */
-  async report(cursor = 0, limit = 100): Promise<{ totals: ReportTotals; producers: ProducerReport[]; cursor: number | undefined }> {
-    const names = ((await this.client.sendCommand(['ZREVRANGE', this.keys.producers, String(cursor), String(cursor + limit)])) as unknown[]).map(String);
-    const more = names.length > limit;
-    if (more) names.pop();
-    const fields = ['producer', 'app', 'host', 'received', 'duplicates', 'deadLettered', 'reportedDrops', 'missing', 'highest', 'firstSeen', 'lastSeen', 'conflicts'];
-    const rows = await Promise.all(names.map((name) => this.client.sendCommand(['HMGET', this.keys.producer(name), ...fields]) as Promise<Array<string | null>>));
-    const producers = rows.map((row, i): ProducerReport => {
-      const value = (k: number) => (row[k] === null || row[k] === undefined ? undefined : String(row[k]));
-      const time = (k: number) => (value(k) === undefined ? undefined : new Date(Number(value(k))).toISOString());
-      return {
-        producer: value(0) ?? names[i]!,
-        app: value(1) ?? '',
-        host: value(2) ?? '',
-        received: Number(value(3) ?? 0),
-        duplicates: Number(value(4) ?? 0),
-        deadLettered: Number(value(5) ?? 0),
-        reportedDrops: Number(value(6) ?? 0),
-        missing: Number(value(7) ?? 0),
-        conflicts: Number(value(11) ?? 0),
-        highest: Number(value(8) ?? 0),
-        firstSeen: time(9),
-        lastSeen: time(10),
-      };
-    });
-    return { totals: await this.totals(), producers, cursor: more ? cursor + limit : undefined };
+  report(cursor = 0, limit = 100): Promise<LossReport> {
+    return this.reports.report(cursor, limit);
   }
 }
 
@@ -246,18 +191,6 @@ function parseCheckpoint(value: string): Checkpoint | undefined {
   const [offset, origin, seq] = value.split(' ');
   if (offset === undefined || origin === undefined || seq === undefined) return undefined;
   return { offset: Number(offset), origin, seq: Number(seq) };
-}
-
-/** HGETALL replies: a flat [field, value, ...] array (RESP2) or a map (RESP3). */
-function toPairs(raw: unknown): Array<[string, string]> {
-  if (raw instanceof Map) return [...raw].map(([k, v]) => [String(k), String(v)]);
-  if (Array.isArray(raw)) {
-    const pairs: Array<[string, string]> = [];
-    for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([String(raw[i]), String(raw[i + 1])]);
-    return pairs;
-  }
-  if (raw && typeof raw === 'object') return Object.entries(raw).map(([k, v]) => [k, String(v)]);
-  return [];
 }
 
 /** A lease of a server of this host whose process no longer exists: left by kill -9. */

@@ -1,5 +1,21 @@
 import fc from 'fast-check';
-import { DEFAULT_LIMITS, FRAME_MAGIC, LIMITS, ProtocolError, decodeFrame, decodeRecord, encodeFrame, encodeRecord, isFrame, type FrameHeader, type WireRecord } from './index';
+import {
+  DEFAULT_LIMITS,
+  FRAME_MAGIC,
+  LEVELS,
+  LEVEL_VALUES,
+  LIMITS,
+  isLevel,
+  levelOfValue,
+  ProtocolError,
+  decodeFrame,
+  decodeRecord,
+  encodeFrame,
+  encodeRecord,
+  isFrame,
+  type FrameHeader,
+  type WireRecord,
+} from './index';
 
 const header = (count: number, over: Partial<FrameHeader> = {}): FrameHeader => ({
   producer: 'p0a1b2c3d4e5f6a7',
@@ -74,6 +90,9 @@ describe('frames', () => {
     ['broken JSON', '{"t":1,', 'RECORD_INVALID'],
     ['unknown key', '{"t":1,"l":"info","m":"x","zz":1}', 'RECORD_INVALID'],
     ['bad level', '{"t":1,"l":"loud","m":"x"}', 'RECORD_INVALID'],
+    ['level as a number', '{"t":1,"l":30,"m":"x"}', 'RECORD_INVALID'],
+    ['a level name that is no name', '{"t":1,"l":"info","n":"../x","m":"x"}', 'RECORD_INVALID'],
+    ['a level name that is no string', '{"t":1,"l":"info","n":4,"m":"x"}', 'RECORD_INVALID'],
     ['string time', '{"t":"now","l":"info","m":"x"}', 'RECORD_INVALID'],
     ['array fields', '{"t":1,"l":"info","m":"x","f":[]}', 'RECORD_INVALID'],
     ['__proto__ key', '{"t":1,"l":"info","m":"x","f":{"a":{"__proto__":{"polluted":1}}}}', 'RECORD_INVALID'],
@@ -90,6 +109,23 @@ describe('frames', () => {
   });
 });
 
+describe('levels', () => {
+  it("takes pino's six levels and keeps a producer's own level name", () => {
+    const lines = LEVELS.map((level, i) => encodeRecord({ time: 5 + i, level, message: level }));
+    lines.push(encodeRecord({ time: 11, level: 'debug', levelName: 'verbose', message: 'v' }));
+    const decoded = decodeAll(encodeFrame(header(lines.length), lines));
+    expect(decoded.map((r) => r.level)).toEqual(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'debug']);
+    expect(decoded[6]).toMatchObject({ level: 'debug', levelName: 'verbose', message: 'v' });
+    expect(decoded[0]).not.toHaveProperty('levelName');
+  });
+
+  it('maps any numeric level onto the highest of ours at or below it', () => {
+    expect([0, 10, 15, 20, 30, 35, 40, 50, 60, 100, Number.NaN].map(levelOfValue)).toEqual(['trace', 'trace', 'trace', 'debug', 'info', 'info', 'warn', 'error', 'fatal', 'fatal', 'info']);
+    expect(LEVELS.map((l) => LEVEL_VALUES[l])).toEqual([10, 20, 30, 40, 50, 60]);
+    expect([...LEVELS, 'verbose', 'constructor', 'toString', 30].map(isLevel)).toEqual([true, true, true, true, true, true, false, false, false, false]);
+  });
+});
+
 describe('frames, property tests', () => {
   const jsonValue = fc
     .jsonValue({ maxDepth: 4 })
@@ -98,7 +134,8 @@ describe('frames, property tests', () => {
   const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
     {
       time: fc.integer({ min: LIMITS.minTime, max: Date.now() }),
-      level: fc.constantFrom('debug', 'info', 'warn', 'error'),
+      level: fc.constantFrom(...LEVELS),
+      levelName: fc.constantFrom('verbose', 'http', 'silly', 'audit-1'),
       message: fc.string({ unit: 'binary' }),
       fields: fc.dictionary(
         fc.string().filter((k) => k !== '__proto__'),

@@ -1,8 +1,8 @@
 import { FrameFormatError, FrameTooLargeError, InvalidUtf8Error, ProtocolError, RecordInvalidError, RecordTooLargeError, UnsupportedVersionError, type ProtocolErrorContext } from './errors';
-import { isLevel } from './levels';
+import { LEVELS, isLevel } from './levels';
 import { quote } from './escape';
 import { LIMITS, type Limits } from './limits';
-import { assertValidName } from './names';
+import { assertValidName, nameProblem } from './names';
 import type { LogRecord, WireRecord } from './record';
 import { scanCanonicalRecord } from './scan';
 
@@ -10,7 +10,7 @@ import { scanCanonicalRecord } from './scan';
  * Frame layout (version 1), one Redis stream entry field or one Pub/Sub message:
  *
  *     @log1 {"p":"<producer>","s":<first seq>,"n":<count>,"a":"<app>","h":"<host>","i":<pid>,"d":<dropped>}\n
- *     {"t":<ms>,"l":"<level>","m":"<message>","f":{...},"e":{...}}\n
+ *     {"t":<ms>,"l":"<level>","n":"<level name>","m":"<message>","f":{...},"e":{...}}\n
  *     ... exactly <count> record lines ...
  *
  * Record i has sequence number s + i, so every record stays addressable for dedup and gap
@@ -70,7 +70,9 @@ export function encodeFrameHeader(header: FrameHeader): string {
 
 /** Encodes one record line. The publisher builds the same line by concatenation on its hot path. */
 export function encodeRecord(record: WireRecord): string {
-  let line = '{"t":' + record.time + ',"l":"' + record.level + '","m":' + JSON.stringify(record.message);
+  let line = '{"t":' + record.time + ',"l":"' + record.level + '"';
+  if (record.levelName !== undefined) line += ',"n":' + JSON.stringify(record.levelName);
+  line += ',"m":' + JSON.stringify(record.message);
   if (record.fields !== undefined) line += ',"f":' + JSON.stringify(record.fields);
   if (record.error !== undefined) line += ',"e":' + JSON.stringify(record.error);
   return line + '}';
@@ -201,7 +203,7 @@ function requireInteger(value: unknown, what: string, min: number, max: number, 
   return value;
 }
 
-const RECORD_KEYS = new Set(['t', 'l', 'm', 'f', 'e']);
+const RECORD_KEYS = new Set(['t', 'l', 'n', 'm', 'f', 'e']);
 
 export interface DecodeRecordOptions {
   limits?: Partial<Limits>;
@@ -243,6 +245,7 @@ export function decodeRecord(frame: DecodedFrame, index: number, options: Decode
   if (line === undefined) throw new RecordInvalidError(`no record at index ${index}`, context);
   const wire = parseWireRecord(typeof line === 'string' ? line : decodeUtf8(line, context), limits, context);
   const record = addressed(wire, header, index, limits, options.receivedAt);
+  if (wire.levelName !== undefined) record.levelName = wire.levelName;
   if (wire.fields !== undefined) record.fields = wire.fields;
   if (wire.error !== undefined) record.error = wire.error;
   return record;
@@ -286,12 +289,17 @@ export function parseWireRecord(line: string, limits: Limits, context: ProtocolE
   for (const key of Object.keys(r)) {
     if (!RECORD_KEYS.has(key)) throw new RecordInvalidError(`unknown key ${quote(key.slice(0, 40))}`, context);
   }
-  const { t, l, m, f, e } = r;
+  const { t, l, n, m, f, e } = r;
   // Any number is taken: decodeRecord replaces one outside the accepted window, and keeps it.
   if (typeof t !== 'number') throw new RecordInvalidError('time (t) must be a number of milliseconds', context);
-  if (!isLevel(l)) throw new RecordInvalidError('level (l) must be debug, info, warn or error', context);
+  if (!isLevel(l)) throw new RecordInvalidError(`level (l) must be one of ${LEVELS.join(', ')}`, context);
   if (typeof m !== 'string') throw new RecordInvalidError('message (m) must be a string', context);
   const record: WireRecord = { time: t, level: l, message: m };
+  if (n !== undefined) {
+    const problem = nameProblem(n);
+    if (problem !== undefined) throw new RecordInvalidError(`level name (n) ${problem}`, context);
+    record.levelName = n as string;
+  }
   let keys = 0;
   if (f !== undefined) {
     if (!isPlainObject(f)) throw new RecordInvalidError('fields (f) must be an object', context);

@@ -1,6 +1,6 @@
 export { ProtocolError, InvalidNameError, InvalidUtf8Error, FrameTooLargeError, FrameFormatError, UnsupportedVersionError, RecordTooLargeError, RecordInvalidError } from './errors';
 export type { DeadLetterReason, ProtocolErrorCode, ProtocolErrorContext } from './errors';
-export { LEVELS, LEVEL_VALUES, isLevel } from './levels';
+export { LEVELS, LEVEL_VALUES, isLevel, levelOfValue } from './levels';
 export type { Level } from './levels';
 export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName } from './names';
 export { streamKey, deadLetterKey, pubsubChannel, groupStateKeys, DEFAULT_GROUP, FRAME_FIELD } from './keys';

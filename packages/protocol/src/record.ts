@@ -18,6 +18,11 @@ export interface WireRecord {
   /** Milliseconds since the Unix epoch, taken at the log call. */
   time: number;
   level: Level;
+  /**
+   * The producer's own name of the level, only when it has another (winston's verbose, http,
+   * silly; a pino custom level): a valid name (see names.ts). Wire key `n`.
+   */
+  levelName?: string;
   message: string;
   fields?: Fields;
   error?: SerializedError;

@@ -41,11 +41,14 @@ let sawEscape = false;
 const QUOTE = 34;
 const BACKSLASH = 92;
 
+// The most frequent levels first. A line with a level name (`"n"`) is left to the full decoder.
 const LEVEL_PREFIXES: ReadonlyArray<readonly [Level, string]> = [
   ['info', 'info","m":'],
   ['debug', 'debug","m":'],
   ['warn', 'warn","m":'],
   ['error', 'error","m":'],
+  ['trace', 'trace","m":'],
+  ['fatal', 'fatal","m":'],
 ];
 
 /**

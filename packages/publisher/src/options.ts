@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
-import { DEFAULT_REDIS_URL, LIMITS, isLevel, nameProblem, resolveRedisUrl, toValidName, type Fields, type Level } from '@log/protocol';
+import { DEFAULT_REDIS_URL, LEVELS, LIMITS, isLevel, nameProblem, resolveRedisUrl, toValidName, type Fields, type Level } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
 import { InvalidOptionError, type PublisherError } from './errors';
+import { Redactor, parseRedactPath, type RedactOption } from './redact';
 
 /** Options of createPublisher and RedisTransport. */
 export interface PublisherOptions {
@@ -11,8 +12,15 @@ export interface PublisherOptions {
   url?: string;
   /** 'stream' (XADD, durable, default) or 'pubsub' (PUBLISH, at-most-once). @defaultValue 'stream' */
   transport?: 'stream' | 'pubsub';
-  /** Lowest level that is logged; lower levels cost nothing. @defaultValue process.env.LOG_LEVEL, then 'info' */
+  /** Lowest level that is logged (trace, debug, info, warn, error, fatal); lower levels cost nothing. @defaultValue process.env.LOG_LEVEL, then 'info' */
   level?: Level;
+  /**
+   * Paths into the fields (of log calls, child() and `fields`) whose values are replaced by
+   * `censor` (default '[Redacted]') or removed, before serialization, as pino's redact:
+   * `['password', 'card.number', 'users[*].token', 'headers["x-api-key"]']`. The caller's
+   * objects are not changed. Unset, it costs nothing.
+   */
+  redact?: RedactOption;
   /** Host name written with every record. @defaultValue os.hostname(), made a valid name */
   host?: string;
   /** Fields added to every record (e.g. { env: 'prod' }). */
@@ -52,6 +60,7 @@ export interface ResolvedOptions {
   level: Level;
   host: string;
   fields: Fields | undefined;
+  redactor: Redactor | undefined;
   maxBufferBytes: number;
   maxFrameRecords: number;
   maxFrameBytes: number;
@@ -90,6 +99,24 @@ function writeToStderr(error: PublisherError): void {
   process.stderr.write(`@log/publisher: ${error.message}\n`);
 }
 
+function resolveRedact(problems: string[], option: RedactOption | undefined): Redactor | undefined {
+  if (option === undefined) return undefined;
+  const { paths, censor, remove } = Array.isArray(option) ? { paths: option as readonly string[], censor: undefined, remove: undefined } : (option as Exclude<RedactOption, readonly string[]>);
+  if (!Array.isArray(paths)) {
+    problems.push('redact must be an array of paths or { paths, censor?, remove? }');
+    return undefined;
+  }
+  if (censor !== undefined && typeof censor !== 'string') problems.push('redact.censor must be a string');
+  if (remove !== undefined && typeof remove !== 'boolean') problems.push('redact.remove must be a boolean');
+  const parsed = [];
+  for (const path of paths as unknown[]) {
+    const segments = typeof path === 'string' ? parseRedactPath(path) : 'is not a string';
+    if (typeof segments === 'string') problems.push(`redact path ${JSON.stringify(path)} ${segments}`);
+    else parsed.push(segments);
+  }
+  return parsed.length === 0 ? undefined : new Redactor(parsed, censor, remove);
+}
+
 /** Checks every option once, reporting all problems in one InvalidOptionError. */
 export function resolveOptions(channel: string, options: PublisherOptions): ResolvedOptions {
   const problems: string[] = [];
@@ -106,7 +133,7 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
   }
   const envLevel = process.env.LOG_LEVEL;
   const level = options.level ?? (isLevel(envLevel) ? envLevel : DEFAULTS.level);
-  if (!isLevel(level)) problems.push(`level must be debug, info, warn or error, got ${JSON.stringify(level)}`);
+  if (!isLevel(level)) problems.push(`level must be one of ${LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
   let host = options.host;
   if (host === undefined) host = toValidName(hostname());
   else {
@@ -126,6 +153,7 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     level,
     host,
     fields: options.fields,
+    redactor: resolveRedact(problems, options.redact),
     maxBufferBytes: 0,
     maxFrameRecords: positiveInteger(problems, 'maxFrameRecords', options.maxFrameRecords, DEFAULTS.maxFrameRecords),
     maxFrameBytes: 0,

@@ -63,7 +63,8 @@ describe('publisher against a real redis-server', () => {
     expect(records[0]!.error).toMatchObject({ name: 'Error', message: 'outer', cause: { name: 'Error', message: 'inner' } });
     expect(records[0]!.error!.stack).toContain('outer');
     expect(records[1]!.fields).toEqual({ big: '10', circular: { name: 'loop', self: '[Circular]' }, boom: '[Unreadable]' });
-    expect(records[2]!.fields!.err).toMatchObject({ name: 'TypeError', message: 'typed' });
+    expect(records[2]!.error).toMatchObject({ name: 'TypeError', message: 'typed' });
+    expect(records[2]!.fields).toEqual({});
     expect(records[3]!.message).toBe('42');
     expect(records[4]!.fields).toEqual({ body: { '[__proto__]': { admin: true } } }); // renamed, so the server does not refuse it
     expect(log.stats().unserializable).toBeGreaterThanOrEqual(2);

@@ -42,15 +42,87 @@ describe('RedisTransport, the transport contract winston relies on', () => {
     logger.warn('with meta', { userId: 5 });
     await transport.publisher.flush();
     const { records } = await readStream(redis.url, channel);
-    expect(records.map((r) => [r.level, r.message])).toEqual([
-      ['debug', 'foo'],
-      ['info', 'an http line'],
-      ['debug', 'a silly line'],
-      ['warn', 'with meta'],
+    expect(records.map((r) => [r.level, r.levelName, r.message])).toEqual([
+      ['debug', undefined, 'foo'],
+      ['info', 'http', 'an http line'],
+      ['trace', 'silly', 'a silly line'],
+      ['warn', undefined, 'with meta'],
     ]);
     expect(records[3]!.fields).toEqual({ userId: 5 });
     transport.close();
     await transport.publisher.close();
     expect(transport.publisher.stats().buffered).toBe(0);
+  });
+});
+
+describe('RedisTransport, levels and errors', () => {
+  const channels = { n: 0 };
+  async function logThrough(configure: (logger: winston.Logger) => void, options: winston.LoggerOptions = {}) {
+    const channel = `winston-shapes-${process.pid}-${++channels.n}`;
+    const transport = new RedisTransport({ channel, app: 'shapes', url: redis.url });
+    const logger = winston.createLogger({ level: 'silly', ...options, transports: [transport] });
+    configure(logger);
+    await transport.publisher.flush();
+    await transport.publisher.close();
+    return (await readStream(redis.url, channel)).records;
+  }
+
+  it("keeps winston's own level names beside ours (npm and syslog levels)", async () => {
+    const records = await logThrough((logger) => {
+      for (const level of ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']) logger.log(level, level);
+    });
+    expect(records.map((r) => [r.message, r.level, r.levelName])).toEqual([
+      ['error', 'error', undefined],
+      ['warn', 'warn', undefined],
+      ['info', 'info', undefined],
+      ['http', 'info', 'http'],
+      ['verbose', 'debug', 'verbose'],
+      ['debug', 'debug', undefined],
+      ['silly', 'trace', 'silly'],
+    ]);
+    const syslog = await logThrough(
+      (logger) => {
+        logger.log('crit', 'disk gone');
+        logger.log('notice', 'noted');
+      },
+      { levels: winston.config.syslog.levels, level: 'debug' },
+    );
+    expect(syslog.map((r) => [r.level, r.levelName])).toEqual([
+      ['fatal', 'crit'],
+      ['info', 'notice'],
+    ]);
+  });
+
+  it('writes one error shape (name, message, stack, cause) whichever way winston hands the error over', async () => {
+    const make = () => new TypeError('card declined', { cause: new Error('issuer down') });
+    const plain = await logThrough((logger) => {
+      logger.error(make());
+      logger.error('payment failed', make());
+      logger.log({ level: 'error', message: make() as unknown as string });
+      logger.warn('meta err', { err: make(), orderId: 7 });
+    });
+    const formatted = await logThrough(
+      (logger) => {
+        logger.error(make());
+        logger.error('payment failed', make());
+      },
+      { format: winston.format.errors({ stack: true, cause: true } as { stack: boolean }) },
+    );
+    const shape = { name: 'TypeError', message: 'card declined', cause: { name: 'Error', message: 'issuer down' } };
+    for (const record of [...plain, ...formatted]) {
+      expect(record.error).toMatchObject(shape);
+      expect(record.error!.stack).toMatch(/^TypeError: card declined\n\s+at /);
+      expect(record.fields ?? {}).not.toHaveProperty('stack');
+      expect(record.fields ?? {}).not.toHaveProperty('err');
+    }
+    expect(plain.map((r) => r.message)).toEqual(['card declined', 'payment failed', 'card declined', 'meta err']);
+    expect(plain[3]!.fields).toEqual({ orderId: 7 });
+    expect(formatted.map((r) => r.message)).toEqual(['card declined', 'payment failed']);
+  });
+
+  it('keeps a stack field that is no error stack as a field', async () => {
+    const records = await logThrough((logger) => logger.info('deployed', { stack: 'blue-green', route: '/a' }));
+    expect(records[0]).toMatchObject({ message: 'deployed', fields: { stack: 'blue-green', route: '/a' } });
+    expect(records[0]!.error).toBeUndefined();
   });
 });

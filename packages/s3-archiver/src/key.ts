@@ -18,14 +18,21 @@ export interface ArchiveKeyParts {
  * archive is never written over another.
  */
 export function archiveKey(parts: ArchiveKeyParts): string {
-  const app = assertValidName('app', parts.app);
   const host = assertValidName('host', parts.host);
-  const iso = new Date(parts.firstTime).toISOString(); // 2026-11-25T13:04:05.678Z
-  const dt = iso.slice(0, 10);
-  const hour = iso.slice(11, 13);
   const stamp = timeStamp(parts.firstTime); // as in the closed file's name, so the key is derived from it
   const unique = parts.unique ?? randomBytes(4).toString('hex');
   assertValidName('unique part', unique);
-  const prefix = parts.prefix.replace(/^\/+|\/+$/g, '');
-  return `${prefix ? prefix + '/' : ''}${app}/dt=${dt}/hour=${hour}/${host}-${stamp}-${unique}.jsonl.gz`;
+  return `${archivePartition(parts.prefix, parts.app, parts.firstTime)}${host}-${stamp}-${unique}.jsonl.gz`;
+}
+
+/**
+ * The key prefix of one app's archives of one UTC hour, `<prefix>/<app>/dt=YYYY-MM-DD/hour=HH/`
+ * (with `hour: false`, of the whole day `<prefix>/<app>/dt=YYYY-MM-DD/`): what a reader lists to
+ * find the archives of a time range.
+ */
+export function archivePartition(prefix: string, app: string, time: number, hour = true): string {
+  assertValidName('app', app);
+  const iso = new Date(time).toISOString();
+  const trimmed = prefix.replace(/^\/+|\/+$/g, '');
+  return `${trimmed ? trimmed + '/' : ''}${app}/dt=${iso.slice(0, 10)}/${hour ? `hour=${iso.slice(11, 13)}/` : ''}`;
 }

@@ -4,3 +4,6 @@ export { PubSubReader } from './pubsub-reader';
 export type { PubSubReaderOptions } from './pubsub-reader';
 export { SubscriberError } from './errors';
 export type { SubscriberErrorCode } from './errors';
+export { LossReportReader, toPairs } from './loss-report';
+export type { LossReport, ProducerReport, ReportTotals } from './loss-report';
+export { deadLetterCommand } from './dead-letter';

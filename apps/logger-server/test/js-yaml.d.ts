@@ -1,0 +1,4 @@
+declare module 'js-yaml' {
+  /** Parses one YAML document (js-yaml 4). */
+  export function load(text: string): unknown;
+}
