@@ -29,6 +29,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
 fi
 
+# promtool checks the ops kit's alerting rules in the tests (a parser stands in where it cannot be
+# installed): best effort, never a reason for setup to fail.
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing promtool (apt-get prometheus, best effort)"
+  timeout 300 sh -c 'apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends prometheus >/dev/null' || say "promtool not installed; the rules are checked by a parser"
+fi
+
 say "installing dependencies"
 pnpm install --frozen-lockfile
 say "building"
