@@ -129,13 +129,20 @@ export class ArchiveQueue {
     return oldest ? Math.max(0, (Date.now() - oldest.closedAt) / 1000) : 0;
   }
 
+  /** True while the closed files waiting pass ARCHIVE_BACKLOG_BYTES: the server pauses reading. */
+  get overBacklog(): boolean {
+    return this.queuedBytes > this.config.s3.backlogBytes;
+  }
+
   /**
-   * Why archiving is failing: the start-up check failed, or the last `after` attempts in a row
-   * did (ARCHIVE_FAILING_AFTER). Undefined while it works.
+   * 'failing' (with S3's reason) when the start-up check failed or the last ARCHIVE_FAILING_AFTER
+   * attempts did; 'degraded' when the oldest closed file waits longer than ARCHIVE_STALE_SECONDS
+   * or reads are paused for the backlog; else 'ok'.
    */
-  failing(after: number): string | undefined {
-    if (this.consecutiveFailures >= after) return this.lastFailure;
-    return this.checkFailure;
+  health(paused: boolean): { state: 'ok' | 'degraded' | 'failing'; reason?: string } {
+    const failing = this.consecutiveFailures >= this.config.s3.failingAfter ? this.lastFailure : this.checkFailure;
+    if (failing !== undefined) return { state: 'failing', reason: failing };
+    return { state: this.oldestAgeSeconds > this.config.s3.staleSeconds || paused ? 'degraded' : 'ok' };
   }
 
   /**

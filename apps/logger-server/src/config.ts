@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_GROUP, nameProblem, toValidName } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem, toValidName } from '@log/protocol';
 import { ConfigError } from './errors';
 import { DEFAULT_MAX_OPEN_FILES } from './sink';
 
@@ -156,7 +156,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     return fallback;
   };
 
-  const redisUrl = values.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redisUrl = values.REDIS_URL ?? DEFAULT_REDIS_URL;
   if (!/^rediss?:\/\/[^\s]+$/.test(redisUrl)) problems.push(`REDIS_URL=${JSON.stringify(redisUrl)}: must look like redis://host:port`);
   else if (!URL.canParse(redisUrl)) {
     const port = /^rediss?:\/\/(?:[^@/]*@)?[^/:]*:(\d+)/.exec(redisUrl)?.[1];

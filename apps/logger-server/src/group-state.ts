@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { groupStateKeys, streamKey } from '@log/protocol';
+import { groupStateKeys, sleep, streamKey } from '@log/protocol';
 import { LuaScript } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
 import { LossReportReader, toPairs, type LossReport, type ReportTotals } from '@log/subscriber';
@@ -101,7 +101,7 @@ export class GroupState {
       if (Date.now() > deadline) throw new LeaseError(this.consumer, holder);
       if (!told) onWait(holder);
       told = true;
-      await new Promise((resolve) => setTimeout(resolve, LEASE_POLL_MS));
+      await sleep(LEASE_POLL_MS);
     }
     this.heartbeat = setInterval(() => {
       this.renewLease().catch(() => {

@@ -19,6 +19,6 @@ export class Health {
     this.diskOk = diskOk;
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- anything thrown: a string, a number, an object's own text
     if (error !== undefined) this.lastError = error instanceof Error ? error.message : String(error);
-    this.metrics.up.set(this.ready ? 1 : 0);
+    this.metrics.ready.set(this.ready ? 1 : 0);
   }
 }

@@ -28,8 +28,8 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     recordsWritten: new Counter({ name: 'logger_records_written_total', help: 'Records written and fsynced to log files', labelNames: ['app'], registers: [registry] }),
     bytesWritten: new Counter({ name: 'logger_bytes_written_total', help: 'Bytes written and fsynced to log files', registers: [registry] }),
     entriesAcked: new Counter({ name: 'logger_entries_acked_total', help: 'Stream entries acknowledged (XACK)', registers: [registry] }),
-    duplicates: new Counter({ name: 'logger_duplicates_dropped_total', help: 'Records not written because they were already on disk', registers: [registry] }),
-    reportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
+    duplicatesDropped: new Counter({ name: 'logger_duplicates_dropped_total', help: 'Records not written because they were already on disk', registers: [registry] }),
+    producerReportedDrops: new Counter({ name: 'logger_producer_reported_drops_total', help: 'Records the producers reported they dropped', registers: [registry] }),
     missing: totalsGauge(
       'logger_missing_records',
       "Sequence numbers that no server of the group committed or dead-lettered, below each producer's highest, over all producers (the group's loss report)",
@@ -97,7 +97,7 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     }),
     archiveCompressionRatio: new Gauge({ name: 'logger_archive_compression_ratio', help: 'Raw bytes / gzip bytes of the last archived file', registers: [registry] }),
     archiveLastSuccess: new Gauge({ name: 'logger_archive_last_success_timestamp_seconds', help: 'When the last file was archived', registers: [registry] }),
-    up: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
+    ready: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
   };
   return m;
 }

@@ -68,7 +68,7 @@ export class PubSubConsumer {
     try {
       for (const message of messages) {
         const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
-        if (!decoded.frame) this.metrics.legacyMessages.inc();
+        if (!decoded.header) this.metrics.legacyMessages.inc();
         this.writer.write(decoded, 'pubsub');
         for (const rejected of decoded.rejected) dead.push(rejected);
       }

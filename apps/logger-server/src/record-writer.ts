@@ -46,7 +46,7 @@ export class RecordWriter {
    * opened safely (a symlink planted under LOG_DIR) joins decoded.rejected.
    */
   write(decoded: Decoded, id: string): number {
-    const frame = decoded.frame;
+    const frame = decoded.header;
     let tally: EntryTally | undefined;
     if (frame) {
       const origin = originKey(frame.producer, frame.app, frame.host);
@@ -78,11 +78,11 @@ export class RecordWriter {
       for (const rejected of decoded.rejected) if (rejected.seq !== undefined) addToRanges(tally.dead, rejected.seq);
       // A re-sent frame repeats its drop count: it counts once, with the frame's first new records.
       if (written > 0 || tally.dead.length > 0 || frame.count === 0) tally.reportedDrops = frame.dropped;
-      if (frame.dropped > 0) this.metrics.reportedDrops.inc(tally.reportedDrops);
+      if (frame.dropped > 0) this.metrics.producerReportedDrops.inc(tally.reportedDrops);
     }
     const app = decoded.records[0]?.app;
     if (app !== undefined && written > 0) this.perApp.set(app, (this.perApp.get(app) ?? 0) + written);
-    if (duplicates > 0) this.metrics.duplicates.inc(duplicates);
+    if (duplicates > 0) this.metrics.duplicatesDropped.inc(duplicates);
     this.queued += written;
     return written;
   }
@@ -130,7 +130,7 @@ export class RecordWriter {
       if (kept.length === 0 && entry.written.length > 0 && entry.dead.length === 0) entry.reportedDrops = 0;
       entry.written = kept;
     }
-    this.metrics.duplicates.inc(removed);
+    this.metrics.duplicatesDropped.inc(removed);
     return removed;
   }
 

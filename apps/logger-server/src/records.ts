@@ -30,8 +30,8 @@ export interface Decoded {
   /** All of one app: a frame's records carry its header's app, a legacy message yields one record. */
   records: LogRecord[];
   rejected: Rejected[];
-  /** Set when the payload was one of our frames. */
-  frame: DecodedFrame['header'] | undefined;
+  /** The frame's header, when the payload was one of our frames. */
+  header: DecodedFrame['header'] | undefined;
 }
 
 function rejection(error: unknown, payload: Buffer | undefined): Rejected {
@@ -41,7 +41,7 @@ function rejection(error: unknown, payload: Buffer | undefined): Rejected {
 
 /** Decodes one of our frames; a bad record is rejected alone, the good ones around it are kept. */
 export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
-  const decoded: Decoded = { records: [], rejected: [], frame: undefined };
+  const decoded: Decoded = { records: [], rejected: [], header: undefined };
   let frame: DecodedFrame;
   try {
     frame = decodeFrame(payload, { entryId });
@@ -49,7 +49,7 @@ export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
     decoded.rejected.push(rejection(error, payload));
     return decoded;
   }
-  decoded.frame = frame.header;
+  decoded.header = frame.header;
   const options = { entryId, spliceFields: SPLICE_RESERVED, receivedAt: Date.now() };
   for (let i = 0; i < frame.lines.length; i++) {
     try {
@@ -74,13 +74,13 @@ export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: s
   if (isFrame(payload)) return decodeFramePayload(payload, 'pubsub');
   if (payload.length > DEFAULT_LIMITS.maxRecordBytes) {
     const error = new RecordTooLargeError(payload.length, DEFAULT_LIMITS.maxRecordBytes, { entryId: 'pubsub' });
-    return { records: [], rejected: [rejection(error, payload.subarray(0, 1024))], frame: undefined };
+    return { records: [], rejected: [rejection(error, payload.subarray(0, 1024))], header: undefined };
   }
   let text: string;
   try {
     text = decodeUtf8(payload, { entryId: 'pubsub' });
   } catch (error) {
-    return { records: [], rejected: [rejection(error, payload)], frame: undefined };
+    return { records: [], rejected: [rejection(error, payload)], header: undefined };
   }
   const record: LogRecord = {
     time: receivedAt,
@@ -122,5 +122,5 @@ export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: s
       // not JSON after all: kept as plain text
     }
   }
-  return { records: [record], rejected: [], frame: undefined };
+  return { records: [record], rejected: [], header: undefined };
 }

@@ -126,7 +126,7 @@ export class LoggerServer {
 
   /** True while too many closed files wait for S3: reading pauses and entries wait safely in Redis. */
   private archiveBackpressure(): boolean {
-    const over = this.archive !== undefined && this.config.s3 !== undefined && this.archive.backlogBytes > this.config.s3.backlogBytes;
+    const over = this.archive?.overBacklog ?? false;
     if (over !== this.backpressured) {
       this.backpressured = over;
       this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', {
@@ -136,16 +136,9 @@ export class LoggerServer {
     return over;
   }
 
-  /**
-   * 'off' without S3; 'failing' (with S3's reason) when the start-up check or the last
-   * ARCHIVE_FAILING_AFTER attempts failed; 'degraded' when the oldest closed file waits longer
-   * than ARCHIVE_STALE_SECONDS or reads are paused for the backlog.
-   */
+  /** 'off' without S3, else the archive's own health (ArchiveQueue.health). */
   archiveHealth(): { state: 'off' | 'ok' | 'degraded' | 'failing'; reason?: string } {
-    if (!this.archive || !this.config.s3) return { state: 'off' };
-    const failing = this.archive.failing(this.config.s3.failingAfter);
-    if (failing !== undefined) return { state: 'failing', reason: failing };
-    return { state: this.archive.oldestAgeSeconds > this.config.s3.staleSeconds || this.backpressured ? 'degraded' : 'ok' };
+    return this.archive?.health(this.backpressured) ?? { state: 'off' };
   }
 
   private fail(error: ServerError): void {

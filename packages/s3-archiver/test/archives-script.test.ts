@@ -49,7 +49,7 @@ it('lists keys that --cat accepts, and --cat prints each archive gunzipped and e
   expect(JSON.parse(await archives('--cat', manifestKey(key)))).toMatchObject(manifest);
   // The s3:// form is accepted too.
   expect(await archives('--cat', `s3://logs/${key}`)).toBe(lines);
-});
+}, 60_000); // several node processes, each loading the AWS SDK: slow on a loaded machine
 
 it('says which key is missing, and exits 1', async () => {
   const failed = await archives('--cat', 'archive/shop/nothing.jsonl.gz').then(
@@ -58,4 +58,4 @@ it('says which key is missing, and exits 1', async () => {
   );
   expect(failed?.code).toBe(1);
   expect(failed?.stderr).toMatch(/no object archive\/shop\/nothing\.jsonl\.gz in bucket logs/);
-});
+}, 30_000);
