@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
@@ -166,10 +166,9 @@ export class FileSink {
       file.pending = file.last;
       file.last = batch;
       file.sizeBefore = file.size;
-      const data = batch.data();
-      writeAndSync(file, data);
-      file.size += data.length;
-      bytes += data.length;
+      writeAndSync(file, batch.data());
+      file.size += batch.length;
+      bytes += batch.length;
       this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
       const n = batch.count - 1;
       if (n >= 0) this.lastLines.set(file.app, { producer: batch.producers[n] as string, seq: batch.seqs[n] as number });
@@ -194,10 +193,9 @@ export class FileSink {
       const removed = batch.remove((index) => drop(file.app, index, batch.producers[index] as string, batch.seqs[index] as number));
       if (removed === 0) continue;
       dropped += removed;
-      const data = batch.data();
       onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(file.fd, file.sizeBefore));
-      writeAndSync(file, data);
-      file.size = file.sizeBefore + data.length;
+      writeAndSync(file, batch.data());
+      file.size = file.sizeBefore + batch.length;
       const n = batch.count - 1;
       this.setLast(file.app, n >= 0 ? { producer: batch.producers[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
     }
@@ -303,14 +301,31 @@ function onDisk<T>(code: DiskErrorCode, path: string, operation: string, call: (
 }
 
 /** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
-function writeAndSync(file: OpenFile, data: Buffer): void {
-  onDisk('DISK_WRITE_FAILED', file.path, 'write', () => {
-    let offset = 0;
-    while (offset < data.length) offset += writeSync(file.fd, data, offset, data.length - offset);
-  });
+function writeAndSync(file: OpenFile, data: Buffer[]): void {
+  onDisk('DISK_WRITE_FAILED', file.path, 'write', () => writeAll(file.fd, data));
   // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
   // descriptor. The caller stops; the entries stay pending in Redis.
   onDisk('FSYNC_FAILED', file.path, 'fdatasync', () => fdatasyncSync(file.fd));
+}
+
+/** IOV_MAX on Linux: the most buffers one writev takes. */
+const MAX_IOV = 1024;
+
+/** Writes all of `chunks` in order with as few writev calls as the kernel allows (a short write continues where it stopped). */
+function writeAll(fd: number, chunks: readonly Buffer[]): void {
+  let first = 0;
+  let skip = 0; // bytes of chunks[first] already written
+  while (first < chunks.length) {
+    const iov: Buffer[] = [];
+    for (let i = first; i < chunks.length && iov.length < MAX_IOV; i++) iov.push(i === first && skip > 0 ? (chunks[i] as Buffer).subarray(skip) : (chunks[i] as Buffer));
+    let written = writevSync(fd, iov);
+    while (first < chunks.length && written >= (chunks[first] as Buffer).length - skip) {
+      written -= (chunks[first] as Buffer).length - skip;
+      skip = 0;
+      first++;
+    }
+    skip += written;
+  }
 }
 
 /** Creates a small file (never over an existing one) and fsyncs it. Throws DiskError. */
