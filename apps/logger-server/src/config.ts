@@ -18,6 +18,12 @@ export interface ServerConfig {
    */
   readCount: number;
   readBlockMs: number;
+  /**
+   * A batch goes on reading (more XREADGROUPs of readCount, without blocking) while it holds less
+   * than this many bytes: one-record entries make batches (and fsyncs) as large as big frames do.
+   * 0 turns it off. Default 4 MiB, or 0 when READ_COUNT is set (an explicit count is the batch).
+   */
+  readBatchBytes: number;
   /** Entries other consumers left unacknowledged this long are claimed (XAUTOCLAIM), checked every claimIntervalMs. */
   claimIdleMs: number;
   claimIntervalMs: number;
@@ -61,6 +67,7 @@ export const ENV_KEYS = [
   'LOG_CONSUMER',
   'READ_COUNT',
   'READ_BLOCK_MS',
+  'READ_BATCH_BYTES',
   'CLAIM_IDLE_MS',
   'CLAIM_INTERVAL_MS',
   'MAX_DELIVERIES',
@@ -138,6 +145,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Readonl
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
     readCount: integer('READ_COUNT', 16, 1),
     readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
+    readBatchBytes: integer('READ_BATCH_BYTES', values.READ_COUNT === undefined ? 4 * 1024 * 1024 : 0, 0),
     claimIdleMs: integer('CLAIM_IDLE_MS', 60_000, 1),
     claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),
     maxDeliveries: integer('MAX_DELIVERIES', 10, 1),

@@ -25,6 +25,14 @@ export interface StreamReaderOptions {
   count?: number;
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
+  /**
+   * When above 0, read() goes on reading new entries (further XREADGROUPs of `count`, without
+   * blocking) while each came back full and the batch holds less than this many bytes, up to
+   * MAX_READS_PER_BATCH reads: small entries (one record each) make batches as large as big ones,
+   * without one XREADGROUP of many entries that could each be large. A batch then holds at most
+   * batchBytes + count x the largest entry. @defaultValue 0 (one XREADGROUP per read())
+   */
+  batchBytes?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
   redis?: Omit<RedisClientOptions, 'url'>;
 }
@@ -98,6 +106,16 @@ return lost
 
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
+/** Most XREADGROUPs one read() makes with batchBytes (see StreamReaderOptions.batchBytes). */
+const MAX_READS_PER_BATCH = 64;
+
+/** Bytes of an entry's fields as read. */
+function entryBytes([, fields]: RawEntry): number {
+  let bytes = 0;
+  if (fields !== null) for (const field of fields) bytes += field.length;
+  return bytes;
+}
+
 /**
  * Reads a channel's stream through a consumer group (at-least-once): entries stay pending until
  * ack() says they are safely stored. After a restart under the same consumer name it first
@@ -113,6 +131,7 @@ export class StreamReader {
   readonly consumer: string;
   private readonly count: number;
   private readonly blockMs: number;
+  private readonly batchBytes: number;
   private readonly reader: RedisClientType;
   private readonly writer: RedisClientType;
   /** '0' replays this consumer's pending entries first; '>' reads new ones. */
@@ -126,6 +145,7 @@ export class StreamReader {
     this.consumer = assertValidName('consumer', options.consumer);
     this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
+    this.batchBytes = options.batchBytes ?? 0;
     const clientOptions = { ...options.redis, url: options.url ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
     this.reader = createClient(clientOptions) as RedisClientType;
     this.writer = createClient(clientOptions) as RedisClientType;
@@ -169,13 +189,38 @@ export class StreamReader {
       const last = raw[raw.length - 1];
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
       if (raw.length === 0) return this.read();
+    } else if (this.batchBytes > 0 && raw.length === this.count) {
+      await this.readMore(raw);
     }
-    return { entries: raw.map(toEntry), fresh: !replaying };
+    const entries: StreamEntry[] = [];
+    for (const entry of raw) entries.push(toEntry(entry));
+    return { entries, fresh: !replaying };
   }
 
-  private async readRaw(): Promise<RawEntry[]> {
+  /** Appends further new entries to a full read while the batch is small (see batchBytes). */
+  private async readMore(raw: RawEntry[]): Promise<void> {
+    let bytes = 0;
+    for (const entry of raw) bytes += entryBytes(entry);
+    for (let reads = 1; bytes < this.batchBytes && reads < MAX_READS_PER_BATCH && this.cursor === '>'; reads++) {
+      let more: RawEntry[];
+      try {
+        more = await this.readRaw(false);
+      } catch {
+        // The entries in hand are ours (pending) and are returned; the failed read set the cursor
+        // so that the next read() replays anything it may have delivered.
+        return;
+      }
+      for (const entry of more) {
+        raw.push(entry);
+        bytes += entryBytes(entry);
+      }
+      if (more.length < this.count) return; // caught up
+    }
+  }
+
+  private async readRaw(block = true): Promise<RawEntry[]> {
     const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
-    if (this.cursor === '>') args.push('BLOCK', String(this.blockMs));
+    if (this.cursor === '>' && block) args.push('BLOCK', String(this.blockMs));
     args.push('STREAMS', this.key, this.cursor);
     try {
       return entriesOf(await this.reader.sendCommand<RawStreams>(args, AS_BUFFERS));
