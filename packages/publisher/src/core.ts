@@ -41,6 +41,13 @@ interface FlushWaiter {
 }
 
 const MAX_RETRY_DELAY_MS = 5000;
+/**
+ * A small frame waits up to this long after the previous send for more records (see pump()):
+ * each XADD costs a write and a read system call and ~13 µs in node-redis, far more than a record.
+ */
+const LINGER_MS = 1;
+/** A frame holding this many UTF-16 units of lines is large enough to go at once. */
+const LINGER_UNITS = 64 * 1024;
 
 /**
  * The shared half of a publisher: the frame being filled, the queue of sealed frames and the
@@ -58,6 +65,9 @@ export class PublisherCore implements SerializeCounters {
   private scheduled = false;
   private inFlight = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** When the last frame was sent (Date.now()). */
+  private lastSendAt = 0;
   private retryDelayMs = 50;
   private waiters: FlushWaiter[] = [];
   private closing: Promise<void> | undefined;
@@ -145,11 +155,12 @@ export class PublisherCore implements SerializeCounters {
 
   /**
    * Sends sealed frames while fewer than maxInFlightFrames are unanswered. The frame being
-   * filled is sealed and sent here only when nothing is in flight (as Nagle's algorithm does);
-   * otherwise it keeps growing until Redis answers (accepted() pumps again) or it is full (cut by
-   * size and count as it fills, and sent at once). So an app that logs once per event-loop turn
-   * (a request handler) sends a frame per round trip, not one XADD per record (node-redis spends
-   * ~13 µs per command), and a record waits at most one round trip more.
+   * filled is sealed and sent here only when nothing is in flight (as Nagle's algorithm does),
+   * and, when it is small, not sooner than LINGER_MS after the previous send; otherwise it keeps
+   * growing until Redis answers (accepted() pumps again), the linger timer fires, or it is full
+   * (cut by size and count as it fills, and sent at once). So an app that logs once per
+   * event-loop turn (a request handler) sends a frame per round trip or millisecond, not one
+   * XADD per record, and a record waits at most a round trip or a millisecond more.
    */
   private pump(): void {
     if (!this.client.isReady) return;
@@ -158,11 +169,26 @@ export class PublisherCore implements SerializeCounters {
       if (this.inFlight >= max) return;
       if (!frame.inFlight) this.send(frame);
     }
-    if (this.inFlight === 0 && this.queue.seal()) this.send(this.queue.frames[this.queue.frames.length - 1] as Frame);
+    if (this.inFlight > 0) return;
+    const wait = this.lastSendAt + LINGER_MS - Date.now();
+    if (wait > 0 && this.queue.fillingUnits < LINGER_UNITS) {
+      if (this.lingerTimer === undefined && (this.queue.fillingUnits > 0 || this.queue.dropsUnreported)) {
+        this.lingerTimer = setTimeout(this.lingered, wait);
+        this.lingerTimer.unref(); // flush(), close() and the exit hook keep the process alive, not this
+      }
+      return;
+    }
+    if (this.queue.seal()) this.send(this.queue.frames[this.queue.frames.length - 1] as Frame);
   }
+
+  private readonly lingered = (): void => {
+    this.lingerTimer = undefined;
+    this.pump();
+  };
 
   private send(frame: Frame): void {
     const payload = this.queue.encode(frame);
+    this.lastSendAt = Date.now();
     frame.inFlight = true;
     this.inFlight++;
     const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: payload }, this.xaddOptions) : this.client.publish(this.target, payload);
@@ -254,6 +280,7 @@ export class PublisherCore implements SerializeCounters {
       this.closed = true;
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
+      if (this.lingerTimer) clearTimeout(this.lingerTimer);
       this.client.destroy();
     })();
     return this.closing;

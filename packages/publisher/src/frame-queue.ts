@@ -177,6 +177,11 @@ export class FrameQueue {
     return records;
   }
 
+  /** UTF-16 units of the lines in the frame being filled. */
+  get fillingUnits(): number {
+    return this.linesBytes;
+  }
+
   get bufferedBytes(): number {
     return this.queuedBytes + this.linesBytes;
   }

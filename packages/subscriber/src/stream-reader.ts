@@ -26,11 +26,13 @@ export interface StreamReaderOptions {
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
   /**
-   * When above 0, read() goes on reading new entries (further XREADGROUPs of `count`, without
-   * blocking) while each came back full and the batch holds less than this many bytes, up to
-   * MAX_READS_PER_BATCH reads: small entries (one record each) make batches as large as big ones,
-   * without one XREADGROUP of many entries that could each be large. A batch then holds at most
-   * batchBytes + count x the largest entry. @defaultValue 0 (one XREADGROUP per read())
+   * When above 0, read() goes on reading new entries (further XREADGROUPs without blocking) while
+   * each came back full and the batch holds less than this many bytes, up to MAX_READS_PER_BATCH
+   * reads: small entries (one record each) make batches as large as big ones. A further read asks
+   * for as many entries as the bytes left would hold at the size of the batch's largest entry so
+   * far, between `count` and 4 x `count`: never one XREADGROUP of very many entries that could each
+   * be large. A batch holds at most batchBytes + 4 x count x the largest entry.
+   * @defaultValue 0 (one XREADGROUP per read())
    */
   batchBytes?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
@@ -200,11 +202,17 @@ export class StreamReader {
   /** Appends further new entries to a full read while the batch is small (see batchBytes). */
   private async readMore(raw: RawEntry[]): Promise<void> {
     let bytes = 0;
-    for (const entry of raw) bytes += entryBytes(entry);
+    let largest = 1;
+    for (const entry of raw) {
+      const size = entryBytes(entry);
+      bytes += size;
+      if (size > largest) largest = size;
+    }
     for (let reads = 1; bytes < this.batchBytes && reads < MAX_READS_PER_BATCH && this.cursor === '>'; reads++) {
+      const count = Math.min(4 * this.count, Math.max(this.count, Math.floor((this.batchBytes - bytes) / largest)));
       let more: RawEntry[];
       try {
-        more = await this.readRaw(false);
+        more = await this.readRaw(false, count);
       } catch {
         // The entries in hand are ours (pending) and are returned; the failed read set the cursor
         // so that the next read() replays anything it may have delivered.
@@ -212,14 +220,16 @@ export class StreamReader {
       }
       for (const entry of more) {
         raw.push(entry);
-        bytes += entryBytes(entry);
+        const size = entryBytes(entry);
+        bytes += size;
+        if (size > largest) largest = size;
       }
-      if (more.length < this.count) return; // caught up
+      if (more.length < count) return; // caught up
     }
   }
 
-  private async readRaw(block = true): Promise<RawEntry[]> {
-    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
+  private async readRaw(block = true, count = this.count): Promise<RawEntry[]> {
+    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(count)];
     if (this.cursor === '>' && block) args.push('BLOCK', String(this.blockMs));
     args.push('STREAMS', this.key, this.cursor);
     try {
