@@ -143,6 +143,13 @@ const redis = await startRedis();
 const rate = (records, ns) => Math.round(records / (ns / 1e9));
 const mib = (n) => n.toFixed(1);
 
+async function createGroup(key, group) {
+  const client = createClient({ url: redis.url });
+  await client.connect();
+  await client.sendCommand(['XGROUP', 'CREATE', key, group, '0']);
+  client.destroy();
+}
+
 /** One drain of the pre-filled stream by the server (group logger-server): ns from its start line until all acknowledged, and its peak RSS. */
 async function serverDrain(key, lastId, env = {}) {
   const dir = tempDir('bench-server');
@@ -187,6 +194,10 @@ async function throughputSection() {
       for (let round = 0; round < ROUNDS; round++) {
         await redis.flushAll();
         const lastId = await prefill(redis.url, 'bench', records, perEntry, producers);
+        // Both groups exist before either reads: the server trims only what every group has
+        // acknowledged, so the naive consumer's entries stay when the server goes first.
+        await createGroup(key, 'naive');
+        await createGroup(key, DEFAULT_GROUP);
         // Both read the same entries (two groups); who goes first alternates by round.
         const runs = [
           async () => naive.push((await naiveDrain(key, lastId, entries)).ns),
