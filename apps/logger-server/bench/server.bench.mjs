@@ -42,11 +42,12 @@ const met = (ok) => (ok ? 'met' : '**not met**');
  * frames interleave in the stream, each producer's in order). Returns the last entry's id.
  */
 async function prefill(url, channel, records, perEntry, producers = 1) {
-  const client = createClient({ url });
+  const client = connected(url);
   await client.connect();
   const next = new Array(producers).fill(1);
   const pending = [];
   let last;
+  let bytes = 0;
   for (let done = 0, turn = 0; done < records; turn++) {
     const p = turn % producers;
     const count = Math.min(perEntry, records - done);
@@ -54,10 +55,16 @@ async function prefill(url, channel, records, perEntry, producers = 1) {
     const lines = [];
     for (let k = 0; k < count; k++) lines.push(encodeRecord({ time: Date.now(), level: 'info', message: 'request handled', fields: fields(seq + k) }));
     const producer = (p + 1).toString(16).padStart(16, '0');
-    pending.push(client.xAdd(streamKey(channel), '*', { f: encodeFrame({ producer, seq, count, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines) }));
+    const frame = encodeFrame({ producer, seq, count, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines);
+    pending.push(client.xAdd(streamKey(channel), '*', { f: frame }));
     next[p] += count;
     done += count;
-    if (pending.length >= 200) last = (await Promise.all(pending.splice(0))).pop();
+    bytes += frame.length;
+    // at most 200 entries or 32 MB in flight
+    if (pending.length >= 200 || bytes > 32e6) {
+      last = (await Promise.all(pending.splice(0))).pop();
+      bytes = 0;
+    }
   }
   if (pending.length > 0) last = (await Promise.all(pending)).pop();
   client.destroy();
@@ -139,12 +146,19 @@ async function drained(client, key, group, lastId) {
   }
 }
 
+/** A client whose connection errors fail the command that meets them (an unheard 'error' would end the benchmark). */
+function connected(url) {
+  const client = createClient({ url });
+  client.on('error', (error) => process.stderr.write(`redis client: ${error.message}\n`));
+  return client;
+}
+
 const redis = await startRedis();
 const rate = (records, ns) => Math.round(records / (ns / 1e9));
 const mib = (n) => n.toFixed(1);
 
 async function createGroup(key, group) {
-  const client = createClient({ url: redis.url });
+  const client = connected(redis.url);
   await client.connect();
   await client.sendCommand(['XGROUP', 'CREATE', key, group, '0']);
   client.destroy();
@@ -153,7 +167,7 @@ async function createGroup(key, group) {
 /** One drain of the pre-filled stream by the server (group logger-server): ns from its start line until all acknowledged, and its peak RSS. */
 async function serverDrain(key, lastId, env = {}) {
   const dir = tempDir('bench-server');
-  const client = createClient({ url: redis.url });
+  const client = connected(redis.url);
   await client.connect();
   const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env });
   const end = await drained(client, key, DEFAULT_GROUP, lastId);
@@ -167,7 +181,7 @@ async function serverDrain(key, lastId, env = {}) {
 /** One drain of the same stream by the naive consumer (its own group): ns from its "ready" line until all acknowledged. */
 async function naiveDrain(key, lastId, entries) {
   const dir = tempDir('bench-naive');
-  const client = createClient({ url: redis.url });
+  const client = connected(redis.url);
   await client.connect();
   const child = spawn(process.execPath, [NAIVE, redis.url, key, 'naive', join(dir, 'naive.log'), String(entries)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await lineSeen(child, 'ready');
@@ -191,9 +205,18 @@ async function throughputSection() {
       const ours = [];
       const naive = [];
       const oursHwm = [];
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0, failures = 0; round < ROUNDS; round++) {
         await redis.flushAll();
-        const lastId = await prefill(redis.url, 'bench', records, perEntry, producers);
+        let lastId;
+        try {
+          lastId = await prefill(redis.url, 'bench', records, perEntry, producers);
+        } catch (error) {
+          // a connection lost while pre-filling: the round starts again (twice at most)
+          if (++failures > 2) throw error;
+          process.stderr.write(`prefill failed (${error.message}); again\n`);
+          round--;
+          continue;
+        }
         // Both groups exist before either reads: the server trims only what every group has
         // acknowledged, so the naive consumer's entries stay when the server goes first.
         await createGroup(key, 'naive');

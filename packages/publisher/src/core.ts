@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
-import { createClient, type RedisClientType } from 'redis';
+import { createClient, type RedisClientOptions, type RedisClientType } from 'redis';
 import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
 import type { SerializeCounters } from './serialize';
@@ -95,6 +95,13 @@ export class PublisherCore implements SerializeCounters {
       // Our own queue holds what is not yet sent, bounded by maxBufferBytes; node-redis's offline
       // queue would be a second, unbounded one.
       disableOfflineQueue: true,
+      // node-redis stops writing commands while the socket has more than its high-water mark
+      // buffered (16 KiB by default), until 'drain': with frames of a megabyte, one XADD per
+      // event-loop turn, and an app logging more than that per turn fell behind and dropped.
+      // Room for every frame in flight; the socket holds references to the frames' buffers,
+      // which are counted in maxBufferBytes already, not copies.
+      // (node-redis hands its socket options to net.createConnection; its type does not list this one.)
+      socket: { highWaterMark: options.maxInFlightFrames * options.maxFrameBytes * 3, ...options.redis?.socket } as unknown as RedisClientOptions['socket'],
     }) as RedisClientType;
     // node-redis emits 'error' on every failed (re)connect and throws without a listener; the
     // failures are counted where they matter (sendErrors, reconnects), never thrown into the app.
