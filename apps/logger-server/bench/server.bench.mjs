@@ -380,7 +380,8 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher pr
 
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
   console.log(body);
-  record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `pnpm bench (apps/logger-server/bench/server.bench.mjs${QUICK ? ' --quick' : ''})`, body);
+  const command = process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : 'pnpm bench (apps/logger-server/bench/server.bench.mjs)';
+  record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `${command}${QUICK ? ' --quick' : ''}`, body);
 }
 
 // 5. Restart after kill -9 against the size of the open file. A server writes a pre-filled stream

@@ -137,8 +137,8 @@ export class PublisherCore implements SerializeCounters {
     else {
       const sealed = this.queue.frames.length;
       if (this.queue.append(line)) {
-        // A frame filled up (size or count) during a long synchronous run: sent now, so Redis
-        // stores it while the app goes on logging, instead of after the run. Once per frame.
+        // A frame filled up (size or count): handed to node-redis now (it writes at its next
+        // setImmediate), not held back by the wait for an empty pipeline in pump(). Once per frame.
         if (this.queue.frames.length !== sealed) this.pump();
         this.schedule();
         return;
