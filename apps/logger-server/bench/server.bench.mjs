@@ -362,7 +362,7 @@ async function throughputSection() {
     process.stderr.write(`latency at ${perSecond} done: p99 ${run.p99}\n`);
   }
 
-  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Medians of ${ROUNDS} rounds.
+  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix and end to end: medians of ${ROUNDS} rounds; memory and latency: one run each.
 
 **Matrix.** Each round pre-fills a stream with the records in frames of the given size (with 100 producers their frames interleave, each producer's in order), then drains it twice, through two consumer groups: the server (READ_COUNT 16, the default) and the naive raw consumer (\`bench/naive-consumer.mjs\`: XREADGROUP COUNT 500 as raw bytes, write the entries' bytes, fdatasync, XACK, one batch at a time, no decoding); who goes first alternates by round. Each is a process of its own and is timed from its ready line (the server's "logger server started", after node and module loading) until XINFO GROUPS shows its group has read the last entry and has nothing pending. The server does what the naive one does not: it validates and decodes every record, drops duplicates, and writes each as a flat JSON line with its own keys (about 1.5x the bytes). Peak RSS: the server's VmHWM at the end of the drain. Target (issue #11): >= 1.5x the naive consumer for frames of 100 records or more, >= 1.0x below.
 
