@@ -27,6 +27,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ MAX_OPEN_FILES: '900' }, '/srv', 1024).maxOpenFiles).toBe(900);
   });
 
+  it('reads on past READ_COUNT up to READ_BATCH_BYTES only when READ_COUNT is not set (an explicit count is the batch)', () => {
+    expect(loadConfig({}, '/srv')).toMatchObject({ readCount: 16, readBatchBytes: 4 * 1024 * 1024 });
+    expect(loadConfig({ READ_COUNT: '1' }, '/srv')).toMatchObject({ readCount: 1, readBatchBytes: 0 });
+    expect(loadConfig({ READ_COUNT: '8', READ_BATCH_BYTES: '65536' }, '/srv')).toMatchObject({ readCount: 8, readBatchBytes: 65536 });
+    expect(loadConfig({ READ_BATCH_BYTES: '0' }, '/srv')).toMatchObject({ readBatchBytes: 0 });
+  });
+
   it('reports every bad value at once, one line each', () => {
     let caught: unknown;
     try {

@@ -19,6 +19,12 @@ export interface ServerConfig {
    */
   readCount: number;
   readBlockMs: number;
+  /**
+   * A batch goes on reading (more XREADGROUPs of readCount, without blocking) while it holds less
+   * than this many bytes: one-record entries make batches (and fsyncs) as large as big frames do.
+   * 0 turns it off. Default 4 MiB, or 0 when READ_COUNT is set (an explicit count is the batch).
+   */
+  readBatchBytes: number;
   /** Entries other consumers left unacknowledged this long are claimed (XAUTOCLAIM), checked every claimIntervalMs. */
   claimIdleMs: number;
   claimIntervalMs: number;
@@ -66,6 +72,7 @@ export const ENV_KEYS = [
   'LOG_CONSUMER',
   'READ_COUNT',
   'READ_BLOCK_MS',
+  'READ_BATCH_BYTES',
   'CLAIM_IDLE_MS',
   'CLAIM_INTERVAL_MS',
   'MAX_DELIVERIES',
@@ -98,6 +105,7 @@ export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> =
   LOG_CONSUMER: "this server's stable name in the group (default: the host name)",
   READ_COUNT: 'entries (frames) per read (default 16)',
   READ_BLOCK_MS: 'how long a read blocks (default 1000)',
+  READ_BATCH_BYTES: 'a batch goes on reading while smaller than this, without blocking (default 4194304 unless READ_COUNT is set)',
   CLAIM_IDLE_MS: 'entries another server left unacknowledged this long are claimed (default 60000)',
   CLAIM_INTERVAL_MS: 'how often to look for them (default 5000)',
   MAX_DELIVERIES: 'an entry delivered more often is dead-lettered (default 10)',
@@ -182,6 +190,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
     readCount: integer('READ_COUNT', 16, 1),
     readBlockMs: integer('READ_BLOCK_MS', 1000, 1),
+    readBatchBytes: integer('READ_BATCH_BYTES', values.READ_COUNT === undefined ? 4 * 1024 * 1024 : 0, 0),
     claimIdleMs: integer('CLAIM_IDLE_MS', 60_000, 1),
     claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),
     maxDeliveries: integer('MAX_DELIVERIES', 10, 1),

@@ -74,8 +74,8 @@ export class LoggerServer {
     this.archive?.start();
     const hooks = { rotate: () => this.rotate(), archiveBackpressure: () => this.archiveBackpressure(), fail: (error: ServerError) => this.fail(error) };
     if (stream) {
-      const { redisUrl: url, channel, group, consumer, readCount: count, readBlockMs: blockMs } = this.config;
-      const reader = new StreamReader({ url, channel, group, consumer, count, blockMs });
+      const { redisUrl: url, channel, group, consumer, readCount: count, readBlockMs: blockMs, readBatchBytes: batchBytes } = this.config;
+      const reader = new StreamReader({ url, channel, group, consumer, count, blockMs, batchBytes });
       await reader.start();
       const deadLetters = new DeadLetters(
         this.sink.statePath(`dead-letters-${consumer}.jsonl`),

@@ -1,4 +1,4 @@
-import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync } from 'node:fs';
+import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writevSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
@@ -198,10 +198,9 @@ export class FileSink {
       file.pending = file.last;
       file.last = batch;
       file.sizeBefore = file.size;
-      const data = batch.data();
-      writeAndSync(file.path, this.descriptor(file), data);
-      file.size += data.length;
-      bytes += data.length;
+      writeAndSync(file.path, this.descriptor(file), batch.data());
+      file.size += batch.length;
+      bytes += batch.length;
       this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
       const n = batch.count - 1;
       if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
@@ -226,12 +225,11 @@ export class FileSink {
       const removed = batch.remove((index) => drop(file.app, index, batch.origins[index] as string, batch.seqs[index] as number));
       if (removed === 0) continue;
       dropped += removed;
-      const data = batch.data();
       const fd = this.descriptor(file);
       onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(fd, file.sizeBefore));
       file.size = file.sizeBefore;
-      writeAndSync(file.path, fd, data);
-      file.size = file.sizeBefore + data.length;
+      writeAndSync(file.path, fd, batch.data());
+      file.size = file.sizeBefore + batch.length;
       const n = batch.count - 1;
       this.setLast(file.app, n >= 0 ? { origin: batch.origins[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
     }
@@ -338,14 +336,31 @@ function onDisk<T>(code: DiskErrorCode, path: string, operation: string, call: (
 }
 
 /** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
-function writeAndSync(path: string, fd: number, data: Buffer): void {
-  onDisk('DISK_WRITE_FAILED', path, 'write', () => {
-    let offset = 0;
-    while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
-  });
+function writeAndSync(path: string, fd: number, data: Buffer[]): void {
+  onDisk('DISK_WRITE_FAILED', path, 'write', () => writeAll(fd, data));
   // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
   // descriptor. The caller stops; the entries stay pending in Redis.
   onDisk('FSYNC_FAILED', path, 'fdatasync', () => fdatasyncSync(fd));
+}
+
+/** IOV_MAX on Linux: the most buffers one writev takes. */
+const MAX_IOV = 1024;
+
+/** Writes all of `chunks` in order with as few writev calls as the kernel allows (a short write continues where it stopped). */
+function writeAll(fd: number, chunks: readonly Buffer[]): void {
+  let first = 0;
+  let skip = 0; // bytes of chunks[first] already written
+  while (first < chunks.length) {
+    const iov: Buffer[] = [];
+    for (let i = first; i < chunks.length && iov.length < MAX_IOV; i++) iov.push(i === first && skip > 0 ? (chunks[i] as Buffer).subarray(skip) : (chunks[i] as Buffer));
+    let written = writevSync(fd, iov);
+    while (first < chunks.length && written >= (chunks[first] as Buffer).length - skip) {
+      written -= (chunks[first] as Buffer).length - skip;
+      skip = 0;
+      first++;
+    }
+    skip += written;
+  }
 }
 
 /** Creates a small file (never over an existing one) and fsyncs it. Throws DiskError. */

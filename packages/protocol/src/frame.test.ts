@@ -47,6 +47,23 @@ describe('frames', () => {
     expect(decodeAll(Buffer.from(text))).toEqual(decoded);
   });
 
+  it('splits a frame of several 64 KiB decode chunks into the same lines as its text, with multi-byte characters and lines across chunk edges', () => {
+    // lines of varied lengths (some longer than a chunk, some empty) so that chunk edges fall everywhere
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.string({ unit: 'grapheme', maxLength: 3000 }), fc.string({ maxLength: 70_000 }), fc.constant('')), { minLength: 1, maxLength: 60 }), (messages) => {
+        const lines = messages.map((message, i) => encodeRecord({ time: 1_700_000_000_000 + i, level: 'info', message }));
+        const text = encodeFrame(header(lines.length), lines);
+        expect(decodeFrame(Buffer.from(text)).lines).toEqual(decodeFrame(text).lines);
+        expect(decodeFrame(Buffer.from(text)).lines).toEqual(lines);
+      }),
+      { numRuns: 40 },
+    );
+    // a frame ending in a newline after the last chunk edge announces one line more than it holds
+    const ascii = Array.from({ length: 3000 }, (_, i) => encodeRecord({ time: 1_700_000_000_000, level: 'info', message: 'x'.repeat(i % 90) }));
+    const exact = encodeFrame(header(ascii.length), ascii) + '\n';
+    expect(() => decodeFrame(Buffer.from(exact))).toThrow(/frame holds 3001/);
+  });
+
   it('carries an empty frame that only reports drops', () => {
     const frame = decodeFrame(encodeFrame(header(0, { dropped: 17 }), []));
     expect(frame.header.dropped).toBe(17);

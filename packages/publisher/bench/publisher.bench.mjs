@@ -1,6 +1,9 @@
 // The publisher's cost per log call against pino and winston, and records/s into Redis against a
-// direct port of the Ruby set-up (await PUBLISH per record) and one XADD per record.
-// Run: pnpm bench (or, after pnpm build: node packages/publisher/bench/publisher.bench.mjs).
+// direct port of the Ruby set-up (await PUBLISH per record) and one XADD per record; then the
+// matrix of issue #11: per loop shape and record shape, the publisher against pino side by side,
+// and records/s into Redis with none dropped.
+// Run: pnpm bench (or, after pnpm build: node packages/publisher/bench/publisher.bench.mjs [--quick]).
+// --quick (or BENCH_QUICK=1): a tenth of the records, one round, a 5 s outage: for CI and dev runs.
 // Every contender runs in this one process, interleaved over ROUNDS rounds; medians are reported.
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -14,8 +17,9 @@ const { createClient } = require('redis');
 const pino = require('pino');
 const winston = require('winston');
 
-const N = Number(process.env.BENCH_RECORDS ?? 200_000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
+const N = Number(process.env.BENCH_RECORDS ?? (QUICK ? 20_000 : 200_000));
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 5));
 const NAIVE_N = Math.min(N, 20_000);
 const root = join(import.meta.dirname, '..', '..', '..');
 
@@ -83,8 +87,134 @@ async function xaddPerRecord(url) {
   return ns;
 }
 
+// The matrix (issue #11): loop shapes and record shapes, ours against pino in the same round.
+const SHAPE_N = Number(process.env.BENCH_SHAPE_RECORDS ?? (QUICK ? 30_000 : 300_000));
+const SHAPE_ROUNDS = Number(process.env.BENCH_SHAPE_ROUNDS ?? (QUICK ? 1 : 3));
+const turn = () => new Promise((resolve) => setImmediate(resolve));
+/** Loop shapes: how the app's calls meet the event loop. `call(i)` logs record i. */
+const loops = {
+  burst: async (n, call) => {
+    for (let i = 0; i < n; i++) call(i);
+  },
+  yield1000: async (n, call) => {
+    for (let i = 0; i < n; i++) {
+      call(i);
+      if (i % 1000 === 999) await turn();
+    }
+  },
+  yield5000: async (n, call) => {
+    for (let i = 0; i < n; i++) {
+      call(i);
+      if (i % 5000 === 4999) await turn();
+    }
+  },
+  perTurn: async (n, call) => {
+    for (let i = 0; i < n; i++) {
+      call(i);
+      await turn();
+    }
+  },
+  microtask: async (n, call) => {
+    for (let i = 0; i < n; i++) {
+      call(i);
+      if (i % 1000 === 999) await null;
+    }
+  },
+};
+const words = 'order created for the customer at the front desk with express shipping and gift wrap '.repeat(40);
+const message50 = words.slice(0, 50);
+const message2k = words.slice(0, 2048);
+const fieldsOf = (count) => {
+  const names = Array.from({ length: count }, (_, k) => ['orderId', 'user', 'total', 'path', 'region'][k] ?? `field${k}`);
+  return (i) => {
+    const out = {};
+    for (let k = 0; k < names.length; k++) out[names[k]] = k === 0 ? i : k === 2 ? 12.5 : k === 1 ? 'user' + (i % 100) : '/api/orders';
+    return out;
+  };
+};
+const five = fieldsOf(5);
+const shapes = [
+  { name: 'synchronous burst', loop: 'burst', message: message50, fields: five },
+  { name: 'setImmediate every 1000 calls', loop: 'yield1000', message: message50, fields: five, yields: true },
+  { name: 'setImmediate every 5000 calls', loop: 'yield5000', message: message50, fields: five, yields: true },
+  { name: 'one call per turn (request handler)', loop: 'perTurn', message: message50, fields: five, yields: true, n: Math.round(SHAPE_N / 3) },
+  { name: 'microtask (await) every 1000 calls, no yield', loop: 'microtask', message: message50, fields: five },
+  { name: "every 5000: child logger's bindings (2) + 5 fields", loop: 'yield5000', message: message50, fields: five, child: { requestId: 'req-8d1f0c', tenant: 'acme' }, yields: true },
+  { name: 'every 5000: 1 field', loop: 'yield5000', message: message50, fields: fieldsOf(1), yields: true },
+  { name: 'every 5000: 20 fields', loop: 'yield5000', message: message50, fields: fieldsOf(20), yields: true },
+  { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
+];
+
+async function shapeOurs(url, shape, n) {
+  const root = createPublisher('bench-shapes', { app: 'bench', url, host: 'benchhost' });
+  await root.flush();
+  const log = shape.child ? root.child(shape.child) : root;
+  const { message, fields } = shape;
+  const start = process.hrtime.bigint();
+  await loops[shape.loop](n, (i) => log.info(message, fields(i)));
+  await log.flush();
+  const ns = Number(process.hrtime.bigint() - start);
+  const stats = root.stats();
+  await root.close();
+  return { ns, sent: stats.sent, dropped: stats.dropped };
+}
+
+async function shapePino(shape, n) {
+  const root = pino({ base: { pid: process.pid, hostname: 'benchhost' } }, pino.destination({ dest: '/dev/null', sync: true, minLength: 4096 }));
+  const logger = shape.child ? root.child(shape.child) : root;
+  const { message, fields } = shape;
+  const start = process.hrtime.bigint();
+  await loops[shape.loop](n, (i) => logger.info(fields(i), message));
+  root.flush();
+  return Number(process.hrtime.bigint() - start);
+}
+
+async function shapesSection(url) {
+  const rows = [];
+  for (const shape of shapes) {
+    const n = shape.n ?? SHAPE_N;
+    const ours = [];
+    const theirs = [];
+    let dropped = 0;
+    for (let round = 0; round < SHAPE_ROUNDS; round++) {
+      const run = await shapeOurs(url, shape, n);
+      // A record neither sent nor counted as dropped is lost: that fails the benchmark. A counted
+      // drop (the buffer bound reached) fails the row's target.
+      if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+      dropped += run.dropped;
+      ours.push(run.ns);
+      theirs.push(await shapePino(shape, n));
+      await redis.flushAll();
+    }
+    const oursUs = median(ours) / n / 1000;
+    const pinoUs = median(theirs) / n / 1000;
+    const ratio = oursUs / pinoUs;
+    const perSecond = rate(median(ours), n);
+    const rateTarget = shape.yields ? '>= 500,000' : '-';
+    rows.push([
+      shape.name,
+      n.toLocaleString('en'),
+      oursUs.toFixed(2),
+      pinoUs.toFixed(2),
+      ratio.toFixed(2),
+      ratio <= 0.7 ? 'met' : '**not met**',
+      perSecond.toLocaleString('en'),
+      String(dropped),
+      rateTarget,
+      shape.yields ? (perSecond >= 500_000 && dropped === 0 ? 'met' : '**not met**') : '-',
+    ]);
+    process.stderr.write(`shape ${shape.name}: ${oursUs.toFixed(2)} us vs pino ${pinoUs.toFixed(2)} (${ratio.toFixed(2)}), ${perSecond}/s\n`);
+  }
+  return table(
+    ['shape (default: 50-byte message, 5 fields)', 'records', '@log/publisher µs per record', 'pino µs per record', 'ratio', 'target <= 0.7', 'records/s into Redis', 'dropped', 'target', 'met'],
+    rows,
+  );
+}
+
+const rate = (ns, n = N) => Math.round(n / (ns / 1e9));
 const redis = await startRedis();
 const results = { ours: [], pino: [], winston: [], naive: [], xadd: [] };
+let shapesTable;
 try {
   for (let round = 0; round < ROUNDS; round++) {
     results.ours.push(await ours(redis.url, round));
@@ -95,6 +225,7 @@ try {
     await redis.flushAll();
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
+  shapesTable = await shapesSection(redis.url);
 } finally {
   await redis.dispose();
 }
@@ -103,7 +234,6 @@ const perRecordUs = (ns, n = N) => ns / n / 1000;
 const oursUs = perRecordUs(median(results.ours));
 const pinoUs = perRecordUs(median(results.pino));
 const winstonUs = perRecordUs(median(results.winston));
-const rate = (ns, n = N) => Math.round(n / (ns / 1e9));
 const costTable = table(
   ['logger (one call = one ~170-byte record)', 'µs per record (median)', 'ratio to pino'],
   [
@@ -121,7 +251,7 @@ const rateTable = table(
   ],
 );
 // Memory during an outage: an app logging flat out into a Redis that is not there.
-const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? 60);
+const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? (QUICK ? 5 : 60));
 const OUTAGE_BUFFER = 64 * 1024 * 1024;
 const outage = JSON.parse(
   execFileSync(process.execPath, [join(import.meta.dirname, '..', 'test', 'fixtures', 'outage-app.js'), 'redis://127.0.0.1:1', String(OUTAGE_BUFFER), String(OUTAGE_SECONDS)], {
@@ -139,6 +269,7 @@ const outageTable = table(
   ],
 );
 
-const body = `${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
+const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.\n\n${shapesTable}`;
+const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
 console.log(body);
-record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', 'pnpm bench (packages/publisher/bench/publisher.bench.mjs)', body);
+record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `pnpm bench (packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''})`, body);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Backoff, FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
 import { createRedisClient } from '@log/protocol/redis';
-import type { RedisClientType } from 'redis';
+import type { RedisClientOptions, RedisClientType } from 'redis';
 import { RecordsGivenUpError, RedisUnreachableError, type PublisherError } from './errors';
 import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
@@ -43,6 +43,14 @@ interface FlushWaiter {
 }
 
 /**
+ * A small frame waits up to this long after the previous send for more records (see pump()):
+ * each XADD costs a write and a read system call and ~13 µs in node-redis, far more than a record.
+ */
+const LINGER_MS = 1;
+/** A frame holding this many UTF-16 units of lines is large enough to go at once. */
+const LINGER_UNITS = 64 * 1024;
+
+/**
  * The shared half of a publisher: the frame being filled, the queue of sealed frames and the
  * Redis connection. Shaped for the log call: append() does no I/O and allocates nothing but the
  * line it is given; frames are sealed by size or once per event-loop turn and sent pipelined.
@@ -60,6 +68,9 @@ export class PublisherCore implements SerializeCounters {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Waits before re-sending after a failed command: from 50 ms, doubling up to 5 s, with jitter. */
   private readonly retryBackoff = new Backoff({ initialMs: 50, maxMs: 5000 });
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** When the last frame was sent (Date.now()). */
+  private lastSendAt = 0;
   private waiters: FlushWaiter[] = [];
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -91,6 +102,13 @@ export class PublisherCore implements SerializeCounters {
         // Our own queue holds what is not yet sent, bounded by maxBufferBytes; node-redis's offline
         // queue would be a second, unbounded one.
         disableOfflineQueue: true,
+        // node-redis stops writing commands while the socket has more than its high-water mark
+        // buffered (16 KiB by default), until 'drain': with frames of a megabyte, one XADD per
+        // event-loop turn, and an app logging more than that per turn fell behind and dropped.
+        // Room for every frame in flight; the socket holds references to the frames' buffers,
+        // which are counted in maxBufferBytes already, not copies.
+        // (node-redis hands its socket options to net.createConnection; its type does not list this one.)
+        socket: { highWaterMark: options.maxInFlightFrames * options.maxFrameBytes * 3, ...options.redis?.socket } as unknown as RedisClientOptions['socket'],
       },
       // node-redis emits 'error' on every failed (re)connect; the first of an outage is told to onError, once
       (error: unknown) => this.unreachable(error),
@@ -126,9 +144,15 @@ export class PublisherCore implements SerializeCounters {
   /** Appends one record line. The caller has counted it in `logged`. */
   append(line: string): void {
     if (this.closed) this.queue.countDrop();
-    else if (this.queue.append(line)) {
-      this.schedule();
-      return;
+    else {
+      const sealed = this.queue.frames.length;
+      if (this.queue.append(line)) {
+        // A frame filled up (size or count): handed to node-redis now (it writes at its next
+        // setImmediate), not held back by the wait for an empty pipeline in pump(). Once per frame.
+        if (this.queue.frames.length !== sealed) this.pump();
+        this.schedule();
+        return;
+      }
     }
     // Dropped (buffer full or closed): counted here, reported to the server with the next frame.
     this.dropped++;
@@ -143,23 +167,48 @@ export class PublisherCore implements SerializeCounters {
 
   private readonly endOfTurn = (): void => {
     this.scheduled = false;
-    this.queue.seal();
     this.pump();
   };
 
+  /**
+   * Sends sealed frames while fewer than maxInFlightFrames are unanswered. The frame being
+   * filled is sealed and sent here only when nothing is in flight (as Nagle's algorithm does),
+   * and, when it is small, not sooner than LINGER_MS after the previous send; otherwise it keeps
+   * growing until Redis answers (accepted() pumps again), the linger timer fires, or it is full
+   * (cut by size and count as it fills, and sent at once). So an app that logs once per
+   * event-loop turn (a request handler) sends a frame per round trip or millisecond, not one
+   * XADD per record, and a record waits at most a round trip or a millisecond more.
+   */
   private pump(): void {
     if (!this.client.isReady) return;
+    const max = this.options.maxInFlightFrames;
     for (const frame of this.queue.frames) {
-      if (this.inFlight >= this.options.maxInFlightFrames) return;
+      if (this.inFlight >= max) return;
       if (!frame.inFlight) this.send(frame);
     }
+    if (this.inFlight > 0) return;
+    const wait = this.lastSendAt + LINGER_MS - Date.now();
+    if (wait > 0 && this.queue.fillingUnits < LINGER_UNITS) {
+      if (this.lingerTimer === undefined && (this.queue.fillingUnits > 0 || this.queue.dropsUnreported)) {
+        this.lingerTimer = setTimeout(this.lingered, wait);
+        this.lingerTimer.unref(); // flush(), close() and the exit hook keep the process alive, not this
+      }
+      return;
+    }
+    if (this.queue.seal()) this.send(this.queue.frames[this.queue.frames.length - 1] as Frame);
   }
 
+  private readonly lingered = (): void => {
+    this.lingerTimer = undefined;
+    this.pump();
+  };
+
   private send(frame: Frame): void {
-    const text = this.queue.encode(frame);
+    const payload = this.queue.encode(frame);
+    this.lastSendAt = Date.now();
     frame.inFlight = true;
     this.inFlight++;
-    const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: text }, this.xaddOptions) : this.client.publish(this.target, text);
+    const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: payload }, this.xaddOptions) : this.client.publish(this.target, payload);
     command.then(
       (reply) => this.accepted(frame, reply),
       (error: unknown) => {
@@ -174,7 +223,7 @@ export class PublisherCore implements SerializeCounters {
     this.queue.remove(frame);
     this.sent += frame.count;
     this.frames++;
-    this.bytes += frame.text?.length ?? 0;
+    this.bytes += frame.payload?.length ?? 0;
     if (this.options.transport === 'pubsub' && reply === 0) this.unheard += frame.count;
     this.retryBackoff.reset();
     this.outage = false;
@@ -271,6 +320,7 @@ export class PublisherCore implements SerializeCounters {
       }
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
+      if (this.lingerTimer) clearTimeout(this.lingerTimer);
       this.client.destroy();
     })();
     return this.closing;

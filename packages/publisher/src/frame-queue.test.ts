@@ -84,7 +84,28 @@ describe('FrameQueue, property tests', () => {
       expect(frame.count).toBeLessThanOrEqual(3);
       if (frame.count > 1) expect(frame.bytes).toBeLessThanOrEqual(100);
     }
-    expect(queue.frames.at(-1)).toMatchObject({ count: 1, body: 'y'.repeat(150) });
+    const last = queue.frames.at(-1)!;
+    expect(last.count).toBe(1);
+    expect(decodeFrame(queue.encode(last)).lines).toEqual(['y'.repeat(150)]);
+  });
+
+  it('reuses the buffers of accepted frames for later ones, each sent frame exactly its own header and lines', () => {
+    const queue = new FrameQueue({ maxFrameRecords: 100_000, maxFrameBytes: 1024 * 1024, maxBufferBytes: 16 * 1024 * 1024 }, origin);
+    let seq = 1;
+    // frames of 700 to 100 records of ~200 bytes (140 KiB down to 20 KiB): later ones fit in earlier, longer buffers
+    for (const records of [700, 650, 600, 400, 380, 360, 100]) {
+      const lines: string[] = [];
+      for (let i = 0; i < records; i++) lines.push(encodeRecord({ time: 1_700_000_000_000, level: 'info', message: `${seq + i} `.padEnd(150, 'm') }));
+      for (const line of lines) queue.append(line);
+      queue.seal();
+      const frame = queue.frames[0]!;
+      const decoded = decodeFrame(queue.encode(frame));
+      expect(decoded.header).toMatchObject({ seq, count: records });
+      expect(decoded.lines).toEqual(lines);
+      queue.remove(frame);
+      seq += records;
+    }
+    expect(queue.bufferedBytes).toBe(0);
   });
 
   it('reports more drops than one header may carry over several frames, each one decodable', () => {

@@ -27,6 +27,16 @@ export interface StreamReaderOptions {
   count?: number;
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
+  /**
+   * When above 0, read() goes on reading new entries (further XREADGROUPs without blocking) while
+   * each came back full and the batch holds less than this many bytes, up to MAX_READS_PER_BATCH
+   * reads: small entries (one record each) make batches as large as big ones. A further read asks
+   * for as many entries as the bytes left would hold at the size of the batch's largest entry so
+   * far, between `count` and 4 x `count`: never one XREADGROUP of very many entries that could each
+   * be large. A batch holds at most batchBytes + 4 x count x the largest entry.
+   * @defaultValue 0 (one XREADGROUP per read())
+   */
+  batchBytes?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
   redis?: Omit<RedisClientOptions, 'url'>;
 }
@@ -91,6 +101,16 @@ const ACK_OWNED = LuaScript.fromFile(join(__dirname, '..', 'lua', 'ack-owned.lua
 /** Bulk strings come back as Buffers: a frame's bytes are checked as UTF-8 by the decoder, never replaced. */
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
+/** Most XREADGROUPs one read() makes with batchBytes (see StreamReaderOptions.batchBytes). */
+const MAX_READS_PER_BATCH = 64;
+
+/** Bytes of an entry's fields as read. */
+function entryBytes([, fields]: RawEntry): number {
+  let bytes = 0;
+  if (fields !== null) for (const field of fields) bytes += field.length;
+  return bytes;
+}
+
 /**
  * Reads a channel's stream through a consumer group (at-least-once): entries stay pending until
  * ack() says they are safely stored. After a restart under the same consumer name it first
@@ -106,6 +126,7 @@ export class StreamReader {
   readonly consumer: string;
   private readonly count: number;
   private readonly blockMs: number;
+  private readonly batchBytes: number;
   private readonly reader: RedisClientType;
   private readonly writer: RedisClientType;
   /** '0' replays this consumer's pending entries first; '>' reads new ones. */
@@ -119,6 +140,7 @@ export class StreamReader {
     this.consumer = assertValidName('consumer', options.consumer);
     this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
+    this.batchBytes = options.batchBytes ?? 0;
     const clientOptions = { ...options.redis, url: options.url };
     this.reader = createRedisClient(clientOptions);
     this.writer = createRedisClient(clientOptions);
@@ -163,13 +185,46 @@ export class StreamReader {
       const last = raw[raw.length - 1];
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
       if (raw.length === 0) return this.read();
+    } else if (this.batchBytes > 0 && raw.length === this.count) {
+      await this.readMore(raw);
     }
-    return { entries: raw.map(toEntry), fresh: !replaying };
+    const entries: StreamEntry[] = [];
+    for (const entry of raw) entries.push(toEntry(entry));
+    return { entries, fresh: !replaying };
   }
 
-  private async readRaw(): Promise<RawEntry[]> {
-    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(this.count)];
-    if (this.cursor === '>') args.push('BLOCK', String(this.blockMs));
+  /** Appends further new entries to a full read while the batch is small (see batchBytes). */
+  private async readMore(raw: RawEntry[]): Promise<void> {
+    let bytes = 0;
+    let largest = 1;
+    for (const entry of raw) {
+      const size = entryBytes(entry);
+      bytes += size;
+      if (size > largest) largest = size;
+    }
+    for (let reads = 1; bytes < this.batchBytes && reads < MAX_READS_PER_BATCH && this.cursor === '>'; reads++) {
+      const count = Math.min(4 * this.count, Math.max(this.count, Math.floor((this.batchBytes - bytes) / largest)));
+      let more: RawEntry[];
+      try {
+        more = await this.readRaw(false, count);
+      } catch {
+        // The entries in hand are ours (pending) and are returned; the failed read set the cursor
+        // so that the next read() replays anything it may have delivered.
+        return;
+      }
+      for (const entry of more) {
+        raw.push(entry);
+        const size = entryBytes(entry);
+        bytes += size;
+        if (size > largest) largest = size;
+      }
+      if (more.length < count) return; // caught up
+    }
+  }
+
+  private async readRaw(block = true, count = this.count): Promise<RawEntry[]> {
+    const args = ['XREADGROUP', 'GROUP', this.group, this.consumer, 'COUNT', String(count)];
+    if (this.cursor === '>' && block) args.push('BLOCK', String(this.blockMs));
     args.push('STREAMS', this.key, this.cursor);
     try {
       return entriesOf(await this.reader.sendCommand<RawStreams>(args, AS_BUFFERS));

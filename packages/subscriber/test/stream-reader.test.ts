@@ -47,6 +47,30 @@ describe('StreamReader', () => {
     expect(pending[0]).toBe(0);
   });
 
+  it('with batchBytes, goes on reading small entries, sized by the bytes left, until the batch holds that many bytes or the stream is caught up', async () => {
+    const channel = `s${++n}`;
+    for (let i = 0; i < 50; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `${'x'.repeat(99)}${i % 10}` }); // 100 + 1 bytes each
+    const r = new StreamReader({ url: redis.url, channel, consumer: 'c1', count: 4, blockMs: 100, batchBytes: 1000 });
+    readers.push(r);
+    await r.start();
+    // a read of 4 entries (404 bytes), then one of as many as the 596 bytes left hold (5, within 4 to 16):
+    // 9 entries, 909 bytes; then 91 bytes left: a read of 4 (the least), 13 entries, in stream order
+    const first = await r.read();
+    expect(first.entries).toHaveLength(13);
+    expect(first.fresh).toBe(true);
+    const ids = first.entries.map((e) => e.id);
+    expect([...ids].sort((a, b) => (a < b ? -1 : 1))).toEqual(ids);
+    // caught up: the last read came back short, the batch ends there (50 - 39 = 11 left after three batches)
+    const sizes = [first.entries.length];
+    for (let i = 0; i < 3; i++) sizes.push((await r.read()).entries.length);
+    expect(sizes).toEqual([13, 13, 13, 11]);
+    // without batchBytes one read is one XREADGROUP
+    const plain = reader(`s${++n}`, 'c1', 4);
+    for (let i = 0; i < 10; i++) await client.xAdd(streamKey(`s${n}`), '*', { [FRAME_FIELD]: 'y' });
+    await plain.start();
+    expect((await plain.read()).entries).toHaveLength(4);
+  });
+
   it('after a restart under the same name, returns its unacknowledged entries first', async () => {
     const channel = `s${++n}`;
     for (let i = 0; i < 5; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `f${i}` });
