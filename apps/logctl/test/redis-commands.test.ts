@@ -195,7 +195,7 @@ describe('logctl stats', () => {
       if (report!.totals.received === 8) break;
       await sleep(100);
     }
-    expect(report!.totals).toEqual({ producers: 2, received: 8, duplicates: 0, deadLettered: 0, reportedDrops: 0, missing: 2 });
+    expect(report!.totals).toEqual({ producers: 2, received: 8, duplicates: 0, deadLettered: 0, reportedDrops: 0, missing: 2, conflicts: 0 });
     expect(result.code).toBe(1);
     const a = report!.producers.find((p) => p.producer === 'aaaabbbbccccdddd');
     expect(a).toMatchObject({ app: 'shop', host: 'web1', received: 6, missing: 2, highest: 8 });
