@@ -554,7 +554,7 @@ async function restartSection() {
       cpu: m('cpuStarted'),
       started: m('started'),
       listening: m('listening'),
-      slowest: Math.max(...rounds.map((r) => r.started)),
+      slowest: rounds.reduce((slowest, r) => Math.max(slowest, r.started), 0),
       afterLoading: m('afterLoading'),
       hwm: m('hwmStarted'),
       size: m('size'),
