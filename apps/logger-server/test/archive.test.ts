@@ -87,7 +87,7 @@ async function archivedRecords(client: S3Client): Promise<Archived> {
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-    archived.records.push(...records);
+    for (const record of records) archived.records.push(record);
     let manifest: Record<string, unknown> | undefined;
     if (all.has(manifestKey(key))) {
       const body = await client.send(new GetObjectCommand({ Bucket: 'logs', Key: manifestKey(key) }));
@@ -235,7 +235,7 @@ describe('rotation and archiving to S3', () => {
         firstTime: times[0],
         lastTime: times[times.length - 1],
         sha256: object.metadata.sha256,
-        producers: [{ producer: object.records[0]!.producer, minSeq: Math.min(...objectSeqs), maxSeq: Math.max(...objectSeqs), records: objectSeqs.length }],
+        producers: [{ producer: object.records[0]!.producer, minSeq: objectSeqs.reduce((a, b) => Math.min(a, b)), maxSeq: objectSeqs.reduce((a, b) => Math.max(a, b)), records: objectSeqs.length }],
       });
     }
     expect(readdirSync(join(dir, 'log', 'shop')).filter((name) => name.endsWith('.manifest.json'))).toEqual([]);
