@@ -1,4 +1,4 @@
-import { LEVEL_VALUES, decodeFrame, decodeRecord } from '@log/protocol';
+import { Backoff, LEVEL_VALUES, decodeFrame, decodeRecord } from '@log/protocol';
 import { StreamReader } from '@log/subscriber';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCounter } from './error-counter';
@@ -64,13 +64,15 @@ export class Alerts {
 
   private async run(): Promise<void> {
     let nextPrune = 0;
+    const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
     while (this.running) {
       let entries;
       try {
         ({ entries } = await this.reader.read());
+        backoff.reset();
       } catch (error) {
-        this.options.log?.('reading failed; retrying', { error: (error as Error).message });
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        this.options.log?.('reading failed; retrying', { error: (error as Error).message, retryInMs: backoff.delayMs });
+        await backoff.wait();
         continue;
       }
       const alerts: Alert[] = [];

@@ -53,6 +53,8 @@ export class ArchiveQueue {
   /** Failed attempts since the last success, and the last one's reason (`S3: <code>: <message>`). */
   private consecutiveFailures = 0;
   private lastFailure: string | undefined;
+  /** The backlog passed ARCHIVE_BACKLOG_BYTES at the last paused() (reads pause). */
+  private backpressured = false;
   /** Why the start-up check of the bucket failed, until an upload or a later check succeeds. */
   private checkFailure: string | undefined;
 
@@ -129,9 +131,19 @@ export class ArchiveQueue {
     return oldest ? Math.max(0, (Date.now() - oldest.closedAt) / 1000) : 0;
   }
 
-  /** True while the closed files waiting pass ARCHIVE_BACKLOG_BYTES: the server pauses reading. */
-  get overBacklog(): boolean {
-    return this.queuedBytes > this.config.s3.backlogBytes;
+  /**
+   * True while the closed files waiting pass ARCHIVE_BACKLOG_BYTES: the server pauses reading
+   * (entries wait safely in Redis). Said in the log when it changes.
+   */
+  paused(): boolean {
+    const over = this.queuedBytes > this.config.s3.backlogBytes;
+    if (over !== this.backpressured) {
+      this.backpressured = over;
+      this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', {
+        backlogBytes: this.queuedBytes,
+      });
+    }
+    return over;
   }
 
   /**
@@ -139,10 +151,10 @@ export class ArchiveQueue {
    * attempts did; 'degraded' when the oldest closed file waits longer than ARCHIVE_STALE_SECONDS
    * or reads are paused for the backlog; else 'ok'.
    */
-  health(paused: boolean): { state: 'ok' | 'degraded' | 'failing'; reason?: string } {
+  health(): { state: 'ok' | 'degraded' | 'failing'; reason?: string } {
     const failing = this.consecutiveFailures >= this.config.s3.failingAfter ? this.lastFailure : this.checkFailure;
     if (failing !== undefined) return { state: 'failing', reason: failing };
-    return { state: this.oldestAgeSeconds > this.config.s3.staleSeconds || paused ? 'degraded' : 'ok' };
+    return { state: this.oldestAgeSeconds > this.config.s3.staleSeconds || this.backpressured ? 'degraded' : 'ok' };
   }
 
   /**

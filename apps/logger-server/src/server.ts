@@ -1,20 +1,19 @@
-import { PubSubReader, StreamReader } from '@log/subscriber';
 import { createRedisClient } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
 import type { ArchiveQueue } from './archive';
 import type { ServerConfig } from './config';
-import { DeadLetters } from './dead-letters';
 import { DedupCache } from './dedup';
 import { DiskError, type ServerError } from './errors';
 import { GroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
-import { PubSubConsumer } from './pubsub-consumer';
+import type { PubSubConsumer } from './pubsub-consumer';
 import { RecordWriter } from './record-writer';
 import { LocalCheckpoints, recoverOpenFiles } from './recovery';
 import { FileSink } from './sink';
 import { StreamConsumer } from './stream-consumer';
+import { startConsumer } from './transport';
 
 /**
  * The composition root: wires the file sink, the record writer, the group's shared state and
@@ -34,7 +33,6 @@ export class LoggerServer {
   private readonly local: LocalCheckpoints;
   private readonly redis: RedisClientType;
   private consumer: StreamConsumer | PubSubConsumer | undefined;
-  private backpressured = false;
 
   constructor(
     readonly config: Readonly<ServerConfig>,
@@ -72,30 +70,9 @@ export class LoggerServer {
     // Said at once when the bucket or the credentials are wrong; not awaited: writing logs goes first.
     void this.archive?.check();
     this.archive?.start();
-    const hooks = { rotate: () => this.rotate(), archiveBackpressure: () => this.archiveBackpressure(), fail: (error: ServerError) => this.fail(error) };
-    if (stream) {
-      const { redisUrl: url, channel, group, consumer, readCount: count, readBlockMs: blockMs, readBatchBytes: batchBytes } = this.config;
-      const reader = new StreamReader({ url, channel, group, consumer, count, blockMs, batchBytes });
-      await reader.start();
-      const deadLetters = new DeadLetters(
-        this.sink.statePath(`dead-letters-${consumer}.jsonl`),
-        (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload),
-        this.metrics,
-        this.log,
-      );
-      this.consumer = new StreamConsumer(this.config, reader, this.writer, deadLetters, this.sink, this.group, this.local, this.health, this.metrics, this.log, hooks);
-      this.consumer.start();
-    } else {
-      const reader = new PubSubReader({ url: this.config.redisUrl, channel: this.config.channel });
-      const deadLetters = new DeadLetters(
-        this.sink.statePath(`dead-letters-${this.config.consumer}.jsonl`),
-        (_entry, reason, detail, payload) => reader.deadLetter(reason, detail, payload),
-        this.metrics,
-        this.log,
-      );
-      this.consumer = new PubSubConsumer(this.config, reader, this.writer, deadLetters, this.group, this.metrics, this.log, hooks);
-      await this.consumer.start();
-    }
+    const hooks = { rotate: () => this.rotate(), archiveBackpressure: () => this.archive?.paused() ?? false, fail: (error: ServerError) => this.fail(error) };
+    const { writer, sink, group, local, health, metrics, log } = this;
+    this.consumer = await startConsumer(this.config, { writer, sink, group, local, health, metrics, log, hooks });
     this.health.set(true, true);
     this.health.starting = false;
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
@@ -124,21 +101,9 @@ export class LoggerServer {
     return true;
   }
 
-  /** True while too many closed files wait for S3: reading pauses and entries wait safely in Redis. */
-  private archiveBackpressure(): boolean {
-    const over = this.archive?.overBacklog ?? false;
-    if (over !== this.backpressured) {
-      this.backpressured = over;
-      this.log(over ? 'warn' : 'info', over ? 'archive backlog over ARCHIVE_BACKLOG_BYTES: pausing reads from redis' : 'archive backlog drained: reading again', {
-        backlogBytes: this.archive?.backlogBytes,
-      });
-    }
-    return over;
-  }
-
   /** 'off' without S3, else the archive's own health (ArchiveQueue.health). */
   archiveHealth(): { state: 'off' | 'ok' | 'degraded' | 'failing'; reason?: string } {
-    return this.archive?.health(this.backpressured) ?? { state: 'off' };
+    return this.archive?.health() ?? { state: 'off' };
   }
 
   private fail(error: ServerError): void {

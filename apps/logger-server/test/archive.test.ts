@@ -215,7 +215,8 @@ describe('rotation and archiving to S3', () => {
   it('rotates by size, uploads gzip objects under Hive-style keys, deletes files only after verification', async () => {
     const { s3, client } = await s3Server();
     const channel = `arch${++n}`;
-    const s = await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', ...s3Env(s3) });
+    // small batches (no READ_BATCH_BYTES): files rotate between batches, so each batch ends one near 20 kB
+    const s = await server({ LOG_CHANNEL: channel, ROTATE_BYTES: '20000', READ_BATCH_BYTES: '0', ...s3Env(s3) });
     await publish(channel, 'shop', 3000, { every: 100 });
     await expectEverythingArchivedOnce(client, 'shop', 3000);
     const { keys, objects } = await archivedRecords(client);
