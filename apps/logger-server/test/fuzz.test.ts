@@ -56,6 +56,9 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
   let sent = 0;
   let n = 0;
   const token = () => `tok${SEED}x${++n}z`;
+  // Records whose bytes get flipped carry tokens of another shape: a flipped digit must never
+  // turn one into another record's token.
+  const chaosToken = () => `KAO${SEED}Q${++n}W`;
   const text = (t: string) => t + Array.from({ length: r.int(6) }, () => r.pick(HOSTILE)).join('');
   const fields = (depth: number): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
@@ -84,8 +87,9 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
       const producer = `fz${SEED}p${++producerNo}`;
       const records: Buffer[] = [];
       const count = 1 + r.int(30);
+      const whole = r.int(12);
       for (let i = 0; i < count; i++) {
-        const t = token();
+        const t = whole === 1 ? chaosToken() : token();
         const kind = r.int(12);
         let record: Buffer;
         if (kind === 0) record = Buffer.from(`{broken ${t}`);
@@ -104,7 +108,6 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
       sent += count;
       const header = (over: Record<string, unknown> = {}) => encodeFrameHeader({ producer, seq: 1, count, app: r.pick(['raw', 'raw2', 'other']), host: 'fuzzhost', pid: 1, dropped: 0, ...over });
       const join2 = (head: string, recs: Buffer[]) => Buffer.concat([Buffer.from(head), ...recs.flatMap((rec) => [Buffer.from('\n'), rec])]);
-      const whole = r.int(12);
       if (whole === 0) {
         // the whole entry is bad: every record of it goes with it (none may be on disk)
         for (const rec of records) for (const t of rec.toString('latin1').match(/tok\d+x\d+z/g) ?? []) good.delete(t);
@@ -129,7 +132,7 @@ it(`keeps every good record, dead-letters every bad one, and never writes a raw 
         const start = frame.indexOf(10);
         for (let k = 1 + r.int(4); k > 0; k--) frame[start + 1 + r.int(frame.length - start - 1)] = r.int(256);
         for (const rec of records) {
-          for (const t of rec.toString('latin1').match(/tok\d+x\d+z/g) ?? []) {
+          for (const t of rec.toString('latin1').match(/KAO\d+Q\d+W/g) ?? []) {
             good.delete(t);
             badRecords.delete(t);
           }
