@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createPublisher } from '@log/publisher';
-import { motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer } from '@log/test-kit';
+import { motoAvailable, removeDir, sleep, startRedis, startS3, tempDir, type RedisServer, type S3Server } from '@log/test-kit';
 import { createClient } from 'redis';
 import { ENV_KEYS } from '../src/config';
 import { MAIN, httpGet, startServer, type ServerProcess } from './harness';
@@ -124,22 +124,29 @@ describe('HTTP_PORT in use', () => {
   }, 30_000);
 });
 
+/** A server archiving to `s3` (bucket `logs` unless `env` says otherwise), started and stopped with the test. */
+async function archivingServer(redis: RedisServer, s3: S3Server, env: Record<string, string> = {}): Promise<ServerProcess> {
+  const s = await startServer({
+    REDIS_URL: redis.url,
+    LOG_DIR: join(dir, 'log'),
+    S3_BUCKET: 'logs',
+    S3_ENDPOINT: s3.endpoint,
+    S3_FORCE_PATH_STYLE: 'true',
+    AWS_REGION: s3.region,
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+    ...env,
+  });
+  cleanups.push(() => s.stop());
+  return s;
+}
+
 describe('S3 at start and while running', () => {
   it('a missing bucket is said at once with S3’s code, and /healthz says archive failing with it', async () => {
     const redis = await redisServer();
     const s3 = await startS3({ buckets: ['logs'] });
     cleanups.push(() => s3.stop());
-    const s = await startServer({
-      REDIS_URL: redis.url,
-      LOG_DIR: join(dir, 'log'),
-      S3_BUCKET: 'no-such-bucket',
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-    });
-    cleanups.push(() => s.stop());
+    const s = await archivingServer(redis, s3, { S3_BUCKET: 'no-such-bucket' });
     let health: Record<string, unknown> = {};
     for (let i = 0; i < 200 && health.archive !== 'failing'; i++) {
       health = JSON.parse((await httpGet(s.httpPort, '/healthz')).body) as Record<string, unknown>;
@@ -154,17 +161,7 @@ describe('S3 at start and while running', () => {
     const moto = motoAvailable();
     const s3 = await startS3(moto ? { implementation: 'moto', refuseCredentials: true } : { buckets: [] });
     cleanups.push(() => s3.stop());
-    const s = await startServer({
-      REDIS_URL: redis.url,
-      LOG_DIR: join(dir, 'log'),
-      S3_BUCKET: 'logs',
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG',
-      AWS_SECRET_ACCESS_KEY: 'wrong',
-    });
-    cleanups.push(() => s.stop());
+    const s = await archivingServer(redis, s3, { AWS_ACCESS_KEY_ID: 'AKIAWRONGWRONGWRONG', AWS_SECRET_ACCESS_KEY: 'wrong' });
     let health: Record<string, unknown> = {};
     for (let i = 0; i < 200 && health.archive !== 'failing'; i++) {
       health = JSON.parse((await httpGet(s.httpPort, '/healthz')).body) as Record<string, unknown>;
@@ -177,20 +174,7 @@ describe('S3 at start and while running', () => {
     const redis = await redisServer();
     const s3 = await startS3({ buckets: ['logs'] });
     cleanups.push(() => s3.stop());
-    const s = await startServer({
-      REDIS_URL: redis.url,
-      LOG_DIR: join(dir, 'log'),
-      ROTATE_SECONDS: '1',
-      ARCHIVE_FAILING_AFTER: '2',
-      S3_BUCKET: 'logs',
-      S3_ENDPOINT: s3.endpoint,
-      S3_FORCE_PATH_STYLE: 'true',
-      AWS_REGION: s3.region,
-      AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-      S3_IDLE_TIMEOUT_MS: '2000',
-    });
-    cleanups.push(() => s.stop());
+    const s = await archivingServer(redis, s3, { ROTATE_SECONDS: '1', ARCHIVE_FAILING_AFTER: '2', S3_IDLE_TIMEOUT_MS: '2000' });
     const healthz = async () => JSON.parse((await httpGet(s.httpPort, '/healthz')).body) as Record<string, unknown>;
     for (let i = 0; i < 100 && (await healthz()).archive !== 'ok'; i++) await sleep(50);
     expect(await healthz()).toMatchObject({ status: 'ok', archive: 'ok' });
