@@ -3,7 +3,7 @@ import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import { streamKey } from '@log/protocol';
+import { redactRedisUrl, streamKey } from '@log/protocol';
 import type { Io } from './io';
 import { connect } from './redis';
 import { s3Client } from './s3';
@@ -29,7 +29,7 @@ function describe(error: unknown): string {
 }
 
 async function checkRedis(settings: Settings): Promise<Outcome> {
-  const where = settings.redisUrl.replace(/\/\/[^@/]*@/, '//***@');
+  const where = redactRedisUrl(settings.redisUrl);
   try {
     const client = await connect(settings.redisUrl);
     try {

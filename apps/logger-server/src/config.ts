@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem, toValidName } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem, redactRedisUrl, toValidName } from '@log/protocol';
 import { ConfigError } from './errors';
 import { DEFAULT_MAX_OPEN_FILES } from './sink';
 
@@ -169,7 +169,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
   else if (!URL.canParse(redisUrl)) {
     const port = /^rediss?:\/\/(?:[^@/]*@)?[^/:]*:(\d+)/.exec(redisUrl)?.[1];
     const why = port !== undefined && Number(port) > 65535 ? `port ${port} is out of range (1 to 65535)` : 'not a valid URL';
-    problems.push(`REDIS_URL=${JSON.stringify(redactUrl(redisUrl))}: ${why}`);
+    problems.push(`REDIS_URL=${JSON.stringify(redactRedisUrl(redisUrl))}: ${why}`);
   }
   const transport = values.LOG_TRANSPORT ?? 'stream';
   if (transport !== 'stream' && transport !== 'pubsub') {
@@ -276,10 +276,5 @@ function readConfigFile(path: string | undefined, problems: string[]): Env {
 
 /** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted. */
 export function redactedConfig(config: ServerConfig): Record<string, unknown> {
-  return { ...config, redisUrl: redactUrl(config.redisUrl) };
-}
-
-/** A Redis URL with its password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  return { ...config, redisUrl: redactRedisUrl(config.redisUrl) };
 }

@@ -1,5 +1,5 @@
 /**
- * Which sequence numbers of one producer are already on disk, as sorted disjoint intervals.
+ * Which sequence numbers of one origin (producer id, app, host: see origin.ts) are already on disk, as sorted disjoint intervals.
  * The common case (the next number in order) extends the last interval in O(1); late or
  * re-sent numbers are found by binary search.
  */
@@ -90,10 +90,10 @@ export class SeenSequences {
 }
 
 /**
- * The server's own memory of what it wrote, per producer: drops a redelivered or re-sent record
+ * The server's own memory of what it wrote, per origin: drops a redelivered or re-sent record
  * before it is written a second time. A cache in front of the group's ledger in Redis (which
  * catches at commit what this cache does not know: another server's records, a producer
- * forgotten here): producers idle longer than `idleMs` are forgotten, so memory follows the
+ * forgotten here): origins idle longer than `idleMs` are forgotten, so memory follows the
  * producers active now, not every producer ever seen.
  */
 export class DedupCache {

@@ -1,8 +1,7 @@
-import { createClient, type RedisClientType } from 'redis';
-import { redactUrl } from './config';
+import { Backoff, redactRedisUrl } from '@log/protocol';
+import { createRedisClient } from '@log/protocol/redis';
 import { StartupError } from './errors';
 import type { ServerLog } from './log';
-import { Backoff } from '@log/protocol';
 
 /** Oldest Redis the server works with: XAUTOCLAIM and XTRIM MINID came in 6.2. */
 const MIN_REDIS = [6, 2] as const;
@@ -22,9 +21,8 @@ export type RedisProbe = { ok: true; version: string } | { ok: false; lasting: b
  * server that does not speak Redis: will not.
  */
 export async function probeRedis(url: string, timeoutMs = PROBE_TIMEOUT_MS): Promise<RedisProbe> {
-  const client = createClient({ url, socket: { connectTimeout: timeoutMs, reconnectStrategy: false } }) as RedisClientType;
   let firstError: Error | undefined;
-  client.on('error', (error: Error) => (firstError ??= error));
+  const client = createRedisClient({ url, socket: { connectTimeout: timeoutMs, reconnectStrategy: false } }, (error) => (firstError ??= error as Error));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no reply within ${timeoutMs} ms`)), timeoutMs);
@@ -85,12 +83,12 @@ export async function waitForRedis(url: string, log: ServerLog, onProblem: (reas
     if (signal?.aborted) return false;
     const probe = await probeRedis(url);
     if (probe.ok) {
-      if (said !== undefined) log('info', 'redis reachable again', { url: redactUrl(url), version: probe.version });
+      if (said !== undefined) log('info', 'redis reachable again', { url: redactRedisUrl(url), version: probe.version });
       onProblem(undefined);
       return true;
     }
-    if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', 'REDIS_URL', `${redactUrl(url)}: ${probe.reason}`, { cause: probe.cause });
-    const reason = `REDIS_URL ${redactUrl(url)}: ${probe.reason}`;
+    if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', 'REDIS_URL', `${redactRedisUrl(url)}: ${probe.reason}`, { cause: probe.cause });
+    const reason = `REDIS_URL ${redactRedisUrl(url)}: ${probe.reason}`;
     if (reason !== said) {
       log('error', 'redis is not reachable; retrying with backoff until it is', { reason, retryInMs: backoff.delayMs });
       said = reason;

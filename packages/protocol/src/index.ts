@@ -14,4 +14,4 @@ export { escapeUnsafeJson, quote } from './escape';
 export { Backoff, sleep } from './retry';
 export type { BackoffOptions } from './retry';
 export { timeStamp, parseTimeStamp } from './stamp';
-export { DEFAULT_REDIS_URL, resolveRedisUrl } from './redis-url';
+export { DEFAULT_REDIS_URL, redactRedisUrl, resolveRedisUrl } from './redis-url';

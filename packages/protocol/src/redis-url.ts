@@ -5,3 +5,8 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export function resolveRedisUrl(url?: string): string {
   return url ?? process.env.REDIS_URL ?? DEFAULT_REDIS_URL;
 }
+
+/** A Redis URL with its password (and user) replaced by `***`, for messages and logs. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Backoff, FRAME_FIELD, pubsubChannel, streamKey } from '@log/protocol';
+import { Backoff, FRAME_FIELD, pubsubChannel, redactRedisUrl, streamKey } from '@log/protocol';
 import { createRedisClient } from '@log/protocol/redis';
 import type { RedisClientOptions, RedisClientType } from 'redis';
 import { RecordsGivenUpError, RedisUnreachableError, type PublisherError } from './errors';
@@ -250,7 +250,7 @@ export class PublisherCore implements SerializeCounters {
   private unreachable(cause: unknown): void {
     if (this.outage || this.closed) return;
     this.outage = true;
-    this.report(new RedisUnreachableError(this.options.url.replace(/\/\/[^@/]*@/, '//***@'), cause));
+    this.report(new RedisUnreachableError(redactRedisUrl(this.options.url), cause));
   }
 
   /** Hands an error to onError; an onError that throws must not break logging. */
