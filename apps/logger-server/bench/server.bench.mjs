@@ -34,6 +34,12 @@ const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000 * SCALE);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
 /** Sections to run: BENCH_ONLY=throughput (1-4) or BENCH_ONLY=restart (5); both by default. */
 const ONLY = new Set((process.env.BENCH_ONLY ?? 'throughput,restart').split(',').map((s) => s.trim()));
+/** Matrix rows to run, as <records per entry>x<producers> (BENCH_MATRIX=1000x1,10000x100); all by default. */
+const MATRIX = process.env.BENCH_MATRIX ? new Set(process.env.BENCH_MATRIX.split(',').map((s) => s.trim())) : undefined;
+/** Throughput parts to run: matrix, memory, e2e, latency (BENCH_PARTS=matrix); all by default. */
+const PARTS = new Set((process.env.BENCH_PARTS ?? 'matrix,memory,e2e,latency').split(',').map((s) => s.trim()));
+/** Extra node arguments for the servers the throughput section starts (BENCH_SERVER_NODE_ARGS=--cpu-prof for a profile). */
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const fields = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
 const met = (ok) => (ok ? 'met' : '**not met**');
 
@@ -101,7 +107,10 @@ function lineSeen(child, line) {
 /** Starts a server; `ready` is when it logged that its read loop runs (node and module loading are behind it). */
 async function runServer(env) {
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, MAIN], {
+    env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const readyAt = lineSeen(child, '"logger server started"');
   let ready;
   readyAt.then((t) => (ready = t)).catch(() => undefined);
@@ -200,6 +209,7 @@ async function throughputSection() {
   const matrixRows = [];
   for (const perEntry of [1, 10, 100, 1000, 5000, 10000]) {
     for (const producers of [1, 100]) {
+      if (!PARTS.has('matrix') || (MATRIX && !MATRIX.has(`${perEntry}x${producers}`))) continue;
       const records = perEntry < 100 ? Math.round(RECORDS / 5) : RECORDS;
       const entries = Math.ceil(records / perEntry);
       const ours = [];
@@ -254,7 +264,7 @@ async function throughputSection() {
 
   // 2. memory: the peak RSS draining a backlog of 2M records against a tenth of it (frames of 1000)
   const memoryRows = [];
-  for (const backlog of [Math.round(200_000 * SCALE), Math.round(2_000_000 * SCALE)]) {
+  for (const backlog of PARTS.has('memory') ? [Math.round(200_000 * SCALE), Math.round(2_000_000 * SCALE)] : []) {
     await redis.flushAll();
     const lastId = await prefill(redis.url, 'bench', backlog, 1000);
     const r = await serverDrain(key, lastId);
@@ -262,12 +272,12 @@ async function throughputSection() {
     process.stderr.write(`memory: backlog ${backlog}: ${mib(r.hwm)} MiB\n`);
   }
   await redis.flushAll();
-  const memoryOk = Number(memoryRows[1][1]) - Number(memoryRows[0][1]) < 32;
+  const memoryOk = memoryRows.length === 2 && Number(memoryRows[1][1]) - Number(memoryRows[0][1]) < 32;
 
   // 3. end to end: a publisher in another process, logging flat out (yielding every 5000 calls)
   const E2E = Math.round(500_000 * SCALE);
   const e2eTimes = [];
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < (PARTS.has('e2e') ? ROUNDS : 0); round++) {
     await redis.flushAll();
     const dir = tempDir('bench-e2e');
     const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' });
@@ -355,7 +365,7 @@ async function throughputSection() {
 
   const SECONDS = QUICK ? 2 : 10;
   const latencyRows = [];
-  for (const perSecond of [20_000, 100_000]) {
+  for (const perSecond of PARTS.has('latency') ? [20_000, 100_000] : []) {
     const run = await latencyRun({ perSecond, seconds: SECONDS, readCount: 16 });
     const target = perSecond === 100_000 ? 'p99 <= 20' : '-';
     latencyRows.push([perSecond.toLocaleString('en'), String(run.p50), String(run.p99), String(run.max), run.records.toLocaleString('en'), target, perSecond === 100_000 ? met(run.p99 <= 20) : '-']);
@@ -380,6 +390,8 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher pr
 
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
   console.log(body);
+  // A partial run (some rows or parts) is printed, not recorded over the full tables.
+  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;
   const command = process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : 'pnpm bench (apps/logger-server/bench/server.bench.mjs)';
   record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `${command}${QUICK ? ' --quick' : ''}`, body);
 }

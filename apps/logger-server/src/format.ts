@@ -1,4 +1,4 @@
-import { escapeUnsafeJson, reservedKeyMap, type LogRecord } from '@log/protocol';
+import { SCANNED_LEVELS, escapeUnsafeJson, reservedKeyMap, type FrameHeader, type LogRecord, type ScannedBytes } from '@log/protocol';
 
 /**
  * Keys every line has (err only when the record carries an error, originalTime only when the
@@ -68,4 +68,95 @@ function isoTime(ms: number): string {
   lastIso = Number.isNaN(date.getTime()) ? new Date(0).toISOString() : date.toISOString();
   lastMs = ms;
   return lastIso;
+}
+
+const TIME_KEY = Buffer.from('{"time":"', 'latin1');
+const MESSAGE_KEY = Buffer.from(',"message":', 'latin1');
+/** Longest ISO time (a six-digit year) plus the longest decimal seq and the newline. */
+const VARIABLE_BYTES = 27 + 16 + 1;
+
+let lastIsoMs = -1;
+let lastIsoBytes = Buffer.alloc(0);
+
+/**
+ * formatLine for a record the byte scanner accepted (scanCanonicalBytes), encoded in place: the
+ * same line, with the message and the fields' bytes copied from the frame as they came (a
+ * message with escapes keeps them: it parses to the same string, and an escaped U+2028 stays
+ * escaped). One per origin; the part of the line that is the same for every record of its frames
+ * is encoded once.
+ */
+export class LineEncoder {
+  /** Per level: `","level":"<level>","app":"<app>","host":"<host>","pid":<pid>,"producer":"<producer>","seq":` */
+  private readonly middles: Buffer[];
+
+  constructor(header: Pick<FrameHeader, 'app' | 'host' | 'pid' | 'producer'>) {
+    const middle = '","app":"' + header.app + '","host":"' + header.host + '","pid":' + header.pid + ',"producer":"' + header.producer + '","seq":';
+    this.middles = SCANNED_LEVELS.map((level) => Buffer.from('","level":"' + level + middle, 'latin1'));
+  }
+
+  /** Most bytes encode() writes for this scanned line. */
+  size(scanned: ScannedBytes): number {
+    return (
+      TIME_KEY.length +
+      (this.middles[scanned.level] as Buffer).length +
+      MESSAGE_KEY.length +
+      (scanned.messageEnd - scanned.messageStart) +
+      (scanned.fieldsEnd - scanned.fieldsStart) +
+      2 +
+      VARIABLE_BYTES
+    );
+  }
+
+  /** Writes the line (with its newline) into `target` from `at`; returns where it ends. `time` must be one formatLine keeps (inside the decoder's window). */
+  encode(target: Buffer, at: number, data: Buffer, scanned: ScannedBytes, seq: number): number {
+    at = put(target, at, TIME_KEY);
+    if (scanned.time !== lastIsoMs) {
+      lastIsoBytes = Buffer.from(new Date(scanned.time).toISOString(), 'latin1');
+      lastIsoMs = scanned.time;
+    }
+    at = put(target, at, lastIsoBytes);
+    at = put(target, at, this.middles[scanned.level] as Buffer);
+    at = putInteger(target, at, seq);
+    at = put(target, at, MESSAGE_KEY);
+    at = copyRange(target, at, data, scanned.messageStart, scanned.messageEnd);
+    if (scanned.fieldsEnd - scanned.fieldsStart > 2) {
+      target[at++] = 44; // ,
+      // the fields without their opening brace: their closing brace closes the line
+      at = copyRange(target, at, data, scanned.fieldsStart + 1, scanned.fieldsEnd);
+    } else target[at++] = 125; // }
+    target[at++] = 10;
+    return at;
+  }
+}
+
+/** Copies a constant: a byte loop when short, cheaper than a native call for a few dozen bytes. */
+function put(target: Buffer, at: number, bytes: Buffer): number {
+  const n = bytes.length;
+  if (n > 32) target.set(bytes, at);
+  else for (let i = 0; i < n; i++) target[at + i] = bytes[i]!;
+  return at + n;
+}
+
+/**
+ * Copies [start, end) of `data`. A record's message and fields are a few hundred bytes: a byte
+ * loop, where Buffer.copy of part of a buffer makes a view object per call and costs more than
+ * the copy itself; a long range takes the native copy.
+ */
+function copyRange(target: Buffer, at: number, data: Buffer, start: number, end: number): number {
+  if (end - start > 1024) return at + data.copy(target, at, start, end);
+  for (let i = start; i < end; i++) target[at++] = data[i]!;
+  return at;
+}
+
+/** Writes a non-negative safe integer in decimal. */
+function putInteger(target: Buffer, at: number, value: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+  let rest = value;
+  for (let i = digits - 1; i >= 0; i--) {
+    const next = Math.floor(rest / 10);
+    target[at + i] = 48 + (rest - next * 10);
+    rest = next;
+  }
+  return at + digits;
 }

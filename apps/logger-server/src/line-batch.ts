@@ -17,28 +17,52 @@ export class LineBatch {
   private fills: number[] = [];
   /** Bytes used. */
   length = 0;
-  /** Byte offset after each line, counted over the chunks in use. */
+  /**
+   * Per line (the first `count` elements; the arrays keep their storage from batch to batch, so
+   * a batch of tens of thousands of lines does not grow them again): byte offset after the line
+   * counted over the chunks in use, origin, sequence number and time.
+   */
   private ends: number[] = [];
-  origins: string[] = [];
-  seqs: number[] = [];
-  times: number[] = [];
+  readonly origins: string[] = [];
+  readonly seqs: number[] = [];
+  readonly times: number[] = [];
+  private lines = 0;
 
   get count(): number {
-    return this.ends.length;
+    return this.lines;
   }
 
   /** Appends a line (with its newline); returns its index in the batch. */
   add(line: string, origin: string, seq: number, time: number): number {
-    const worst = line.length * 3; // UTF-16 unit -> at most 3 UTF-8 bytes
+    const chunk = this.room(line.length * 3); // UTF-16 unit -> at most 3 UTF-8 bytes
+    return this.addEncoded(this.writeAt + chunk.write(line, this.writeAt, 'utf8'), origin, seq, time);
+  }
+
+  /** Where room() left room: the offset in its chunk the next line starts at. */
+  writeAt = 0;
+
+  /**
+   * For a line encoded in place (no string made): the chunk with room for `bytes` from
+   * `writeAt`. Write the line (with its newline) there, then addEncoded with where it ends.
+   */
+  room(bytes: number): Buffer {
     let index = this.fills.length - 1;
-    if (index < 0 || (this.fills[index] as number) + worst > (this.chunks[index] as Buffer).length) index = this.nextChunk(worst);
-    const written = (this.chunks[index] as Buffer).write(line, this.fills[index] as number, 'utf8');
-    this.fills[index] = (this.fills[index] as number) + written;
-    this.length += written;
-    this.origins.push(origin);
-    this.seqs.push(seq);
-    this.times.push(time);
-    return this.ends.push(this.length) - 1;
+    if (index < 0 || (this.fills[index] as number) + bytes > (this.chunks[index] as Buffer).length) index = this.nextChunk(bytes);
+    this.writeAt = this.fills[index] as number;
+    return this.chunks[index] as Buffer;
+  }
+
+  /** Adds the line written into room()'s chunk up to `end`; returns its index in the batch. */
+  addEncoded(end: number, origin: string, seq: number, time: number): number {
+    const index = this.fills.length - 1;
+    this.length += end - (this.fills[index] as number);
+    this.fills[index] = end;
+    const n = this.lines++;
+    this.origins[n] = origin;
+    this.seqs[n] = seq;
+    this.times[n] = time;
+    this.ends[n] = this.length;
+    return n;
   }
 
   /** The encoded lines, in order; valid until the batch is cleared or changed. */
@@ -53,15 +77,12 @@ export class LineBatch {
     if (this.chunks.length > SHRINK_ABOVE_CHUNKS && used < this.chunks.length / 8) this.chunks.length = Math.max(used, 1);
     this.length = 0;
     this.fills.length = 0;
-    this.ends.length = 0;
-    this.origins.length = 0;
-    this.seqs.length = 0;
-    this.times.length = 0;
+    this.lines = 0;
   }
 
   /** Removes the lines whose index `drop` returns true for; returns how many went. Rare (a batch taken back): it copies the kept lines once. */
   remove(drop: (index: number) => boolean): number {
-    const count = this.ends.length;
+    const count = this.lines;
     const kept: Array<{ bytes: Buffer; origin: string; seq: number; time: number }> = [];
     let chunk = 0;
     let chunkStart = 0;
@@ -77,15 +98,9 @@ export class LineBatch {
     }
     this.clear();
     for (const line of kept) {
-      let index = this.fills.length - 1;
-      if (index < 0 || (this.fills[index] as number) + line.bytes.length > (this.chunks[index] as Buffer).length) index = this.nextChunk(line.bytes.length);
-      line.bytes.copy(this.chunks[index] as Buffer, this.fills[index]);
-      this.fills[index] = (this.fills[index] as number) + line.bytes.length;
-      this.length += line.bytes.length;
-      this.ends.push(this.length);
-      this.origins.push(line.origin);
-      this.seqs.push(line.seq);
-      this.times.push(line.time);
+      const chunk = this.room(line.bytes.length);
+      line.bytes.copy(chunk, this.writeAt);
+      this.addEncoded(this.writeAt + line.bytes.length, line.origin, line.seq, line.time);
     }
     return count - kept.length;
   }

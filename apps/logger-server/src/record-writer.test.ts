@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { encodeFrame, encodeRecord, type FrameHeader } from '@log/protocol';
+import fc from 'fast-check';
+import { LEVELS, encodeFrame, encodeRecord, escapeUnsafeJson, type FrameHeader, type WireRecord } from '@log/protocol';
 import { removeDir, tempDir } from '@log/test-kit';
 import { DedupCache } from './dedup';
 import { createMetrics } from './metrics';
@@ -86,6 +87,90 @@ describe('RecordWriter', () => {
       ['p1/shop/other', [2, 2], []],
     ]);
   });
+});
+
+describe('RecordWriter.writeFrame (frames written as bytes)', () => {
+  const now = Date.now();
+  const jsonValue = fc.jsonValue({ maxDepth: 3 });
+  const text = fc.oneof(
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    // the characters a line must never hold raw, and escapes of them
+    fc.constantFrom('a\u2028b', 'c\u2029', '\u0085nel', 'del\u007f', 'csi\u009b', 'tab\t', 'é€😀', ''),
+  );
+  const record = fc.record(
+    {
+      time: fc.oneof(fc.integer({ min: now - 1000, max: now }), fc.constantFrom(0, 1e15, 1.5, -3)),
+      level: fc.constantFrom(...LEVELS),
+      message: text,
+      fields: fc.dictionary(fc.oneof(fc.constantFrom('a', 'seq', 'message', '__proto__', 'k"q', 'é'), fc.string({ maxLength: 6 })), fc.oneof(jsonValue, text), { maxKeys: 4 }),
+      levelName: fc.constantFrom('verbose', 'http'),
+    },
+    { requiredKeys: ['time', 'level', 'message'] },
+  );
+  /** A record line, or one of the shapes the fast path must step aside for or refuse. */
+  const line = fc.oneof(
+    { weight: 6, arbitrary: record.map((r) => encodeRecord(r as WireRecord)) },
+    fc.constantFrom('{broken', '', '{"t":1,"l":"info","m":"x","e":{"message":"boom"}}', '{"t":1764000000000,"l":"info","m":"x","f":{"a":1} }', '{"t":01,"l":"info","m":"x"}'),
+  );
+  const frameArb = fc.record({
+    producer: fc.constantFrom('p1', 'p2'),
+    seq: fc.integer({ min: 1, max: 6 }),
+    app: fc.constantFrom('shop', 'cart'),
+    dropped: fc.integer({ min: 0, max: 2 }),
+    lines: fc.array(line, { maxLength: 5 }),
+    // a byte of a record line replaced by one that makes it invalid UTF-8
+    badByte: fc.option(fc.nat(), { nil: undefined }),
+  });
+
+  const toPayload = (f: { producer: string; seq: number; app: string; dropped: number; lines: string[]; badByte: number | undefined }) => {
+    const bytes = Buffer.from(encodeFrame(header({ producer: f.producer, seq: f.seq, app: f.app, count: f.lines.length, dropped: f.dropped }), f.lines));
+    const first = bytes.indexOf(0x0a);
+    if (f.badByte !== undefined && first !== -1 && first + 1 < bytes.length) bytes[first + 1 + (f.badByte % (bytes.length - first - 1))] = 0xff;
+    return bytes;
+  };
+
+  it('writes the same lines, drops the same duplicates and rejects the same records as the string path, and no line holds a character to escape', () => {
+    // one receive time for both paths: a time outside the window is replaced by it
+    jest.spyOn(Date, 'now').mockReturnValue(now);
+    fc.assert(
+      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), (frames) => {
+        const dirs = [tempDir('bytes'), tempDir('strings')];
+        try {
+          const [bytes, strings] = dirs.map((d) => {
+            const sink = new FileSink(d);
+            return { sink, writer: new RecordWriter(sink, new DedupCache(), createMetrics()) };
+          });
+          const rejectedBytes: unknown[] = [];
+          const rejectedStrings: unknown[] = [];
+          frames.forEach((f, i) => {
+            const payload = toPayload(f);
+            for (const r of bytes!.writer.writeFrame(payload, `e${i}`)) rejectedBytes.push([r.reason, r.seq, r.payload?.toString('hex')]);
+            const decoded = decodeFramePayload(payload, `e${i}`);
+            strings!.writer.write(decoded, `e${i}`);
+            for (const r of decoded.rejected) rejectedStrings.push([r.reason, r.seq, r.payload?.toString('hex')]);
+          });
+          expect(bytes!.writer.commit().sort()).toEqual(strings!.writer.commit().sort());
+          expect(rejectedBytes).toEqual(rejectedStrings);
+          expect(bytes!.writer.producerCommits()).toEqual(strings!.writer.producerCommits());
+          for (const app of ['shop', 'cart']) {
+            const read = (d: string) => {
+              const file = join(d, app, `${app}.log`);
+              return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(0, -1) : [];
+            };
+            const [ours, theirs] = dirs.map(read);
+            expect(ours!.map((l) => JSON.parse(l))).toEqual(theirs!.map((l) => JSON.parse(l)));
+            for (const l of ours!) expect(escapeUnsafeJson(l)).toBe(l);
+          }
+          bytes!.sink.close();
+          strings!.sink.close();
+        } finally {
+          dirs.forEach(removeDir);
+        }
+      }),
+      { numRuns: 400 },
+    );
+    jest.restoreAllMocks();
+  }, 60_000);
 });
 
 describe('normalize', () => {

@@ -1,11 +1,15 @@
+import { LIMITS, decodeFrameLayout, decodeRecord, scanCanonicalBytes, type DecodedFrame, type LogRecord } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { UnsafePathError } from './errors';
-import { formatLine } from './format';
+import { LineEncoder, SPLICE_RESERVED, formatLine } from './format';
 import type { ProducerCommit } from './group-state';
 import type { Metrics } from './metrics';
 import { originKey } from './origin';
-import type { Decoded } from './records';
+import { decodeFramePayload, rejection, type Decoded, type Rejected } from './records';
 import type { FileSink } from './sink';
+
+/** Line encoders kept per origin before the map is emptied (origins come and go). */
+const MAX_ENCODERS = 4096;
 
 /** What one stream entry (or Pub/Sub message) of a batch did, to commit or take back as a unit. */
 interface EntryTally {
@@ -34,6 +38,7 @@ export class RecordWriter {
   /** Records queued per app in this batch: counted into the metrics once per batch, not per record. */
   private readonly perApp = new Map<string, number>();
   private queued = 0;
+  private readonly encoders = new Map<string, LineEncoder>();
 
   constructor(
     private readonly sink: FileSink,
@@ -47,12 +52,7 @@ export class RecordWriter {
    */
   write(decoded: Decoded, id: string): number {
     const frame = decoded.header;
-    let tally: EntryTally | undefined;
-    if (frame) {
-      const origin = originKey(frame.producer, frame.app, frame.host);
-      tally = { id, origin, producer: frame.producer, app: frame.app, host: frame.host, reportedDrops: 0, written: [], seen: [], dead: [], takenOut: 0 };
-      this.entries.push(tally);
-    }
+    const tally = frame ? this.tally(frame, id) : undefined;
     let written = 0;
     let duplicates = 0;
     for (const record of decoded.records) {
@@ -74,17 +74,114 @@ export class RecordWriter {
       if (tally) addToRanges(tally.written, record.seq);
       written++;
     }
+    this.finish(tally, frame, decoded.rejected, decoded.records[0]?.app, written, duplicates);
+    return written;
+  }
+
+  /**
+   * A stream entry's frame, decoded and written record by record as bytes: a line in the
+   * publisher's canonical shape is validated where it lies in the frame and its line is encoded
+   * straight into the batch (no string, no record object); any other line takes decodeRecord's
+   * full path, with the same checks and errors. The same lines, duplicates and rejections as
+   * write(decodeFramePayload(payload, id), id). Returns what is to be dead-lettered.
+   */
+  writeFrame(payload: Buffer, id: string): Rejected[] {
+    let layout;
+    try {
+      layout = decodeFrameLayout(payload, { entryId: id });
+    } catch (error) {
+      return [rejection(error, payload)];
+    }
+    let lines;
+    if (layout !== undefined) {
+      try {
+        lines = this.sink.linesOf(layout.header.app);
+      } catch (error) {
+        if (!(error instanceof UnsafePathError)) throw error;
+      }
+    }
+    if (layout === undefined || lines === undefined) {
+      // not valid UTF-8 as a whole, or its file cannot be opened: record by record as strings
+      const decoded = decodeFramePayload(payload, id);
+      this.write(decoded, id);
+      return decoded.rejected;
+    }
+    const { header, starts, ends } = layout;
+    const tally = this.tally(header, id);
+    const origin = tally.origin;
+    let encoder = this.encoders.get(origin);
+    if (encoder === undefined) {
+      if (this.encoders.size >= MAX_ENCODERS) this.encoders.clear();
+      this.encoders.set(origin, (encoder = new LineEncoder(header)));
+    }
+    const rejected: Rejected[] = [];
+    const receivedAt = Date.now();
+    const latest = receivedAt + LIMITS.maxFutureMs;
+    let written = 0;
+    let duplicates = 0;
+    for (let i = 0; i < starts.length; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
+      const seq = header.seq + i;
+      const scanned = end - start <= LIMITS.maxRecordBytes ? scanCanonicalBytes(payload, start, end, LIMITS, SPLICE_RESERVED) : undefined;
+      if (scanned !== undefined && scanned.time >= LIMITS.minTime && scanned.time <= latest) {
+        if (!this.dedup.accept(origin, seq)) {
+          addToRanges(tally.seen, seq);
+          duplicates++;
+          continue;
+        }
+        const chunk = lines.room(encoder.size(scanned));
+        lines.addEncoded(encoder.encode(chunk, lines.writeAt, payload, scanned, seq), origin, seq, scanned.time);
+      } else {
+        let record: LogRecord;
+        try {
+          record = decodeLine(header, payload, start, end, i, id, receivedAt);
+        } catch (error) {
+          rejected.push({ ...rejection(error, Buffer.from(payload.subarray(start, end))), seq });
+          continue;
+        }
+        if (!this.dedup.accept(origin, seq)) {
+          addToRanges(tally.seen, seq);
+          duplicates++;
+          continue;
+        }
+        lines.add(formatLine(record), origin, seq, record.time);
+      }
+      addToRanges(tally.written, seq);
+      written++;
+    }
+    this.finish(tally, header, rejected, header.app, written, duplicates);
+    return rejected;
+  }
+
+  private tally(frame: NonNullable<Decoded['header']>, id: string): EntryTally {
+    const tally: EntryTally = {
+      id,
+      origin: originKey(frame.producer, frame.app, frame.host),
+      producer: frame.producer,
+      app: frame.app,
+      host: frame.host,
+      reportedDrops: 0,
+      written: [],
+      seen: [],
+      dead: [],
+      takenOut: 0,
+    };
+    this.entries.push(tally);
+    return tally;
+  }
+
+  /** Counts what a frame (or message) did into its tally and the metrics. */
+  private finish(tally: EntryTally | undefined, frame: Decoded['header'], rejected: readonly Rejected[], app: string | undefined, written: number, duplicates: number): void {
     if (tally && frame) {
-      for (const rejected of decoded.rejected) if (rejected.seq !== undefined) addToRanges(tally.dead, rejected.seq);
+      for (const r of rejected) if (r.seq !== undefined) addToRanges(tally.dead, r.seq);
       // A re-sent frame repeats its drop count: it counts once, with the frame's first new records.
       if (written > 0 || tally.dead.length > 0 || frame.count === 0) tally.reportedDrops = frame.dropped;
       if (frame.dropped > 0) this.metrics.producerReportedDrops.inc(tally.reportedDrops);
     }
-    const app = decoded.records[0]?.app;
     if (app !== undefined && written > 0) this.perApp.set(app, (this.perApp.get(app) ?? 0) + written);
     if (duplicates > 0) this.metrics.duplicatesDropped.inc(duplicates);
     this.queued += written;
-    return written;
   }
 
   /** Writes and fsyncs everything queued; returns the apps whose files were written. Throws DiskError. */
@@ -167,6 +264,14 @@ export class RecordWriter {
   reset(): void {
     this.entries = [];
   }
+}
+
+/** Line i of a frame (bytes [start, end) of it) decoded the full way: a record, or a ProtocolError thrown. */
+function decodeLine(header: DecodedFrame['header'], payload: Buffer, start: number, end: number, index: number, entryId: string, receivedAt: number): LogRecord {
+  // The frame is valid UTF-8 as a whole, and so is each line of it.
+  const lines: string[] = [];
+  lines[index] = payload.toString('utf8', start, end);
+  return decodeRecord({ header, lines }, index, { entryId, spliceFields: SPLICE_RESERVED, receivedAt });
 }
 
 /** Adds a number to [start, end] pairs: extends the last pair when it follows it (a frame's records are consecutive). */

@@ -34,7 +34,8 @@ export interface Decoded {
   header: DecodedFrame['header'] | undefined;
 }
 
-function rejection(error: unknown, payload: Buffer | undefined): Rejected {
+/** A decoding error as a rejection: its code as the reason. */
+export function rejection(error: unknown, payload: Buffer | undefined): Rejected {
   if (error instanceof ProtocolError) return { reason: error.code, detail: error.message, payload };
   return { reason: 'INTERNAL', detail: String(error), payload };
 }

@@ -140,6 +140,16 @@ export class FileSink {
     return file.pending.add(line, origin, seq, time);
   }
 
+  /**
+   * The app's lines of this batch, for a writer that encodes them in place (LineBatch.room,
+   * addEncoded); marks the file for the next commit. Throws UnsafePathError as append does.
+   */
+  linesOf(app: string): LineBatch {
+    const file = this.files.get(app) ?? this.open(app);
+    this.touched.add(file);
+    return file.pending;
+  }
+
   /** The summary of an app's open file (rebuilt at start by recoverOpenFiles). */
   summaryOf(app: string): FileSummary {
     let summary = this.summaries.get(app);
@@ -149,10 +159,10 @@ export class FileSink {
 
   /** The last batch is final (acknowledged, nothing more to take out): count it into the summary. */
   private settle(file: OpenFile): void {
-    const { origins, seqs, times } = file.last;
-    if (origins.length > 0) {
+    const { origins, seqs, times, count } = file.last;
+    if (count > 0) {
       const summary = this.summaryOf(file.app);
-      for (let i = 0; i < origins.length; i++) summary.add(times[i] as number, origins[i] as string, seqs[i] as number);
+      for (let i = 0; i < count; i++) summary.add(times[i] as number, origins[i] as string, seqs[i] as number);
     }
     file.last.clear();
   }
@@ -193,6 +203,9 @@ export class FileSink {
     const apps: string[] = [];
     for (const file of this.files.values()) this.settle(file);
     for (const file of this.touched) {
+      // linesOf marks a file before its lines come, and they may all be duplicates.
+      if (file.pending.count === 0) continue;
+      file.firstTime ??= file.pending.times[0];
       // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
       const batch = file.pending;
       file.pending = file.last;

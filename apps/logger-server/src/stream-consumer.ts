@@ -9,7 +9,7 @@ import type { Health } from './health';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
 import type { RecordWriter } from './record-writer';
-import { decodeFramePayload, type Rejected } from './records';
+import type { Rejected } from './records';
 import type { LocalCheckpoints } from './recovery';
 import type { FileSink } from './sink';
 
@@ -189,9 +189,7 @@ export class StreamConsumer {
         dead.push({ id: entry.id, rejected: { reason: 'UNEXPECTED_FIELDS', detail: `entry has fields ${entry.otherFields.join(',')} beside its frame`, payload: entry.frame } });
         continue;
       }
-      const decoded = decodeFramePayload(entry.frame, entry.id);
-      this.writer.write(decoded, entry.id);
-      for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });
+      for (const rejected of this.writer.writeFrame(entry.frame, entry.id)) dead.push({ id: entry.id, rejected });
     }
     this.uncommitted = true;
     const apps = this.writer.commit();

@@ -1,5 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import {
+  decodeFrameLayout,
+  encodeFrameHeader,
   DEFAULT_LIMITS,
   FRAME_MAGIC,
   LEVELS,
@@ -205,6 +208,43 @@ describe('frames, property tests', () => {
         onlyProtocolErrors(bytes);
       }),
       { numRuns: 1000 },
+    );
+  }, 30_000);
+
+  /** decodeFrame's outcome and decodeFrameLayout's, in one shape: the error code, or the lines as bytes. */
+  const outcomes = (bytes: Buffer) => {
+    const run = (f: () => Array<string | Uint8Array> | undefined) => {
+      try {
+        return { lines: f()?.map((line) => Buffer.from(typeof line === 'string' ? Buffer.from(line, 'utf8') : line)) };
+      } catch (error) {
+        return { code: (error as ProtocolError).code };
+      }
+    };
+    const full = run(() => decodeFrame(bytes).lines);
+    const layout = run(() => {
+      const found = decodeFrameLayout(bytes);
+      return found?.starts.map((start, i) => bytes.subarray(start, found.ends[i]));
+    });
+    return { full, layout, utf8: isUtf8(bytes) };
+  };
+
+  it('lays out the same lines as decodeFrame, or fails with the same error, on valid and mutated frames (undefined only for invalid UTF-8)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(wireRecord, { maxLength: 6 }),
+        fc.integer({ min: -1, max: 1 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }),
+        (records, countOff, mutations) => {
+          const lines = records.map(encodeRecord);
+          const text = encodeFrameHeader(header(Math.max(0, records.length + countOff))) + (lines.length > 0 ? '\n' + lines.join('\n') : '');
+          const bytes = Buffer.from(text);
+          for (const [at, value] of mutations) bytes[at % bytes.length] = value;
+          const { full, layout, utf8 } = outcomes(bytes);
+          if (!utf8 && full.code !== 'FRAME_TOO_LARGE') expect(layout).toEqual({ lines: undefined });
+          else expect(layout).toEqual(full);
+        },
+      ),
+      { numRuns: 1500 },
     );
   }, 30_000);
 });

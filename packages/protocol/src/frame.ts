@@ -1,11 +1,11 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { FrameFormatError, FrameTooLargeError, InvalidUtf8Error, ProtocolError, RecordInvalidError, RecordTooLargeError, UnsupportedVersionError, type ProtocolErrorContext } from './errors';
-import { LEVELS, isLevel } from './levels';
+import { LEVELS, isLevel, type Level } from './levels';
 import { quote } from './escape';
 import { LIMITS, type Limits } from './limits';
 import { assertValidName, nameProblem } from './names';
 import type { LogRecord, WireRecord } from './record';
-import { scanCanonicalRecord } from './scan';
+import { SCANNED_LEVELS, scanCanonicalBytes } from './scan';
 
 /**
  * Frame layout (version 1), one Redis stream entry field or one Pub/Sub message:
@@ -233,6 +233,8 @@ function requireInteger(value: unknown, what: string, min: number, max: number, 
 }
 
 const RECORD_KEYS = new Set(['t', 'l', 'n', 'm', 'f', 'e']);
+/** String.prototype.isWellFormed (ES2024, in Node 20; not in this project's ES2022 lib): no lone surrogate. */
+const isWellFormed = (text: string): boolean => (text as unknown as { isWellFormed(): boolean }).isWellFormed();
 
 export interface DecodeRecordOptions {
   limits?: Partial<Limits>;
@@ -261,11 +263,15 @@ export function decodeRecord(frame: DecodedFrame, index: number, options: Decode
   const limits = withDefaults(options.limits);
   const line = frame.lines[index];
   const { header } = frame;
-  if (options.spliceFields !== undefined && typeof line === 'string' && line.length * 3 <= limits.maxRecordBytes) {
-    const fast = scanCanonicalRecord(line, limits, options.spliceFields);
+  // A string with a lone surrogate takes the full path: it would not survive the trip to UTF-8.
+  if (options.spliceFields !== undefined && typeof line === 'string' && line.length * 3 <= limits.maxRecordBytes && isWellFormed(line)) {
+    const bytes = Buffer.from(line, 'utf8');
+    const fast = scanCanonicalBytes(bytes, 0, bytes.length, limits, options.spliceFields);
     if (fast !== undefined) {
-      const record = addressed(fast, header, index, limits, options.receivedAt);
-      if (fast.fieldsJson !== undefined) record.fieldsJson = fast.fieldsJson;
+      const text = bytes.toString('utf8', fast.messageStart, fast.messageEnd);
+      const message = fast.messageEscaped ? (JSON.parse(text) as string) : text.slice(1, -1);
+      const record = addressed({ time: fast.time, level: SCANNED_LEVELS[fast.level] as Level, message }, header, index, limits, options.receivedAt);
+      if (fast.fieldsStart !== -1) record.fieldsJson = bytes.toString('utf8', fast.fieldsStart, fast.fieldsEnd);
       return record;
     }
   }
@@ -381,4 +387,58 @@ function checkShape(value: object, depth: number, limits: Limits, context: Proto
 export function byteLengthAtLeast(text: string, limit: number): number {
   if (text.length * 3 <= limit) return text.length;
   return Buffer.byteLength(text, 'utf8');
+}
+
+/**
+ * A frame's header and where its record lines are, for a reader that works on the bytes: line i
+ * is [starts[i], ends[i]) of the frame (without its newline). The arrays are reused by the next
+ * call: read them before decoding another frame.
+ */
+export interface FrameLayout {
+  header: FrameHeader;
+  starts: number[];
+  ends: number[];
+}
+
+const layout: FrameLayout = { header: undefined as unknown as FrameHeader, starts: [], ends: [] };
+
+/**
+ * decodeFrame without decoding the records: the same checks (size, header, count) and the same
+ * errors, and the lines' places instead of their text. Returns undefined when the frame is not
+ * valid UTF-8 as a whole: decodeFrame then tells which lines are bad, one by one.
+ * Never throws anything but a ProtocolError.
+ */
+export function decodeFrameLayout(data: Buffer, options: { limits?: Partial<Limits>; entryId?: string } = {}): FrameLayout | undefined {
+  const limits = withDefaults(options.limits);
+  const context = options.entryId === undefined ? {} : { entryId: options.entryId };
+  if (data.length > limits.maxFrameBytes) throw new FrameTooLargeError(data.length, limits.maxFrameBytes, context);
+  if (!isUtf8(data)) return undefined;
+  let newline = data.indexOf(0x0a);
+  const headerText = data.toString('utf8', 0, newline === -1 ? data.length : newline);
+  if (!headerText.startsWith(FRAME_MAGIC)) {
+    if (headerText.startsWith('@log')) throw new UnsupportedVersionError(headerText.slice(4, headerText.indexOf(' ')), context);
+    throw new FrameFormatError('missing frame magic', context);
+  }
+  const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
+  const { starts, ends } = layout;
+  starts.length = 0;
+  ends.length = 0;
+  while (newline !== -1) {
+    // more lines than announced: stop counting, the frame is refused below
+    if (starts.length > header.count) break;
+    const start = newline + 1;
+    newline = data.indexOf(0x0a, start);
+    starts.push(start);
+    ends.push(newline === -1 ? data.length : newline);
+  }
+  if (starts.length !== header.count) {
+    let held = starts.length;
+    while (newline !== -1) {
+      newline = data.indexOf(0x0a, newline + 1);
+      held++;
+    }
+    throw new FrameFormatError(`header announces ${header.count} records, frame holds ${held}`, context);
+  }
+  layout.header = header;
+  return layout;
 }
