@@ -178,9 +178,19 @@ async function serverDrain(key, lastId, env = {}) {
   const dir = tempDir('bench-server');
   const client = connected(redis.url);
   await client.connect();
+  if (process.env.BENCH_REDIS_STATS) {
+    await client.sendCommand(['CONFIG', 'RESETSTAT']);
+    await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '2000']);
+    await client.sendCommand(['SLOWLOG', 'RESET']);
+  }
   const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env });
   const end = await drained(client, key, DEFAULT_GROUP, lastId);
   const memory = procMemory(server.child.pid);
+  // BENCH_REDIS_STATS=1: where Redis spent its time during the drain (microseconds per command)
+  if (process.env.BENCH_REDIS_STATS) {
+    process.stderr.write(`${await client.sendCommand(['INFO', 'commandstats'])}\n`);
+    for (const [, , us, args] of await client.sendCommand(['SLOWLOG', 'GET', '20'])) process.stderr.write(`slow ${us} us: ${args.slice(0, 4).join(' ').slice(0, 80)}\n`);
+  }
   await server.stop();
   client.destroy();
   removeDir(dir);

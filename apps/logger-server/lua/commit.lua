@@ -10,7 +10,8 @@
 -- KEYS: 1 stream, 2 checkpoints (hash), 3 origin index (zset), 4 totals (hash), 5 lease,
 --       6.. per origin in ARGV's order: its ledger hash, the set of origins of its producer id
 -- ARGV: 1 group, 2 consumer, 3 lease value, 4 lease ttl (ms), 5 now (ms), 6 commit token,
---       7 n ids, ids..., n checkpoints, (field, value)..., n origins, per origin (producer id,
+--       7 n ids, 8 the ids joined by spaces (one argument: thousands of one-record entries made
+--       thousands of arguments to encode and parse), n checkpoints, (field, value)..., n origins, per origin (producer id,
 --       app and host: the ledger is kept per origin, so a frame forged under another's producer
 --       id cannot make its records look committed): origin key, producer, app, host, records
 --       taken out as already committed, reported drops,
@@ -81,17 +82,33 @@ local now = tonumber(ARGV[5])
 
 if redis.call('HGET', KEYS[2], consumer) == ARGV[6] then return { 'OK' } end
 
-local i = 7
-local n = tonumber(ARGV[i]); i = i + 1
+local n = tonumber(ARGV[7])
 local ids = {}
-for k = 1, n do ids[k] = ARGV[i]; i = i + 1 end
+for id in string.gmatch(ARGV[8], '%S+') do ids[#ids + 1] = id end
+local i = 9
 -- Entries pending to another consumer were claimed: that server writes them. Entries pending to
 -- nobody were acknowledged already (their records, if some server wrote them, are in the ledger
 -- and show as OVERLAP below) or Redis lost them (then this server's copy is the only one).
+-- One XPENDING over the batch's range finds the entries still this consumer's; only the others
+-- are looked up one by one.
 local lost = { 'LOST' }
-for k = 1, n do
-  local row = redis.call('XPENDING', KEYS[1], group, ids[k], ids[k], 1)[1]
-  if row and row[2] ~= consumer then lost[#lost + 1] = ids[k] end
+if n > 0 then
+  -- the batch's first and last ids: stream ids compare as (ms, seq) pairs of integers
+  local first, last, firstMs, firstSeq, lastMs, lastSeq
+  for k = 1, n do
+    local ms, seq = string.match(ids[k], '^(%d+)-(%d+)$')
+    ms, seq = tonumber(ms), tonumber(seq)
+    if first == nil or ms < firstMs or (ms == firstMs and seq < firstSeq) then first, firstMs, firstSeq = ids[k], ms, seq end
+    if last == nil or ms > lastMs or (ms == lastMs and seq > lastSeq) then last, lastMs, lastSeq = ids[k], ms, seq end
+  end
+  local ours = {}
+  for _, row in ipairs(redis.call('XPENDING', KEYS[1], group, first, last, n, consumer)) do ours[row[1]] = true end
+  for k = 1, n do
+    if not ours[ids[k]] then
+      local row = redis.call('XPENDING', KEYS[1], group, ids[k], ids[k], 1)[1]
+      if row and row[2] ~= consumer then lost[#lost + 1] = ids[k] end
+    end
+  end
 end
 if #lost > 1 then return lost end
 

@@ -144,7 +144,7 @@ export class GroupState {
    * same commit sent again after a lost reply is applied once (see lua/commit.lua).
    */
   async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string): Promise<CommitOutcome> {
-    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ...ids];
+    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ids.join(' ')];
     args.push(checkpoints.size);
     for (const [app, { offset, origin, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${origin} ${seq}`);
     args.push(producers.length);

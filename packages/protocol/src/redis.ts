@@ -26,8 +26,11 @@ function ignore(): void {
 
 /** What running a script needs of a client: node-redis's sendCommand. */
 export interface CommandSender {
-  sendCommand(args: Array<string | Buffer>): Promise<unknown>;
+  sendCommand(args: Array<string | Buffer>, options?: ScriptReplyOptions): Promise<unknown>;
 }
+
+/** node-redis's command options as a script's reply needs them (typeMapping: bulk strings as Buffers). */
+export type ScriptReplyOptions = { typeMapping?: Record<number, unknown> };
 
 /**
  * A Lua script sent to Redis once (SCRIPT LOAD) and then called by its SHA-1 (EVALSHA), so a
@@ -46,17 +49,17 @@ export class LuaScript {
     return new LuaScript(readFileSync(path, 'utf8'));
   }
 
-  /** EVALSHA with `keys` and `args`; rejects with what Redis answered (the caller wraps it). */
-  async run<T>(client: CommandSender, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<T> {
+  /** EVALSHA with `keys` and `args`; rejects with what Redis answered (the caller wraps it). `options` shape the reply. */
+  async run<T>(client: CommandSender, keys: readonly string[], args: ReadonlyArray<string | number>, options?: ScriptReplyOptions): Promise<T> {
     const command: string[] = ['EVALSHA', this.sha, String(keys.length)];
     for (const key of keys) command.push(key);
     for (const arg of args) command.push(String(arg));
     try {
-      return (await client.sendCommand(command)) as T;
+      return (await client.sendCommand(command, options)) as T;
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
       await client.sendCommand(['SCRIPT', 'LOAD', this.source]);
-      return (await client.sendCommand(command)) as T;
+      return (await client.sendCommand(command, options)) as T;
     }
   }
 }

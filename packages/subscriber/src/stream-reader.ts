@@ -28,7 +28,8 @@ export interface StreamReaderOptions {
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
   /**
-   * When above 0, read() goes on reading new entries (further XREADGROUPs without blocking) while
+   * When above 0, read() goes on reading new entries (further XREADGROUPs without blocking, all in
+   * one round trip: lua/read-more.lua) while
    * each came back full and the batch holds less than this many bytes, up to MAX_READS_PER_BATCH
    * reads: small entries (one record each) make batches as large as big ones. A further read asks
    * for as many entries as the bytes left would hold at the size of the batch's largest entry so
@@ -96,6 +97,8 @@ function toRecord(raw: unknown): Record<string, unknown> {
 }
 
 /** lua/ack-owned.lua: XPENDING over the batch's range, then XACK of the entries still ours, in one step. */
+/** lua/read-more.lua: the further XREADGROUPs of a batch (see batchBytes) in one round trip. */
+const READ_MORE = LuaScript.fromFile(join(__dirname, '..', 'lua', 'read-more.lua'));
 const ACK_OWNED = LuaScript.fromFile(join(__dirname, '..', 'lua', 'ack-owned.lua'));
 
 /** Bulk strings come back as Buffers: a frame's bytes are checked as UTF-8 by the decoder, never replaced. */
@@ -202,24 +205,17 @@ export class StreamReader {
       bytes += size;
       if (size > largest) largest = size;
     }
-    for (let reads = 1; bytes < this.batchBytes && reads < MAX_READS_PER_BATCH && this.cursor === '>'; reads++) {
-      const count = Math.min(4 * this.count, Math.max(this.count, Math.floor((this.batchBytes - bytes) / largest)));
-      let more: RawEntry[];
-      try {
-        more = await this.readRaw(false, count);
-      } catch {
-        // The entries in hand are ours (pending) and are returned; the failed read set the cursor
-        // so that the next read() replays anything it may have delivered.
-        return;
-      }
-      for (const entry of more) {
-        raw.push(entry);
-        const size = entryBytes(entry);
-        bytes += size;
-        if (size > largest) largest = size;
-      }
-      if (more.length < count) return; // caught up
+    if (bytes >= this.batchBytes || this.cursor !== '>') return;
+    let more: RawEntry[];
+    try {
+      more = await READ_MORE.run<RawEntry[]>(this.reader, [this.key], [this.group, this.consumer, this.batchBytes - bytes, this.count, 4 * this.count, largest, MAX_READS_PER_BATCH - 1], AS_BUFFERS);
+    } catch {
+      // The entries in hand are ours (pending) and are returned. The script may have delivered
+      // entries before it failed (a script is not rolled back): the next read() replays them.
+      this.cursor = '0';
+      return;
     }
+    for (const entry of more) raw.push(entry);
   }
 
   private async readRaw(block = true, count = this.count): Promise<RawEntry[]> {
