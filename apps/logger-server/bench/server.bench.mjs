@@ -38,6 +38,12 @@ const ONLY = new Set((process.env.BENCH_ONLY ?? 'throughput,restart').split(',')
 const MATRIX = process.env.BENCH_MATRIX ? new Set(process.env.BENCH_MATRIX.split(',').map((s) => s.trim())) : undefined;
 /** Throughput parts to run: matrix, memory, e2e, latency (BENCH_PARTS=matrix); all by default. */
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'matrix,memory,e2e,latency').split(',').map((s) => s.trim()));
+/**
+ * Another build of the server (its dist/main.js) to drain the same stream in the same rounds, in
+ * its own group: BENCH_BASE_MAIN=/tmp/base/apps/logger-server/dist/main.js measures a change
+ * side by side with what it changed (a column "before" in the matrix; not recorded).
+ */
+const BASE_MAIN = process.env.BENCH_BASE_MAIN;
 /** Extra node arguments for the servers the throughput section starts (BENCH_SERVER_NODE_ARGS=--cpu-prof for a profile). */
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const fields = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
@@ -105,9 +111,9 @@ function lineSeen(child, line) {
 }
 
 /** Starts a server; `ready` is when it logged that its read loop runs (node and module loading are behind it). */
-async function runServer(env) {
+async function runServer(env, main = MAIN) {
   const httpPort = await freePort();
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, MAIN], {
+  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, main], {
     env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -174,7 +180,7 @@ async function createGroup(key, group) {
 }
 
 /** One drain of the pre-filled stream by the server (group logger-server): ns from its start line until all acknowledged, and its peak RSS. */
-async function serverDrain(key, lastId, env = {}) {
+async function serverDrain(key, lastId, env = {}, main = MAIN) {
   const dir = tempDir('bench-server');
   const client = connected(redis.url);
   await client.connect();
@@ -183,8 +189,8 @@ async function serverDrain(key, lastId, env = {}) {
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '2000']);
     await client.sendCommand(['SLOWLOG', 'RESET']);
   }
-  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env });
-  const end = await drained(client, key, DEFAULT_GROUP, lastId);
+  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main);
+  const end = await drained(client, key, env.LOG_GROUP ?? DEFAULT_GROUP, lastId);
   const memory = procMemory(server.child.pid);
   // BENCH_REDIS_STATS=1: where Redis spent its time during the drain (microseconds per command)
   if (process.env.BENCH_REDIS_STATS) {
@@ -224,6 +230,7 @@ async function throughputSection() {
       const entries = Math.ceil(records / perEntry);
       const ours = [];
       const naive = [];
+      const base = [];
       const oursHwm = [];
       for (let round = 0, failures = 0; round < ROUNDS; round++) {
         await redis.flushAll();
@@ -241,6 +248,7 @@ async function throughputSection() {
         // acknowledged, so the naive consumer's entries stay when the server goes first.
         await createGroup(key, 'naive');
         await createGroup(key, DEFAULT_GROUP);
+        if (BASE_MAIN) await createGroup(key, 'base');
         // Both read the same entries (two groups); who goes first alternates by round.
         const runs = [
           async () => naive.push((await naiveDrain(key, lastId, entries)).ns),
@@ -250,6 +258,7 @@ async function throughputSection() {
             oursHwm.push(r.hwm);
           },
         ];
+        if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN)).ns));
         if (round % 2 === 1) runs.reverse();
         for (const run of runs) await run();
       }
@@ -268,7 +277,8 @@ async function throughputSection() {
         met(ratio >= target),
         mib(median(oursHwm)),
       ]);
-      process.stderr.write(`matrix: ${perEntry} per entry, ${producers} producers: ${oursRate} vs naive ${naiveRate} (${ratio.toFixed(2)})\n`);
+      const baseNote = BASE_MAIN ? `; before: ${rate(records, median(base))} (${(rate(records, median(base)) / naiveRate).toFixed(2)})` : '';
+      process.stderr.write(`matrix: ${perEntry} per entry, ${producers} producers: ${oursRate} vs naive ${naiveRate} (${ratio.toFixed(2)})${baseNote}\n`);
     }
   }
 
@@ -401,7 +411,7 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher pr
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
   console.log(body);
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
-  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;
+  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0 || BASE_MAIN) return;
   const command = process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : 'pnpm bench (apps/logger-server/bench/server.bench.mjs)';
   record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `${command}${QUICK ? ' --quick' : ''}`, body);
 }
