@@ -28,14 +28,17 @@ export interface StreamReaderOptions {
   /** How long one read blocks waiting for entries, in ms. @defaultValue 1000 */
   blockMs?: number;
   /**
-   * When above 0, read() goes on reading new entries (further XREADGROUPs without blocking, all in
-   * one round trip: lua/read-more.lua) while
-   * each came back full and the batch holds less than this many bytes, up to MAX_READS_PER_BATCH
-   * reads: small entries (one record each) make batches as large as big ones. A further read asks
-   * for as many entries as the bytes left would hold at the size of the batch's largest entry so
-   * far, between `count` and 4 x `count`: never one XREADGROUP of very many entries that could each
-   * be large. A batch holds at most batchBytes + 4 x count x the largest entry.
-   * @defaultValue 0 (one XREADGROUP per read())
+   * When above 0, batches are cut by bytes. A read of new entries asks for as many as this many
+   * bytes hold at the size of the last batch's largest entry (at least 1, at most `count`; 1 for
+   * the first batch), so large entries make batches of a few, read while the previous one is
+   * written. And read() goes
+   * on reading new entries (further XREADGROUPs without blocking, all in one round trip:
+   * lua/read-more.lua) while each came back full and the batch holds less than this many bytes,
+   * up to MAX_READS_PER_BATCH reads: small entries (one record each) make batches as large as big
+   * ones. A further read asks for as many entries as the bytes left would hold at the size of the
+   * batch's largest entry so far, from 1 to 4 x `count`: never one XREADGROUP of very many entries
+   * that could each be large. A batch holds at most batchBytes + 4 x count x the largest entry.
+   * @defaultValue 0 (one XREADGROUP of `count` per read())
    */
   batchBytes?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
@@ -132,6 +135,8 @@ export class StreamReader {
   private readonly batchBytes: number;
   private readonly reader: RedisClientType;
   private readonly writer: RedisClientType;
+  /** With batchBytes: the largest entry (bytes) of the last batch of new entries; 0 before the first. */
+  private largest = 0;
   /** '0' replays this consumer's pending entries first; '>' reads new ones. */
   private cursor = '0';
   private closing: Promise<void> | undefined;
@@ -182,22 +187,28 @@ export class StreamReader {
   async read(): Promise<{ entries: StreamEntry[]; fresh: boolean }> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
     const replaying = this.cursor !== '>';
-    const raw = await this.readRaw();
+    // With batchBytes, a new read asks for no more entries than the bytes hold at the size of the
+    // last batch's largest entry: ten-thousand-record frames make batches of a few entries, read
+    // while the one before is written, instead of one of tens of MiB.
+    // Before the first batch the size is unknown: one entry, and the further reads take the rest.
+    let count = this.count;
+    if (!replaying && this.batchBytes > 0) count = this.largest === 0 ? 1 : Math.max(1, Math.min(this.count, Math.floor(this.batchBytes / this.largest)));
+    const raw = await this.readRaw(true, count);
     if (replaying) {
       // Replaying our own pending entries: continue after the last one, or go on to new entries.
       const last = raw[raw.length - 1];
       this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
       if (raw.length === 0) return this.read();
-    } else if (this.batchBytes > 0 && raw.length === this.count) {
-      await this.readMore(raw);
+    } else if (this.batchBytes > 0 && raw.length > 0) {
+      await this.readMore(raw, raw.length === count);
     }
     const entries: StreamEntry[] = [];
     for (const entry of raw) entries.push(toEntry(entry));
     return { entries, fresh: !replaying };
   }
 
-  /** Appends further new entries to a full read while the batch is small (see batchBytes). */
-  private async readMore(raw: RawEntry[]): Promise<void> {
+  /** Notes the batch's largest entry, and appends further new entries to a full read while the batch is small (see batchBytes). */
+  private async readMore(raw: RawEntry[], full: boolean): Promise<void> {
     let bytes = 0;
     let largest = 1;
     for (const entry of raw) {
@@ -205,17 +216,22 @@ export class StreamReader {
       bytes += size;
       if (size > largest) largest = size;
     }
-    if (bytes >= this.batchBytes || this.cursor !== '>') return;
+    this.largest = largest;
+    if (!full || bytes >= this.batchBytes || this.cursor !== '>') return;
     let more: RawEntry[];
     try {
-      more = await READ_MORE.run<RawEntry[]>(this.reader, [this.key], [this.group, this.consumer, this.batchBytes - bytes, this.count, 4 * this.count, largest, MAX_READS_PER_BATCH - 1], AS_BUFFERS);
+      more = await READ_MORE.run<RawEntry[]>(this.reader, [this.key], [this.group, this.consumer, this.batchBytes - bytes, 1, 4 * this.count, largest, MAX_READS_PER_BATCH - 1], AS_BUFFERS);
     } catch {
       // The entries in hand are ours (pending) and are returned. The script may have delivered
       // entries before it failed (a script is not rolled back): the next read() replays them.
       this.cursor = '0';
       return;
     }
-    for (const entry of more) raw.push(entry);
+    for (const entry of more) {
+      raw.push(entry);
+      const size = entryBytes(entry);
+      if (size > this.largest) this.largest = size;
+    }
   }
 
   private async readRaw(block = true, count = this.count): Promise<RawEntry[]> {

@@ -47,23 +47,33 @@ describe('StreamReader', () => {
     expect(pending[0]).toBe(0);
   });
 
-  it('with batchBytes, goes on reading small entries, sized by the bytes left, until the batch holds that many bytes or the stream is caught up', async () => {
+  it('with batchBytes, cuts batches by bytes: reads small entries on, sized by the bytes left, and large ones a few at a time', async () => {
     const channel = `s${++n}`;
-    for (let i = 0; i < 50; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `${'x'.repeat(99)}${i % 10}` }); // 100 + 1 bytes each
+    for (let i = 0; i < 47; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `${'x'.repeat(99)}${i % 10}` }); // 100 + 1 bytes each
     const r = new StreamReader({ url: redis.url, channel, consumer: 'c1', count: 4, blockMs: 100, batchBytes: 1000 });
     readers.push(r);
     await r.start();
-    // a read of 4 entries (404 bytes), then one of as many as the 596 bytes left hold (5, within 4 to 16):
-    // 9 entries, 909 bytes; then 91 bytes left: a read of 4 (the least), 13 entries, in stream order
+    // the first batch: one entry (sizes unknown yet), then further reads of as many as the bytes left
+    // hold (899 / 101: 8), then one (91 bytes left, at least 1): 10 entries, 1010 bytes, in stream order
     const first = await r.read();
-    expect(first.entries).toHaveLength(13);
+    expect(first.entries).toHaveLength(10);
     expect(first.fresh).toBe(true);
     const ids = first.entries.map((e) => e.id);
     expect([...ids].sort((a, b) => (a < b ? -1 : 1))).toEqual(ids);
-    // caught up: the last read came back short, the batch ends there (50 - 39 = 11 left after three batches)
+    // then a read of 4 (count; 1000 bytes would hold 9), 5, 1: 10 again; caught up, the last read comes
+    // back short and the batch ends there (47 - 40 = 7)
     const sizes = [first.entries.length];
-    for (let i = 0; i < 3; i++) sizes.push((await r.read()).entries.length);
-    expect(sizes).toEqual([13, 13, 13, 11]);
+    for (let i = 0; i < 4; i++) sizes.push((await r.read()).entries.length);
+    expect(sizes).toEqual([10, 10, 10, 10, 7]);
+    // entries of 401 bytes: 1000 bytes hold 2 of them, so a batch is 2 + 1 (never count's 4 in one read)
+    const large = `s${++n}`;
+    for (let i = 0; i < 10; i++) await client.xAdd(streamKey(large), '*', { [FRAME_FIELD]: 'y'.repeat(400) });
+    const l = new StreamReader({ url: redis.url, channel: large, consumer: 'c1', count: 4, blockMs: 100, batchBytes: 1000 });
+    readers.push(l);
+    await l.start();
+    const largeSizes: number[] = [];
+    for (let i = 0; i < 4; i++) largeSizes.push((await l.read()).entries.length);
+    expect(largeSizes).toEqual([3, 3, 3, 1]);
     // without batchBytes one read is one XREADGROUP
     const plain = reader(`s${++n}`, 'c1', 4);
     for (let i = 0; i < 10; i++) await client.xAdd(streamKey(`s${n}`), '*', { [FRAME_FIELD]: 'y' });
