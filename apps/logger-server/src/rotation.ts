@@ -3,6 +3,13 @@ import { DiskError } from './errors';
 import type { LocalCheckpoints } from './recovery';
 import type { FileSink, RotationPolicy } from './sink';
 
+/**
+ * How long one rotation between batches may take: closing a file is a manifest, a rename and
+ * three fsyncs, and thousands of app names all due at a UTC hour would hold reading up for
+ * seconds; the files left are still due and are closed between the next batches.
+ */
+const ROTATION_SLICE_MS = 250;
+
 /** Where a closed file goes next: the ArchiveQueue when S3_BUCKET is set. */
 export interface ClosedFileTaker {
   add(file: ClosedFile): void;
@@ -32,7 +39,7 @@ export class FileRotation {
    * disk for the archiver's next scan. No file is closed after `stopAt`: a shutdown with thousands
    * of open files must not outlast its drain deadline, and a file left open is recovered whole.
    */
-  run(all = false, now = Date.now(), stopAt = Number.POSITIVE_INFINITY): boolean {
+  run(all = false, now = Date.now(), stopAt = all ? Number.POSITIVE_INFINITY : Date.now() + ROTATION_SLICE_MS): boolean {
     if (this.uncommitted()) return true;
     let closed: ClosedFile[];
     try {
