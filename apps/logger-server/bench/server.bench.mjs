@@ -220,6 +220,7 @@ async function naiveDrain(key, lastId, entries) {
 }
 
 async function throughputSection() {
+  const loadBefore = loadavg()[0];
   // 1. the matrix: pre-filled stream, server against the naive consumer in the same round
   const key = streamKey('bench');
   const matrixRows = [];
@@ -227,6 +228,7 @@ async function throughputSection() {
     for (const producers of [1, 100]) {
       if (!PARTS.has('matrix') || (MATRIX && !MATRIX.has(`${perEntry}x${producers}`))) continue;
       const records = perEntry < 100 ? Math.round(RECORDS / 5) : RECORDS;
+      const rowLoad = loadavg()[0];
       const entries = Math.ceil(records / perEntry);
       const ours = [];
       const naive = [];
@@ -259,7 +261,8 @@ async function throughputSection() {
           },
         ];
         if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN)).ns));
-        if (round % 2 === 1) runs.reverse();
+        // who goes first rotates by round
+        for (let k = 0; k < round % runs.length; k++) runs.push(runs.shift());
         for (const run of runs) await run();
       }
       const oursRate = rate(records, median(ours));
@@ -276,7 +279,9 @@ async function throughputSection() {
         `>= ${target.toFixed(1)}`,
         met(ratio >= target),
         mib(median(oursHwm)),
+        rowLoad.toFixed(1),
       ]);
+      if (BASE_MAIN) matrixRows.at(-1).push(rate(records, median(base)).toLocaleString('en'), (rate(records, median(base)) / naiveRate).toFixed(2));
       const baseNote = BASE_MAIN ? `; before: ${rate(records, median(base))} (${(rate(records, median(base)) / naiveRate).toFixed(2)})` : '';
       process.stderr.write(`matrix: ${perEntry} per entry, ${producers} producers: ${oursRate} vs naive ${naiveRate} (${ratio.toFixed(2)})${baseNote}\n`);
     }
@@ -396,11 +401,11 @@ async function throughputSection() {
     process.stderr.write(`latency at ${perSecond} done: p99 ${run.p99}\n`);
   }
 
-  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix and end to end: medians of ${ROUNDS} rounds; memory and latency: one run each.
+  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix and end to end: medians of ${ROUNDS} rounds; memory and latency: one run each. Load average (1 min, \`/proc/loadavg\`) when the section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (the machine is shared: other sessions' tests and benchmarks ran on the same 2 cores).
 
 **Matrix.** Each round pre-fills a stream with the records in frames of the given size (with 100 producers their frames interleave, each producer's in order), then drains it twice, through two consumer groups: the server (READ_COUNT 16, the default) and the naive raw consumer (\`bench/naive-consumer.mjs\`: XREADGROUP COUNT 500 as raw bytes, write the entries' bytes, fdatasync, XACK, one batch at a time, no decoding); who goes first alternates by round. Each is a process of its own and is timed from its ready line (the server's "logger server started", after node and module loading) until XINFO GROUPS shows its group has read the last entry and has nothing pending. The server does what the naive one does not: it validates and decodes every record, drops duplicates, and writes each as a flat JSON line with its own keys (about 1.5x the bytes). Peak RSS: the server's VmHWM at the end of the drain. Target (issue #11): >= 1.5x the naive consumer for frames of 100 records or more, >= 1.0x below.
 
-${table(['records per entry', 'producers', 'records', 'server records/s', 'naive records/s', 'ratio', 'target', 'met', 'server peak RSS MiB'], matrixRows)}
+${table(['records per entry', 'producers', 'records', 'server records/s', 'naive records/s', 'ratio', 'target', 'met', 'server peak RSS MiB', 'load (1 min) at the start', ...(BASE_MAIN ? ['before: records/s', 'before: ratio'] : [])], matrixRows)}${BASE_MAIN ? `\n\n"before" is the build at \`BENCH_BASE_MAIN\` (the server before this change) draining the same stream in the same rounds, in a group of its own (three drains per round, order rotating).` : ''}
 
 **Memory.** The server's peak RSS (VmHWM) draining a backlog pre-filled in frames of 1000 records; target: bounded by READ_COUNT x frame size whatever the backlog (growth from the small to the large backlog under 32 MiB: ${met(memoryOk)}).
 
@@ -415,8 +420,9 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher pr
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
   console.log(body);
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
-  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0 || BASE_MAIN) return;
-  const command = process.env.BENCH_ONLY ? `BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : 'pnpm bench (apps/logger-server/bench/server.bench.mjs)';
+  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;
+  const base = BASE_MAIN ? `BENCH_BASE_MAIN=${BASE_MAIN} ` : '';
+  const command = process.env.BENCH_ONLY ? `${base}BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : `${base}pnpm bench (apps/logger-server/bench/server.bench.mjs)`;
   record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `${command}${QUICK ? ' --quick' : ''}`, body);
 }
 
