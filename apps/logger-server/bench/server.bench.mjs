@@ -422,7 +422,9 @@ ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'],
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
   if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;
   const base = BASE_MAIN ? `BENCH_BASE_MAIN=${BASE_MAIN} ` : '';
-  const command = process.env.BENCH_ONLY ? `${base}BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs` : `${base}pnpm bench (apps/logger-server/bench/server.bench.mjs)`;
+  const command = process.env.BENCH_ONLY
+    ? `${base}BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs`
+    : `${base}pnpm bench (apps/logger-server/bench/server.bench.mjs)`;
   record(root, 'server', 'Logger server: throughput against a naive consumer, memory, end to end, latency', `${command}${QUICK ? ' --quick' : ''}`, body);
 }
 

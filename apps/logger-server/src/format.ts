@@ -89,7 +89,10 @@ export class LineEncoder {
   /** Per level: `","level":"<level>","app":"<app>","host":"<host>","pid":<pid>,"producer":"<producer>","seq":` */
   private readonly middles: Buffer[];
 
+  readonly pid: number;
+
   constructor(header: Pick<FrameHeader, 'app' | 'host' | 'pid' | 'producer'>) {
+    this.pid = header.pid;
     const middle = '","app":"' + header.app + '","host":"' + header.host + '","pid":' + header.pid + ',"producer":"' + header.producer + '","seq":';
     this.middles = SCANNED_LEVELS.map((level) => Buffer.from('","level":"' + level + middle, 'latin1'));
   }

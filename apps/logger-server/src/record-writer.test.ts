@@ -114,6 +114,7 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
   );
   const frameArb = fc.record({
     producer: fc.constantFrom('p1', 'p2'),
+    pid: fc.constantFrom(1, 2),
     seq: fc.integer({ min: 1, max: 6 }),
     app: fc.constantFrom('shop', 'cart'),
     dropped: fc.integer({ min: 0, max: 2 }),
@@ -122,8 +123,8 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
     badByte: fc.option(fc.nat(), { nil: undefined }),
   });
 
-  const toPayload = (f: { producer: string; seq: number; app: string; dropped: number; lines: string[]; badByte: number | undefined }) => {
-    const bytes = Buffer.from(encodeFrame(header({ producer: f.producer, seq: f.seq, app: f.app, count: f.lines.length, dropped: f.dropped }), f.lines));
+  const toPayload = (f: { producer: string; pid: number; seq: number; app: string; dropped: number; lines: string[]; badByte: number | undefined }) => {
+    const bytes = Buffer.from(encodeFrame(header({ producer: f.producer, pid: f.pid, seq: f.seq, app: f.app, count: f.lines.length, dropped: f.dropped }), f.lines));
     const first = bytes.indexOf(0x0a);
     if (f.badByte !== undefined && first !== -1 && first + 1 < bytes.length) bytes[first + 1 + (f.badByte % (bytes.length - first - 1))] = 0xff;
     return bytes;

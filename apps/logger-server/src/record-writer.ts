@@ -110,7 +110,8 @@ export class RecordWriter {
     const tally = this.tally(header, id);
     const origin = tally.origin;
     let encoder = this.encoders.get(origin);
-    if (encoder === undefined) {
+    // the pid is in the encoded part and not in the origin: a frame of the origin with another pid gets its own
+    if (encoder === undefined || encoder.pid !== header.pid) {
       if (this.encoders.size >= MAX_ENCODERS) this.encoders.clear();
       this.encoders.set(origin, (encoder = new LineEncoder(header)));
     }
