@@ -130,6 +130,29 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
     return bytes;
   };
 
+  it('never writes an escaped line separator raw: a message sent as \\u2028 keeps an escape on the byte path and on the full path', () => {
+    const dir = tempDir('escaped');
+    try {
+      const sink = new FileSink(dir);
+      const writer = new RecordWriter(sink, new DedupCache(), createMetrics());
+      // not what our publisher sends (JSON.stringify leaves U+2028 raw), but valid JSON from anyone
+      const lines = [`{"t":${now},"l":"info","m":"a\\u2028b\\u0085","f":{"k":1}}`, `{"t":1,"l":"info","m":"c\\u2029d","f":{"k":2}}`];
+      expect(writer.writeFrame(Buffer.from(encodeFrame(header({ count: 2 }), lines)), 'e1')).toEqual([]);
+      writer.commit();
+      const written = readFileSync(join(dir, 'shop', 'shop.log'), 'utf8');
+      expect(written).not.toMatch(/[\u007f-\u009f\u2028\u2029]/);
+      expect(
+        written
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l).message),
+      ).toEqual(['a\u2028b\u0085', 'c\u2029d']);
+      sink.close();
+    } finally {
+      removeDir(dir);
+    }
+  });
+
   it('writes the same lines, drops the same duplicates and rejects the same records as the string path, and no line holds a character to escape', () => {
     // one receive time for both paths: a time outside the window is replaced by it
     jest.spyOn(Date, 'now').mockReturnValue(now);

@@ -1,7 +1,7 @@
 import { isAscii, isUtf8 } from 'node:buffer';
 import { FrameFormatError, FrameTooLargeError, InvalidUtf8Error, ProtocolError, RecordInvalidError, RecordTooLargeError, UnsupportedVersionError, type ProtocolErrorContext } from './errors';
 import { LEVELS, isLevel, type Level } from './levels';
-import { quote } from './escape';
+import { escapeUnsafeJson, quote } from './escape';
 import { LIMITS, type Limits } from './limits';
 import { assertValidName, nameProblem } from './names';
 import type { LogRecord, WireRecord } from './record';
@@ -267,9 +267,11 @@ export function decodeRecord(frame: DecodedFrame, index: number, options: Decode
   if (options.spliceFields !== undefined && typeof line === 'string' && line.length * 3 <= limits.maxRecordBytes && isWellFormed(line)) {
     const bytes = Buffer.from(line, 'utf8');
     const fast = scanCanonicalBytes(bytes, 0, bytes.length, limits, options.spliceFields);
-    if (fast !== undefined) {
-      const text = bytes.toString('utf8', fast.messageStart, fast.messageEnd);
-      const message = fast.messageEscaped ? (JSON.parse(text) as string) : text.slice(1, -1);
+    const text = fast === undefined ? '' : bytes.toString('utf8', fast.messageStart, fast.messageEnd);
+    const message = fast?.messageEscaped ? (JSON.parse(text) as string) : text.slice(1, -1);
+    // An escape may stand for a character a line must not hold raw (\u2028): such a message takes
+    // the full path, whose record the writer escapes whole (fieldsJson promises it need not).
+    if (fast !== undefined && (!fast.messageEscaped || escapeUnsafeJson(message) === message)) {
       const record = addressed({ time: fast.time, level: SCANNED_LEVELS[fast.level] as Level, message }, header, index, limits, options.receivedAt);
       if (fast.fieldsStart !== -1) record.fieldsJson = bytes.toString('utf8', fast.fieldsStart, fast.fieldsEnd);
       return record;
