@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem, redactRedisUrl, toValidName } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, SigningKeys, nameProblem, redactRedisUrl, toValidName } from '@log/protocol';
 import { ConfigError } from './errors';
 import { DEFAULT_MAX_OPEN_FILES } from './sink';
 
@@ -32,6 +32,11 @@ export interface ServerConfig {
   maxDeliveries: number;
   /** How often the stream is trimmed below what every group still needs; 0 turns trimming off. */
   trimIntervalMs: number;
+  /**
+   * LOG_SIGNING_KEYS: when set, only frames signed by one of these keys, for the key's own app,
+   * are written; the rest are dead-lettered (BAD_SIGNATURE). Unset: signatures are not checked.
+   */
+  signingKeys: SigningKeys | undefined;
   /** HTTP port for /metrics, /healthz and /stats; 0 picks a free port, undefined turns HTTP off. */
   httpPort: number | undefined;
   rotateBytes: number;
@@ -93,6 +98,7 @@ export const ENV_KEYS = [
   'ARCHIVE_FAILING_AFTER',
   'ARCHIVE_STALE_UPLOAD_SECONDS',
   'S3_IDLE_TIMEOUT_MS',
+  'LOG_SIGNING_KEYS',
 ] as const;
 
 /** One line per setting for `logger-server --help` (the README's table says more). */
@@ -126,6 +132,7 @@ export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> =
   ARCHIVE_FAILING_AFTER: '/healthz says archive failing after this many failed attempts in a row (default 3)',
   ARCHIVE_STALE_UPLOAD_SECONDS: "at start, this server's incomplete uploads older than this are aborted (default 3600)",
   S3_IDLE_TIMEOUT_MS: 'an S3 request idle this long fails the attempt (default 30000)',
+  LOG_SIGNING_KEYS: 'app=keyid:base64secret,...: only frames signed by a key of their app are written (default: unset, no check)',
 };
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -180,6 +187,12 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     httpPort = integer('HTTP_PORT', 9464, 0);
     if (httpPort > 65535) problems.push(`HTTP_PORT=${httpPort}: must be at most 65535 (or off)`);
   }
+  let signingKeys: SigningKeys | undefined;
+  if (values.LOG_SIGNING_KEYS !== undefined) {
+    const parsed = SigningKeys.parse(values.LOG_SIGNING_KEYS);
+    for (const problem of parsed.problems) problems.push(`LOG_SIGNING_KEYS: ${problem}`);
+    signingKeys = parsed.keys;
+  }
   const bucket = values.S3_BUCKET;
   const config: ServerConfig = {
     redisUrl,
@@ -195,6 +208,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),
     maxDeliveries: integer('MAX_DELIVERIES', 10, 1),
     trimIntervalMs: integer('TRIM_INTERVAL_MS', 10_000, 0),
+    signingKeys,
     httpPort,
     rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),
     rotateSeconds: integer('ROTATE_SECONDS', 3600, 1),
@@ -274,7 +288,7 @@ function readConfigFile(path: string | undefined, problems: string[]): Env {
   return values;
 }
 
-/** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted. */
+/** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted; of the signing keys, only `app=keyid`. */
 export function redactedConfig(config: ServerConfig): Record<string, unknown> {
-  return { ...config, redisUrl: redactRedisUrl(config.redisUrl) };
+  return { ...config, redisUrl: redactRedisUrl(config.redisUrl), signingKeys: config.signingKeys?.describe() };
 }

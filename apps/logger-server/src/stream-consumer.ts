@@ -189,7 +189,7 @@ export class StreamConsumer {
         dead.push({ id: entry.id, rejected: { reason: 'UNEXPECTED_FIELDS', detail: `entry has fields ${entry.otherFields.join(',')} beside its frame`, payload: entry.frame } });
         continue;
       }
-      const decoded = decodeFramePayload(entry.frame, entry.id);
+      const decoded = decodeFramePayload(entry.frame, entry.id, this.config.signingKeys);
       this.writer.write(decoded, entry.id);
       for (const rejected of decoded.rejected) dead.push({ id: entry.id, rejected });
     }

@@ -1,4 +1,4 @@
-export { ProtocolError, InvalidNameError, InvalidUtf8Error, FrameTooLargeError, FrameFormatError, UnsupportedVersionError, RecordTooLargeError, RecordInvalidError } from './errors';
+export { ProtocolError, InvalidNameError, InvalidUtf8Error, FrameTooLargeError, FrameFormatError, UnsupportedVersionError, RecordTooLargeError, RecordInvalidError, BadSignatureError } from './errors';
 export type { DeadLetterReason, ProtocolErrorCode, ProtocolErrorContext } from './errors';
 export { LEVELS, LEVEL_VALUES, isLevel, levelOfValue } from './levels';
 export type { Level } from './levels';
@@ -6,7 +6,7 @@ export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName
 export { streamKey, deadLetterKey, pubsubChannel, groupStateKeys, DEFAULT_GROUP, FRAME_FIELD } from './keys';
 export type { SerializedError, Fields, WireRecord, LogRecord } from './record';
 export { FRAME_MAGIC, DEFAULT_LIMITS, encodeFrameHeader, encodeRecord, encodeFrame, isFrame, decodeUtf8, decodeFrame, decodeRecord, parseWireRecord } from './frame';
-export type { FrameHeader, DecodedFrame, DecodeRecordOptions } from './frame';
+export type { FrameHeader, DecodedFrame, DecodeFrameOptions, DecodeRecordOptions } from './frame';
 export { LIMITS } from './limits';
 export type { Limits } from './limits';
 export { reservedKeyMap } from './scan';
@@ -15,3 +15,5 @@ export { Backoff, sleep } from './retry';
 export type { BackoffOptions } from './retry';
 export { timeStamp, parseTimeStamp } from './stamp';
 export { DEFAULT_REDIS_URL, redactRedisUrl, resolveRedisUrl } from './redis-url';
+export { SIGNATURE_MAGIC, MIN_SECRET_BYTES, SigningKeys, parseSigningKey, signFrame, signatureLineLength, writeSignatureLine, isSigned, verifySignature, withoutSignature } from './signing';
+export type { SigningKey } from './signing';
