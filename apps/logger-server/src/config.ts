@@ -9,7 +9,13 @@ import { DEFAULT_MAX_OPEN_FILES } from './sink';
 export interface ServerConfig {
   redisUrl: string;
   channel: string;
+  /** What this server writes from: the stream's consumer group, or Pub/Sub directly. */
   transport: 'stream' | 'pubsub';
+  /**
+   * LOG_TRANSPORT=stream,pubsub: besides the stream, the channel's Pub/Sub messages are moved
+   * into the stream by one server of all that run so (a lease), and written from there.
+   */
+  pubsubBridge: boolean;
   logDir: string;
   group: string;
   consumer: string;
@@ -105,7 +111,7 @@ export const ENV_KEYS = [
 export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> = {
   REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
   LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
-  LOG_TRANSPORT: 'stream (consumer group, at-least-once; default) or pubsub (at-most-once)',
+  LOG_TRANSPORT: 'stream (consumer group, at-least-once; default), pubsub (at-most-once), or stream,pubsub (both: Pub/Sub moved into the stream by one server)',
   LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
   LOG_GROUP: 'consumer group shared by all logger servers (default logger-server)',
   LOG_CONSUMER: "this server's stable name in the group (default: the host name)",
@@ -178,9 +184,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     const why = port !== undefined && Number(port) > 65535 ? `port ${port} is out of range (1 to 65535)` : 'not a valid URL';
     problems.push(`REDIS_URL=${JSON.stringify(redactRedisUrl(redisUrl))}: ${why}`);
   }
-  const transport = values.LOG_TRANSPORT ?? 'stream';
+  const transports = new Set((values.LOG_TRANSPORT ?? 'stream').split(',').map((t) => t.trim()));
+  const pubsubBridge = transports.size === 2 && transports.has('stream') && transports.has('pubsub');
+  const transport = pubsubBridge ? 'stream' : (values.LOG_TRANSPORT ?? 'stream');
   if (transport !== 'stream' && transport !== 'pubsub') {
-    problems.push(`LOG_TRANSPORT=${JSON.stringify(transport)}: must be stream or pubsub`);
+    problems.push(`LOG_TRANSPORT=${JSON.stringify(values.LOG_TRANSPORT)}: must be stream, pubsub, or stream,pubsub (both)`);
   }
   let httpPort: number | undefined;
   if (values.HTTP_PORT !== 'off') {
@@ -198,6 +206,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     redisUrl,
     channel: name('LOG_CHANNEL', 'logger'),
     transport: transport as ServerConfig['transport'],
+    pubsubBridge,
     logDir: resolve(cwd, values.LOG_DIR ?? './log'),
     group: name('LOG_GROUP', DEFAULT_GROUP),
     consumer: name('LOG_CONSUMER', toValidName(hostname())),

@@ -25,6 +25,8 @@ export class PubSubConsumer {
   private failed = false;
   private stopped!: () => void;
   readonly done = new Promise<void>((resolve) => (this.stopped = resolve));
+  /** Files are rotated between commits only (the consumer calls rotate itself): never a batch in hand. */
+  readonly uncommitted = false;
 
   constructor(
     private readonly config: Readonly<ServerConfig>,

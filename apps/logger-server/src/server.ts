@@ -8,12 +8,10 @@ import { GroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
-import type { PubSubConsumer } from './pubsub-consumer';
 import { RecordWriter } from './record-writer';
 import { LocalCheckpoints, recoverOpenFiles } from './recovery';
 import { FileSink } from './sink';
-import { StreamConsumer } from './stream-consumer';
-import { startConsumer } from './transport';
+import { startConsumer, type Consumer } from './transport';
 
 /**
  * The composition root: wires the file sink, the record writer, the group's shared state and
@@ -32,7 +30,7 @@ export class LoggerServer {
   private readonly writer: RecordWriter;
   private readonly local: LocalCheckpoints;
   private readonly redis: RedisClientType;
-  private consumer: StreamConsumer | PubSubConsumer | undefined;
+  private consumer: Consumer | undefined;
 
   constructor(
     readonly config: Readonly<ServerConfig>,
@@ -85,7 +83,7 @@ export class LoggerServer {
    * must end instead of taking the failure for a Redis one.
    */
   private rotate(all = false): boolean {
-    if (this.consumer instanceof StreamConsumer && this.consumer.uncommitted) return true;
+    if (this.consumer?.uncommitted) return true;
     let closed;
     try {
       closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);

@@ -4,7 +4,7 @@ import { FRAME_FIELD, SIGNATURE_MAGIC, deadLetterKey, encodeFrame, encodeRecord,
 import { createPublisher, type Logger } from '@log/publisher';
 import { removeDir, sleep, tempDir, waitUntil } from '@log/test-kit';
 import { RESP_TYPES } from 'redis';
-import { expectExactlyOnce, httpGet, readLogs, startServer, useRedis, type ServerProcess } from './harness';
+import { expectExactlyOnce, groupSettled, httpGet, readLogs, startServer, useRedis, type ServerProcess } from './harness';
 
 // Signed frames against a real server: what each publisher logged, and what must come of it.
 // Signed by a key of its own app: on disk exactly once. Unsigned, forged (another app's key),
@@ -46,22 +46,6 @@ async function deadLetters(channel: string): Promise<Letter[]> {
 
 function metric(text: string, pattern: RegExp): number {
   return Number(pattern.exec(text)?.[1] ?? 0);
-}
-
-/** The server's group has read every entry and has none pending: all that was sent is settled. */
-async function settled(channel: string): Promise<void> {
-  await waitUntil(
-    'the group settles',
-    async () => {
-      // one object per group (RESP3 maps), or [name, value, ...] under RESP2
-      const groups = (await shared.client.sendCommand(['XINFO', 'GROUPS', streamKey(channel)])) as Array<Record<string, unknown> | unknown[]>;
-      return groups.some((group) => {
-        const info = Array.isArray(group) ? Object.fromEntries(group.flatMap((v, i) => (i % 2 === 0 ? [[String(v), group[i + 1]]] : []))) : group;
-        return info.pending === 0 && info.lag === 0;
-      });
-    },
-    { timeoutMs: 20_000 },
-  );
 }
 
 function publisher(channel: string, app: string, signingKey: string | undefined, records: number, tag: string): Logger {
@@ -109,7 +93,7 @@ it(`writes frames signed by a key of their app, dead-letters unsigned, forged, w
 
   const badFrames = unsigned.stats().frames + forged.stats().frames + wrong.stats().frames + tamperedFrames;
   expect(badFrames).toBeGreaterThanOrEqual(3 + 3 * 3); // at least 3 frames of 50 records each
-  await settled(channel);
+  await groupSettled(shared.client, channel);
 
   // on disk: every good record once, nothing else
   const logs = readLogs(logDir);
@@ -137,7 +121,7 @@ it(`writes frames signed by a key of their app, dead-letters unsigned, forged, w
   // the real producer goes on: its records 1001.. (the numbers the forger used) are written
   for (let i = 1000; i < 1010; i++) shop.info(`good ${i}`, { tag: 'good', i });
   await shop.flush();
-  await settled(channel);
+  await groupSettled(shared.client, channel);
   expectExactlyOnce(readLogs(logDir).get('shop') ?? [], shop.producer, 1010);
 }, 60_000);
 
@@ -151,14 +135,14 @@ it('rotates keys: the old and the new key both accepted, then the old one remove
   server = await start(`shop=old:${shopOld}`);
   const before = publisher(channel, 'shop', `old:${shopOld}`, 200, 'good');
   await before.flush();
-  await settled(channel);
+  await groupSettled(shared.client, channel);
   // 2. the servers learn the new key beside the old: publishers move over one by one
   await server.stop();
   server = await start(`shop=old:${shopOld},shop=new:${shopNew}`);
   const oldStill = publisher(channel, 'shop', `old:${shopOld}`, 200, 'good');
   const moved = publisher(channel, 'shop', `new:${shopNew}`, 200, 'good');
   for (const log of [oldStill, moved]) await log.flush();
-  await settled(channel);
+  await groupSettled(shared.client, channel);
   expect(await deadLetters(channel)).toEqual([]);
   // 3. the old key removed: a publisher left behind on it is refused, the moved one goes on
   await server.stop();
@@ -166,7 +150,7 @@ it('rotates keys: the old and the new key both accepted, then the old one remove
   const leftBehind = publisher(channel, 'shop', `old:${shopOld}`, 100, 'left-behind');
   const after = publisher(channel, 'shop', `new:${shopNew}`, 200, 'good');
   for (const log of [leftBehind, after]) await log.flush();
-  await settled(channel);
+  await groupSettled(shared.client, channel);
 
   const shop = readLogs(logDir).get('shop') ?? [];
   for (const log of [before, oldStill, moved, after]) expectExactlyOnce(shop, log.producer, 200);
