@@ -78,7 +78,11 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
       registers: [registry],
     }),
     pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
-    bridgeHolder: new Gauge({ name: 'logger_pubsub_bridge_holder', help: 'LOG_TRANSPORT=stream,pubsub: 1 while this server holds the Pub/Sub bridge (moves the channel into the stream)', registers: [registry] }),
+    bridgeHolder: new Gauge({
+      name: 'logger_pubsub_bridge_holder',
+      help: 'LOG_TRANSPORT=stream,pubsub: 1 while this server holds the Pub/Sub bridge (moves the channel into the stream)',
+      registers: [registry],
+    }),
     bridgeForwarded: new Counter({ name: 'logger_pubsub_bridged_messages_total', help: 'Pub/Sub messages this server moved into the stream as the bridge', registers: [registry] }),
     bridgeTakeovers: new Counter({ name: 'logger_pubsub_bridge_takeovers_total', help: 'Times this server became the Pub/Sub bridge', registers: [registry] }),
     bridgeSkipped: new Counter({
