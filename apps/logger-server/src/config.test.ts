@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
@@ -63,8 +64,21 @@ describe('loadConfig', () => {
     }
   });
 
-  it('redacts credentials in the logged configuration', () => {
-    const config = loadConfig({ REDIS_URL: 'redis://user:secret@redis.internal:6380' });
-    expect(JSON.stringify(redactedConfig(config))).not.toContain('secret');
+  it('redacts credentials in the logged configuration: the Redis password, the signing secrets', () => {
+    const secret = randomBytes(32).toString('base64');
+    const config = loadConfig({ REDIS_URL: 'redis://user:secret@redis.internal:6380', LOG_SIGNING_KEYS: `shop=k1:${secret},shop=k2:${secret}` });
+    const logged = JSON.stringify(redactedConfig(config));
+    expect(logged).not.toContain('secret');
+    expect(logged).not.toContain(secret);
+    expect(redactedConfig(config).signingKeys).toEqual(['shop=k1', 'shop=k2']);
+    expect(() => loadConfig({ LOG_SIGNING_KEYS: `k1:${secret}` })).toThrow(/LOG_SIGNING_KEYS: key k1: name the app it signs for/);
+  });
+
+  it('reads LOG_TRANSPORT=stream,pubsub as the stream with the Pub/Sub bridge, in either order', () => {
+    expect(loadConfig({}, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: false });
+    expect(loadConfig({ LOG_TRANSPORT: 'pubsub' }, '/srv')).toMatchObject({ transport: 'pubsub', pubsubBridge: false });
+    expect(loadConfig({ LOG_TRANSPORT: 'stream,pubsub' }, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: true });
+    expect(loadConfig({ LOG_TRANSPORT: 'pubsub, stream' }, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: true });
+    expect(() => loadConfig({ LOG_TRANSPORT: 'stream,kafka' }, '/srv')).toThrow(/LOG_TRANSPORT="stream,kafka": must be stream, pubsub, or stream,pubsub/);
   });
 });

@@ -176,6 +176,7 @@ export class PubSubBridge {
   }
 
   private async forward(): Promise<void> {
+    this.metrics.pubsubDisconnects.set(this.reader.disconnects);
     if (this.state !== 'forwarding') return;
     this.prepare();
     if (Date.now() < this.retryAt) return;

@@ -185,3 +185,19 @@ it('LOG_TRANSPORT=pubsub with keys: signed frames written, plain messages and un
   expectExactlyOnce(readLogs(logDir).get('shop') ?? [], good.producer, 300);
   expect([...readLogs(logDir).values()].flat().length).toBe(300);
 }, 60_000);
+
+it('without LOG_SIGNING_KEYS, signed and unsigned frames are both written (the signature is skipped, not checked)', async () => {
+  dir = tempDir('signing-off');
+  const logDir = join(dir, 'log');
+  const channel = `nokeys${SEED}`;
+  server = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel });
+  const signed = publisher(channel, 'shop', `k1:${shopOld}`, 500, 'good');
+  const wrongKey = publisher(channel, 'shop', `k1:${secret()}`, 500, 'good');
+  const unsigned = publisher(channel, 'shop', undefined, 500, 'good');
+  for (const log of publishers) await log.flush();
+  await groupSettled(shared.client, channel);
+  const shop = readLogs(logDir).get('shop') ?? [];
+  for (const log of [signed, wrongKey, unsigned]) expectExactlyOnce(shop, log.producer, 500);
+  expect(shop.length).toBe(1500);
+  expect(await deadLetters(channel)).toEqual([]);
+}, 60_000);
