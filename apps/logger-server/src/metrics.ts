@@ -92,7 +92,7 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     }),
     bridgeLost: new Counter({
       name: 'logger_pubsub_bridge_lost_messages_total',
-      help: 'Pub/Sub messages this bridge heard and did not add to the stream: its lease was lost before they were added, or its buffer was full',
+      help: 'Pub/Sub messages this server heard as the bridge and did not add to the stream: its lease was lost first (its successor added those published after its barrier), or its buffer was full',
       registers: [registry],
     }),
     archiveUploads: new Counter({
