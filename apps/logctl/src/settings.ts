@@ -1,4 +1,4 @@
-import { DEFAULT_GROUP, nameProblem } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem } from '@log/protocol';
 import { UsageError } from './io';
 
 /** The server's settings logctl needs, from the same environment variables (see the root README). */
@@ -32,7 +32,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
   }
   const bucket = env.S3_BUCKET;
   return {
-    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL,
     channel,
     group,
     logDir: env.LOG_DIR || './log',

@@ -25,7 +25,7 @@ export class PubSubConsumer {
   private failed = false;
   private stopped!: () => void;
   readonly done = new Promise<void>((resolve) => (this.stopped = resolve));
-  /** Files are rotated between commits only (the consumer calls rotate itself): never a batch in hand. */
+  /** Always false: Pub/Sub acknowledges nothing, so a rotation never waits for a commit. */
   readonly uncommitted = false;
 
   constructor(
@@ -69,7 +69,7 @@ export class PubSubConsumer {
     const dead: Rejected[] = [];
     try {
       for (const message of messages) {
-        const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq, this.config.signingKeys);
+        const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
         if (!decoded.header) this.metrics.legacyMessages.inc();
         this.writer.write(decoded, 'pubsub');
         for (const rejected of decoded.rejected) dead.push(rejected);

@@ -2,7 +2,7 @@ import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync
 import { isValidName } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
-import type { Checkpoint } from './group-state';
+import type { Checkpoint, GroupState } from './group-state';
 import type { ServerLog } from './log';
 import { originKey, parseOrigin } from './origin';
 import { openStateFile, type FileSink } from './sink';
@@ -36,6 +36,24 @@ export interface RecoveredFile {
   cut: number;
   records: number;
   last: { origin: string; seq: number } | undefined;
+}
+
+/**
+ * Recovers the open files at start, before anything is read: in stream mode each is cut back to
+ * its acknowledged prefix (what Redis and this process last recorded; the rest is redelivered), in
+ * Pub/Sub mode to its last complete line (nothing is ever redelivered). Says what it cut.
+ */
+export async function recoverAtStart(
+  transport: 'stream' | 'pubsub',
+  sink: FileSink,
+  dedup: DedupCache,
+  group: Pick<GroupState, 'checkpoints'>,
+  local: LocalCheckpoints,
+  log: ServerLog,
+): Promise<void> {
+  const stream = transport === 'stream';
+  const trust: TrustSources = { mode: stream ? 'acknowledged' : 'complete-lines', checkpoints: stream ? await group.checkpoints() : undefined, local: local.read() };
+  for (const file of recoverOpenFiles(sink, dedup, trust, log)) if (file.cut > 0 || file.records > 0) log('info', 'recovered an open file', { ...file });
 }
 
 /**
