@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { deadLetterKey } from '@log/protocol';
 import { createPublisher, type Logger } from '@log/publisher';
 import { removeDir, sleep, tempDir, waitUntil } from '@log/test-kit';
 import { expectExactlyOnce, groupSettled, httpGet, readLogs, startServer, useRedis, type ServerProcess } from './harness';
@@ -83,6 +84,9 @@ it('two servers read the stream and Pub/Sub at once: raw PUBLISH (text and JSON)
     publishes.push(shared.client.publish(channel, `ruby plain p${i}x`));
     publishes.push(shared.client.publish(channel, JSON.stringify({ message: `ruby json j${i}x`, app: 'billing', level: 'warn', order: i })));
   }
+  // bad input heard by both servers: dead-lettered once, by the bridge
+  publishes.push(shared.client.publish(channel, Buffer.from([0xff, 0xfe, 0x41])));
+  publishes.push(shared.client.publish(channel, 'x'.repeat(300 * 1024)));
   for (let i = 0; i < 2000; i++) stream.info(`stream s${i}x`, { i });
   for (let i = 0; i < 500; i++) overPubsub.info(`pubsub frame f${i}x`, { i });
   await Promise.all([...publishes, stream.flush(), overPubsub.flush()]);
@@ -107,10 +111,15 @@ it('two servers read the stream and Pub/Sub at once: raw PUBLISH (text and JSON)
 
   // only the holder moved messages; the group's loss report has the bridge's records, none missing
   const other = holder === a ? b : a;
-  expect(await metric(holder, 'logger_pubsub_bridged_messages_total')).toBe(2 * RAW + overPubsub.stats().frames);
+  expect(await metric(holder, 'logger_pubsub_bridged_messages_total')).toBe(2 * RAW + overPubsub.stats().frames); // the bad two went to the dead letters
   expect(await metric(other, 'logger_pubsub_bridged_messages_total')).toBe(0);
   const stats = JSON.parse((await httpGet(a.httpPort, '/stats')).body) as { totals: { missing: number } };
   expect(stats.totals.missing).toBe(0);
+  const dead = await shared.client.xRange(deadLetterKey(channel), '-', '+');
+  expect((dead ?? []).map((letter) => [letter.message.entry, letter.message.reason])).toEqual([
+    ['pubsub', 'INVALID_UTF8'],
+    ['pubsub', 'RECORD_TOO_LARGE'],
+  ]);
 }, 90_000);
 
 it.each([

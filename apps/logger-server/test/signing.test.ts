@@ -201,3 +201,24 @@ it('without LOG_SIGNING_KEYS, signed and unsigned frames are both written (the s
   expect(shop.length).toBe(1500);
   expect(await deadLetters(channel)).toEqual([]);
 }, 60_000);
+
+it('LOG_TRANSPORT=stream,pubsub with keys: signed Pub/Sub frames go through the bridge and are written, plain messages are dead-lettered', async () => {
+  dir = tempDir('signing-bridge');
+  const logDir = join(dir, 'log');
+  const channel = `signbr${SEED}`;
+  server = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, LOG_TRANSPORT: 'stream,pubsub', LOG_SIGNING_KEYS: `shop=k1:${shopOld}` });
+  await waitUntil('the server holds the bridge', async () => /^logger_pubsub_bridge_holder 1$/m.test((await httpGet(server!.httpPort, '/metrics')).body), { timeoutMs: 15_000 });
+  const good = createPublisher(channel, { app: 'shop', url: shared.redis.url, transport: 'pubsub', signingKey: `k1:${shopOld}`, maxFrameRecords: 50 });
+  publishers.push(good);
+  for (let i = 0; i < 300; i++) good.info(`good ${i}`, { tag: 'good' });
+  await good.flush();
+  await shared.client.publish(channel, 'plain text from an existing publisher');
+  await waitUntil('dead letters', async () => (await deadLetters(channel)).length >= 1, { timeoutMs: 20_000 });
+  await groupSettled(shared.client, channel);
+  const letters = await deadLetters(channel);
+  // the bridge made the plain message a frame of its own, unsigned: refused whole
+  expect(letters.map((l) => l.reason)).toEqual(['BAD_SIGNATURE']);
+  expect(letters[0]!.payload.toString()).toContain('plain text from an existing publisher');
+  expectExactlyOnce(readLogs(logDir).get('shop') ?? [], good.producer, 300);
+  expect([...readLogs(logDir).values()].flat().length).toBe(300);
+}, 60_000);
