@@ -140,7 +140,7 @@ describe('LocalCheckpoints', () => {
           ['api', { offset: 9, origin: 'q/api/h', seq: 2 }],
         ]),
       );
-      local.forget('api');
+      local.forget(['api']);
       expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, origin: 'p/shop/h', seq: 1 }]]);
       writeFileSync(local.path, '{"shop":{"off');
       expect(new LocalCheckpoints(join(dir, 'c1.json')).read().size).toBe(0);

@@ -250,9 +250,15 @@ export class LocalCheckpoints {
     this.write();
   }
 
-  /** A file was closed for archiving: its app starts a new file with nothing acknowledged. */
-  forget(app: string): void {
-    if (this.current.delete(app)) this.write();
+  /**
+   * Files were closed for archiving: their apps start new files with nothing acknowledged. One
+   * write for all of them (a shutdown closes thousands: one write each would rewrite the whole
+   * file thousands of times).
+   */
+  forget(apps: Iterable<string>): void {
+    let changed = false;
+    for (const app of apps) changed = this.current.delete(app) || changed;
+    if (changed) this.write();
   }
 
   private write(): void {

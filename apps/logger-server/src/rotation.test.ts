@@ -72,6 +72,15 @@ describe('FileRotation', () => {
     expect(archived).toHaveLength(1);
   });
 
+  it('closes no file after its stop time: the rest stay open files, whole', () => {
+    write('shop', 'x\n', 1);
+    write('api', 'y\n', 2);
+    expect(rotation().run(true, Date.now(), Date.now() - 1)).toBe(true);
+    expect(archived).toEqual([]);
+    expect(sink.nonEmptyFiles).toBe(2);
+    expect(local.read().size).toBe(2);
+  });
+
   it('reports a disk failure and returns false so the caller stops', () => {
     write('shop', 'a line longer than ten bytes\n', 1);
     rmSync(join(dir, 'log/shop'), { recursive: true });

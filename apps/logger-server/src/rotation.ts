@@ -3,6 +3,13 @@ import { DiskError } from './errors';
 import type { LocalCheckpoints } from './recovery';
 import type { FileSink, RotationPolicy } from './sink';
 
+/**
+ * How long one rotation between batches may take: closing a file is a manifest, a rename and
+ * three fsyncs, and thousands of app names all due at a UTC hour would hold reading up for
+ * seconds; the files left are still due and are closed between the next batches.
+ */
+const ROTATION_SLICE_MS = 250;
+
 /** Where a closed file goes next: the ArchiveQueue when S3_BUCKET is set. */
 export interface ClosedFileTaker {
   add(file: ClosedFile): void;
@@ -29,22 +36,21 @@ export class FileRotation {
   /**
    * Returns false when the disk failed: the server is stopping then, and the caller's loop must
    * end instead of taking the failure for a Redis one. Files closed before the failure stay on
-   * disk for the archiver's next scan.
+   * disk for the archiver's next scan. No file is closed after `stopAt`: a shutdown with thousands
+   * of open files must not outlast its drain deadline, and a file left open is recovered whole.
    */
-  run(all = false, now = Date.now()): boolean {
+  run(all = false, now = Date.now(), stopAt = all ? Number.POSITIVE_INFINITY : Date.now() + ROTATION_SLICE_MS): boolean {
     if (this.uncommitted()) return true;
     let closed: ClosedFile[];
     try {
-      closed = this.sink.rotate(this.policy, now, all);
+      closed = this.sink.rotate(this.policy, now, all, stopAt);
     } catch (error) {
       if (!(error instanceof DiskError)) throw error;
       this.fail(error);
       return false;
     }
-    for (const file of closed) {
-      this.local.forget(file.app);
-      this.archive?.add(file);
-    }
+    this.local.forget(closed.map((file) => file.app));
+    for (const file of closed) this.archive?.add(file);
     return true;
   }
 }

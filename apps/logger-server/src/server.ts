@@ -14,6 +14,12 @@ import { FileRotation } from './rotation';
 import { FileSink } from './sink';
 import { startConsumer, type Consumer } from './transport';
 
+/**
+ * How long a clean stop spends closing open files for archiving (each is a manifest, a rename and
+ * three fsyncs: thousands of app names take longer than main.ts's drain deadline allows).
+ */
+const SHUTDOWN_ROTATION_MS = 4000;
+
 /** The composition root: wires the parts, owns their lifecycle (start, fail, drain) and health. */
 export class LoggerServer {
   readonly metrics: Metrics = createMetrics(() => this.group.totals());
@@ -99,7 +105,11 @@ export class LoggerServer {
   /** Drains: stop reading, finish the batch in hand (write, fsync, commit), close the files for archiving. */
   async stop(): Promise<void> {
     await this.consumer?.stop();
-    if (!this.fatal) this.rotation.run(true);
+    if (!this.fatal) {
+      this.rotation.run(true, Date.now(), Date.now() + SHUTDOWN_ROTATION_MS);
+      const left = this.sink.nonEmptyFiles;
+      if (left > 0) this.log('warn', 'left open files for the next start to recover: closing them all would outlast the drain', { files: left });
+    }
     this.sink.close();
     await this.archive?.stop();
     if (!this.fatal) await this.group.releaseLease().catch(() => undefined);

@@ -63,7 +63,7 @@ describe.each([['stream' as const], ['pubsub' as const], ['stream,pubsub' as con
       const file = join(dir, 'shop', 'shop.log');
       await waitUntil('the good records written', async () => existsSync(file) && readFileSync(file, 'utf8').split('\n').length === 3);
       await waitUntil('the bad frame dead-lettered', async () => ((await shared.client.xLen(deadLetterKey(channel))) ?? 0) === 1);
-      const dead = (await shared.client.xRange(deadLetterKey(channel), '-', '+'))?.[0];
+      const [dead] = (await shared.client.xRange(deadLetterKey(channel), '-', '+')) ?? [];
       expect(dead!.message).toMatchObject({ reason: 'RECORD_INVALID', payload: '{broken' });
       // both: the frame went through the stream (one entry), under the bridge's lease
       if (transport === 'stream,pubsub') {
