@@ -1,6 +1,6 @@
 // logger-server throughput, latency, memory and restart. Run: pnpm bench (or, after pnpm build:
 // node apps/logger-server/bench/server.bench.mjs [--quick]). Starts its own redis-server and servers.
-// BENCH_ONLY=throughput runs 1-4 only, BENCH_ONLY=restart 5 only; BENCH_ROUNDS (default 3, 1 with --quick).
+// BENCH_ONLY=throughput runs 1-4 only, BENCH_ONLY=restart 5 only, BENCH_ONLY=signing 6 only; BENCH_ROUNDS (default 3, 1 with --quick).
 // --quick (or BENCH_QUICK=1): a tenth of the records, one round: for CI and dev runs; the full run
 // is what BENCHMARKS.md records.
 //  1. From a pre-filled stream until every entry is acknowledged, frames of 1 to 10,000 records,
@@ -11,7 +11,10 @@
 //  4. Latency from the log call to the line in the file at 20k and 100k records/s.
 //  5. Restart after kill -9 against the open file's size (1, 16, 64 MiB; BENCH_RESTART_MIB),
 //     one producer and 1,000 interleaved: time to "logger server started" and peak RSS.
+//  6. Signing (BENCH_ONLY=signing): the same records in signed frames drained by a server with
+//     LOG_SIGNING_KEYS, against unsigned frames drained by a server without, in the same round.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
@@ -20,7 +23,7 @@ import { median, record, table } from '../../../scripts/bench-report.mjs';
 
 const require = createRequire(import.meta.url);
 const { startRedis, tempDir, removeDir, freePort, sleep } = require('@log/test-kit');
-const { DEFAULT_GROUP, encodeFrame, encodeRecord, groupStateKeys, streamKey } = require('@log/protocol');
+const { DEFAULT_GROUP, encodeFrame, encodeRecord, groupStateKeys, parseSigningKey, signFrame, streamKey } = require('@log/protocol');
 const { createPublisher } = require('@log/publisher');
 const { createClient } = require('redis');
 
@@ -32,8 +35,8 @@ const SCALE = QUICK ? 0.1 : 1;
 /** Records per matrix row with frames of 100 records or more; rows of 1 and 10 records per entry take a fifth. */
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 1_000_000 * SCALE);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (QUICK ? 1 : 3));
-/** Sections to run: BENCH_ONLY=throughput (1-4) or BENCH_ONLY=restart (5); both by default. */
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'throughput,restart').split(',').map((s) => s.trim()));
+/** Sections to run: BENCH_ONLY=throughput (1-4), restart (5), signing (6); all by default. */
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'throughput,restart,signing').split(',').map((s) => s.trim()));
 /** Matrix rows to run, as <records per entry>x<producers> (BENCH_MATRIX=1000x1,10000x100); all by default. */
 const MATRIX = process.env.BENCH_MATRIX ? new Set(process.env.BENCH_MATRIX.split(',').map((s) => s.trim())) : undefined;
 /** Throughput parts to run: matrix, memory, e2e, latency (BENCH_PARTS=matrix); all by default. */
@@ -53,7 +56,7 @@ const met = (ok) => (ok ? 'met' : '**not met**');
  * XADDs `records` records in frames of `perEntry`, `producers` producers taking turns (their
  * frames interleave in the stream, each producer's in order). Returns the last entry's id.
  */
-async function prefill(url, channel, records, perEntry, producers = 1) {
+async function prefill(url, channel, records, perEntry, producers = 1, signingKey = undefined) {
   const client = connected(url);
   await client.connect();
   const next = new Array(producers).fill(1);
@@ -67,7 +70,8 @@ async function prefill(url, channel, records, perEntry, producers = 1) {
     const lines = [];
     for (let k = 0; k < count; k++) lines.push(encodeRecord({ time: Date.now(), level: 'info', message: 'request handled', fields: fields(seq + k) }));
     const producer = (p + 1).toString(16).padStart(16, '0');
-    const frame = encodeFrame({ producer, seq, count, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines);
+    const unsigned = encodeFrame({ producer, seq, count, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines);
+    const frame = signingKey === undefined ? unsigned : signFrame(signingKey, unsigned);
     pending.push(client.xAdd(streamKey(channel), '*', { f: frame }));
     next[p] += count;
     done += count;
@@ -179,7 +183,7 @@ async function createGroup(key, group) {
   client.destroy();
 }
 
-/** One drain of the pre-filled stream by the server (group logger-server): ns from its start line until all acknowledged, and its peak RSS. */
+/** One drain of the pre-filled stream by the server (group logger-server unless env says): ns from its start line until all acknowledged, and its peak RSS. */
 async function serverDrain(key, lastId, env = {}, main = MAIN) {
   const dir = tempDir('bench-server');
   const client = connected(redis.url);
@@ -644,9 +648,89 @@ ${slope}`;
   record(root, 'server-restart', "Logger server: restart after kill -9 against the open file's size", command, body);
 }
 
+// 6. Signing: two streams pre-filled with the same records in frames of 1000, one signed; each
+// round drains both under a fresh group (trimming off, so every round reads everything), the
+// signed one by a server with LOG_SIGNING_KEYS, the other by a server without; who goes first
+// alternates. Every record must be written: a refused frame would make the signed rate a lie.
+async function signingSection() {
+  const records = Number(process.env.BENCH_SIGNING_RECORDS ?? 1_000_000 * SCALE);
+  const secret = randomBytes(32).toString('base64');
+  const key = parseSigningKey(`bench=bench-key:${secret}`);
+  const runs = {
+    unsigned: { channel: 'benchplain', env: {}, rates: [] },
+    signed: { channel: 'benchsigned', env: { LOG_SIGNING_KEYS: `bench=bench-key:${secret}` }, rates: [] },
+  };
+  for (const [name, run] of Object.entries(runs)) run.lastId = await prefill(redis.url, run.channel, records, 1000, 1, name === 'signed' ? key : undefined);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const name of round % 2 === 0 ? ['unsigned', 'signed'] : ['signed', 'unsigned']) {
+      const run = runs[name];
+      const group = `signing-${round}`;
+      const dir = tempDir('bench-signing');
+      const client = connected(redis.url);
+      await client.connect();
+      const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: run.channel, LOG_GROUP: group, TRIM_INTERVAL_MS: '0', ...run.env });
+      const end = await drained(client, streamKey(run.channel), group, run.lastId);
+      const writtenRecords = await written(server.httpPort);
+      await server.stop();
+      client.destroy();
+      removeDir(dir);
+      if (writtenRecords !== records) throw new Error(`signing bench: the ${name} server wrote ${writtenRecords} of ${records} records`);
+      run.rates.push(rate(records, Number(end - server.ready)));
+      process.stderr.write(`signing round ${round + 1}: ${name} ${run.rates.at(-1)} records/s\n`);
+    }
+  }
+  // In this process, without Redis or the disk: the server's decode of a frame (decodeFramePayload,
+  // as the read loop calls it) with and without verifying, on the same frames, interleaved.
+  const { decodeFramePayload } = require('../dist/records');
+  const { keys: ring } = require('@log/protocol').SigningKeys.parse(`bench=bench-key:${secret}`);
+  const frames = [];
+  for (let f = 0; f < 200; f++) {
+    const lines = [];
+    for (let k = 0; k < 1000; k++) lines.push(encodeRecord({ time: Date.now(), level: 'info', message: 'request handled', fields: fields(f * 1000 + k) }));
+    const unsigned = Buffer.from(encodeFrame({ producer: '00000000000000aa', seq: f * 1000 + 1, count: 1000, app: 'bench', host: 'benchhost', pid: 1, dropped: 0 }, lines));
+    frames.push({ unsigned, signed: signFrame(key, unsigned) });
+  }
+  const decodeRounds = { unsigned: [], signed: [] };
+  for (let round = 0; round < 2 * ROUNDS + 1; round++) {
+    for (const name of round % 2 === 0 ? ['unsigned', 'signed'] : ['signed', 'unsigned']) {
+      const start = process.hrtime.bigint();
+      let decoded = 0;
+      for (const frame of frames) decoded += decodeFramePayload(frame[name], '1-1', name === 'signed' ? ring : undefined).records.length;
+      if (decoded !== 200_000) throw new Error(`signing bench: decoded ${decoded} of 200,000 ${name} records`);
+      decodeRounds[name].push(Number(process.hrtime.bigint() - start) / 200_000 / 1000);
+    }
+  }
+  const decodeOff = median(decodeRounds.unsigned);
+  const decodeOn = median(decodeRounds.signed);
+  const off = median(runs.unsigned.rates);
+  const on = median(runs.signed.rates);
+  const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${records.toLocaleString('en')} records (~170 bytes, frames of 1000) pre-filled in two streams, one of them signed; ${ROUNDS} rounds, each draining both (a fresh group each, trimming off; who goes first alternates), medians. Timed from the server's "logger server started" until its group has read the last entry and has nothing pending; every record written (checked on /metrics).
+
+${table(
+  ['server', 'records/s (median)', 'rounds', 'ratio to unsigned'],
+  [
+    ['unsigned frames, no LOG_SIGNING_KEYS', off.toLocaleString('en'), runs.unsigned.rates.map((r) => r.toLocaleString('en')).join(' / '), '1.00'],
+    ['signed frames, LOG_SIGNING_KEYS (every frame verified)', on.toLocaleString('en'), runs.signed.rates.map((r) => r.toLocaleString('en')).join(' / '), (on / off).toFixed(2)],
+  ],
+)}
+
+The decode alone, in the benchmark's process (the server's \`decodeFramePayload\` on 200 frames of 1000 records, ${2 * ROUNDS + 1} rounds interleaved, medians): what verifying adds per record, without the disk, Redis or a second process sharing the cores.
+
+${table(
+  ['decode', 'µs per record (median)', 'ratio'],
+  [
+    ['unsigned frame, no keys', decodeOff.toFixed(3), '1.00'],
+    ['signed frame, verified (HMAC-SHA256 of the frame, key and app checked)', decodeOn.toFixed(3), (decodeOn / decodeOff).toFixed(2)],
+  ],
+)}`;
+  console.log(body);
+  record(root, 'server-signing', 'Logger server: cost of verifying signed frames', `BENCH_ONLY=signing node apps/logger-server/bench/server.bench.mjs${QUICK ? ' --quick' : ''}`, body);
+}
+
 try {
   if (ONLY.has('throughput')) await throughputSection();
   if (ONLY.has('restart')) await restartSection();
+  if (ONLY.has('signing')) await signingSection();
 } finally {
   await redis.dispose();
 }

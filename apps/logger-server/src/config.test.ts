@@ -1,7 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { loadConfig, redactedConfig } from './config';
+import { readFileSync } from 'node:fs';
+import { SETTING_HELP, loadConfig, redactedConfig } from './config';
 import { ConfigError } from './errors';
 
 describe('loadConfig', () => {
@@ -17,6 +19,23 @@ describe('loadConfig', () => {
       s3: undefined,
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('--help and the README state the defaults loadConfig uses', () => {
+    const readme = readFileSync(join(__dirname, '../../../README.md'), 'utf8');
+    // S3 settings only count when S3_BUCKET is set; READ_COUNT set at all turns READ_BATCH_BYTES off (tested above).
+    const base = { S3_BUCKET: 'bucket' };
+    const checked: string[] = [];
+    for (const [key, help] of Object.entries(SETTING_HELP)) {
+      const stated = /\(default ([\w./:-]+)[;)\s]/.exec(help)?.[1];
+      if (stated === undefined || key === 'READ_COUNT') continue;
+      expect({ key, config: loadConfig({ ...base, [key]: stated }, '/srv', 20_000) }).toEqual({ key, config: loadConfig(base, '/srv', 20_000) });
+      // the README's row of this key (alone or with others) names the same default
+      const row = readme.split('\n').find((line) => line.startsWith('| ') && line.split('|')[1]!.includes(`\`${key}\``));
+      expect({ key, row: row?.includes(stated) ?? false }).toEqual({ key, row: true });
+      checked.push(key);
+    }
+    expect(checked.length).toBeGreaterThanOrEqual(20);
   });
 
   it('bounds MAX_OPEN_FILES by the process limit (ulimit -n), naming the setting when it is too high', () => {
@@ -63,8 +82,21 @@ describe('loadConfig', () => {
     }
   });
 
-  it('redacts credentials in the logged configuration', () => {
-    const config = loadConfig({ REDIS_URL: 'redis://user:secret@redis.internal:6380' });
-    expect(JSON.stringify(redactedConfig(config))).not.toContain('secret');
+  it('redacts credentials in the logged configuration: the Redis password, the signing secrets', () => {
+    const secret = randomBytes(32).toString('base64');
+    const config = loadConfig({ REDIS_URL: 'redis://user:secret@redis.internal:6380', LOG_SIGNING_KEYS: `shop=k1:${secret},shop=k2:${secret}` });
+    const logged = JSON.stringify(redactedConfig(config));
+    expect(logged).not.toContain('secret');
+    expect(logged).not.toContain(secret);
+    expect(redactedConfig(config).signingKeys).toEqual(['shop=k1', 'shop=k2']);
+    expect(() => loadConfig({ LOG_SIGNING_KEYS: `k1:${secret}` })).toThrow(/LOG_SIGNING_KEYS: key k1: name the app it signs for/);
+  });
+
+  it('reads LOG_TRANSPORT=stream,pubsub as the stream with the Pub/Sub bridge, in either order', () => {
+    expect(loadConfig({}, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: false });
+    expect(loadConfig({ LOG_TRANSPORT: 'pubsub' }, '/srv')).toMatchObject({ transport: 'pubsub', pubsubBridge: false });
+    expect(loadConfig({ LOG_TRANSPORT: 'stream,pubsub' }, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: true });
+    expect(loadConfig({ LOG_TRANSPORT: 'pubsub, stream' }, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: true });
+    expect(() => loadConfig({ LOG_TRANSPORT: 'stream,kafka' }, '/srv')).toThrow(/LOG_TRANSPORT="stream,kafka": must be stream, pubsub, or stream,pubsub/);
   });
 });

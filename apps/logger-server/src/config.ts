@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem, redactRedisUrl, toValidName } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, SigningKeys, nameProblem, redactRedisUrl, toValidName } from '@log/protocol';
 import { ConfigError } from './errors';
 import { DEFAULT_MAX_OPEN_FILES } from './sink';
 
@@ -9,7 +9,13 @@ import { DEFAULT_MAX_OPEN_FILES } from './sink';
 export interface ServerConfig {
   redisUrl: string;
   channel: string;
+  /** What this server writes from: the stream's consumer group, or Pub/Sub directly. */
   transport: 'stream' | 'pubsub';
+  /**
+   * LOG_TRANSPORT=stream,pubsub: besides the stream, the channel's Pub/Sub messages are moved
+   * into the stream by one server of all that run so (a lease), and written from there.
+   */
+  pubsubBridge: boolean;
   logDir: string;
   group: string;
   consumer: string;
@@ -32,6 +38,11 @@ export interface ServerConfig {
   maxDeliveries: number;
   /** How often the stream is trimmed below what every group still needs; 0 turns trimming off. */
   trimIntervalMs: number;
+  /**
+   * LOG_SIGNING_KEYS: when set, only frames signed by one of these keys, for the key's own app,
+   * are written; the rest are dead-lettered (BAD_SIGNATURE). Unset: signatures are not checked.
+   */
+  signingKeys: SigningKeys | undefined;
   /** HTTP port for /metrics, /healthz and /stats; 0 picks a free port, undefined turns HTTP off. */
   httpPort: number | undefined;
   rotateBytes: number;
@@ -44,7 +55,7 @@ export interface ServerConfig {
         prefix: string;
         endpoint: string | undefined;
         forcePathStyle: boolean;
-        region: string | undefined;
+        region: string;
         gzipLevel: number;
         /** Multipart part size; memory per upload is about 4 parts. */
         partSize: number;
@@ -93,13 +104,14 @@ export const ENV_KEYS = [
   'ARCHIVE_FAILING_AFTER',
   'ARCHIVE_STALE_UPLOAD_SECONDS',
   'S3_IDLE_TIMEOUT_MS',
+  'LOG_SIGNING_KEYS',
 ] as const;
 
 /** One line per setting for `logger-server --help` (the README's table says more). */
 export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> = {
   REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
   LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
-  LOG_TRANSPORT: 'stream (consumer group, at-least-once; default) or pubsub (at-most-once)',
+  LOG_TRANSPORT: 'stream (consumer group, at-least-once; default), pubsub (at-most-once), or stream,pubsub (both: Pub/Sub moved into the stream by one server)',
   LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
   LOG_GROUP: 'consumer group shared by all logger servers (default logger-server)',
   LOG_CONSUMER: "this server's stable name in the group (default: the host name)",
@@ -126,6 +138,7 @@ export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> =
   ARCHIVE_FAILING_AFTER: '/healthz says archive failing after this many failed attempts in a row (default 3)',
   ARCHIVE_STALE_UPLOAD_SECONDS: "at start, this server's incomplete uploads older than this are aborted (default 3600)",
   S3_IDLE_TIMEOUT_MS: 'an S3 request idle this long fails the attempt (default 30000)',
+  LOG_SIGNING_KEYS: 'app=keyid:base64secret,...: only frames signed by a key of their app are written (default: unset, no check)',
 };
 
 type Env = Partial<Record<string, string | undefined>>;
@@ -171,20 +184,29 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     const why = port !== undefined && Number(port) > 65535 ? `port ${port} is out of range (1 to 65535)` : 'not a valid URL';
     problems.push(`REDIS_URL=${JSON.stringify(redactRedisUrl(redisUrl))}: ${why}`);
   }
-  const transport = values.LOG_TRANSPORT ?? 'stream';
+  const transports = new Set((values.LOG_TRANSPORT ?? 'stream').split(',').map((t) => t.trim()));
+  const pubsubBridge = transports.size === 2 && transports.has('stream') && transports.has('pubsub');
+  const transport = pubsubBridge ? 'stream' : (values.LOG_TRANSPORT ?? 'stream');
   if (transport !== 'stream' && transport !== 'pubsub') {
-    problems.push(`LOG_TRANSPORT=${JSON.stringify(transport)}: must be stream or pubsub`);
+    problems.push(`LOG_TRANSPORT=${JSON.stringify(values.LOG_TRANSPORT)}: must be stream, pubsub, or stream,pubsub (both)`);
   }
   let httpPort: number | undefined;
   if (values.HTTP_PORT !== 'off') {
     httpPort = integer('HTTP_PORT', 9464, 0);
     if (httpPort > 65535) problems.push(`HTTP_PORT=${httpPort}: must be at most 65535 (or off)`);
   }
+  let signingKeys: SigningKeys | undefined;
+  if (values.LOG_SIGNING_KEYS !== undefined) {
+    const parsed = SigningKeys.parse(values.LOG_SIGNING_KEYS);
+    for (const problem of parsed.problems) problems.push(`LOG_SIGNING_KEYS: ${problem}`);
+    signingKeys = parsed.keys;
+  }
   const bucket = values.S3_BUCKET;
   const config: ServerConfig = {
     redisUrl,
     channel: name('LOG_CHANNEL', 'logger'),
     transport: transport as ServerConfig['transport'],
+    pubsubBridge,
     logDir: resolve(cwd, values.LOG_DIR ?? './log'),
     group: name('LOG_GROUP', DEFAULT_GROUP),
     consumer: name('LOG_CONSUMER', toValidName(hostname())),
@@ -195,6 +217,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     claimIntervalMs: integer('CLAIM_INTERVAL_MS', 5_000, 1),
     maxDeliveries: integer('MAX_DELIVERIES', 10, 1),
     trimIntervalMs: integer('TRIM_INTERVAL_MS', 10_000, 0),
+    signingKeys,
     httpPort,
     rotateBytes: integer('ROTATE_BYTES', 64 * 1024 * 1024, 1),
     rotateSeconds: integer('ROTATE_SECONDS', 3600, 1),
@@ -207,7 +230,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
             prefix: (values.S3_PREFIX ?? 'logs').replace(/^\/+|\/+$/g, ''),
             endpoint: values.S3_ENDPOINT,
             forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
-            region: values.AWS_REGION,
+            region: values.AWS_REGION ?? 'us-east-1',
             gzipLevel: integer('S3_GZIP_LEVEL', 6, 1),
             partSize: integer('S3_PART_SIZE', 8 * 1024 * 1024, 5 * 1024 * 1024),
             backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
@@ -274,7 +297,7 @@ function readConfigFile(path: string | undefined, problems: string[]): Env {
   return values;
 }
 
-/** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted. */
+/** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted; of the signing keys, only `app=keyid`. */
 export function redactedConfig(config: ServerConfig): Record<string, unknown> {
-  return { ...config, redisUrl: redactRedisUrl(config.redisUrl) };
+  return { ...config, redisUrl: redactRedisUrl(config.redisUrl), signingKeys: config.signingKeys?.describe() };
 }

@@ -78,6 +78,23 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
       registers: [registry],
     }),
     pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
+    bridgeHolder: new Gauge({
+      name: 'logger_pubsub_bridge_holder',
+      help: 'LOG_TRANSPORT=stream,pubsub: 1 while this server holds the Pub/Sub bridge (moves the channel into the stream)',
+      registers: [registry],
+    }),
+    bridgeForwarded: new Counter({ name: 'logger_pubsub_bridged_messages_total', help: 'Pub/Sub messages this server moved into the stream as the bridge', registers: [registry] }),
+    bridgeTakeovers: new Counter({ name: 'logger_pubsub_bridge_takeovers_total', help: 'Times this server became the Pub/Sub bridge', registers: [registry] }),
+    bridgeSkipped: new Counter({
+      name: 'logger_pubsub_bridge_skipped_messages_total',
+      help: 'Pub/Sub messages heard while taking the bridge over, before the barrier: published before the takeover, by the old bridge forwarded or lost',
+      registers: [registry],
+    }),
+    bridgeLost: new Counter({
+      name: 'logger_pubsub_bridge_lost_messages_total',
+      help: 'Pub/Sub messages this server heard as the bridge and did not add to the stream: its lease was lost first (its successor added those published after its barrier), or its buffer was full',
+      registers: [registry],
+    }),
     archiveUploads: new Counter({
       name: 'logger_archive_uploads_total',
       help: 'Closed files archived to S3 and deleted locally (status uploaded, or exists: found already archived)',

@@ -42,11 +42,11 @@ async function rig(channel: string, consumer = 'c1') {
   // Counts what the subscription delivered, so a test knows a message was heard.
   const heard = { count: 0 };
   const start = reader.start.bind(reader);
-  reader.start = (onMessage) =>
-    start((message) => {
+  reader.start = (onMessage, alsoChannels) =>
+    start((message, channel) => {
       heard.count++;
-      onMessage(message);
-    });
+      onMessage(message, channel);
+    }, alsoChannels);
   const log = () => {};
   const deadLetters = new DeadLetters(sink.statePath(`dead-letters-${consumer}.jsonl`), (_entry, reason, detail, payload) => reader.deadLetter(reason, detail, payload), metrics, log);
   const failures: ServerError[] = [];

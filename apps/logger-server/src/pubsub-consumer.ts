@@ -69,7 +69,7 @@ export class PubSubConsumer {
     const dead: Rejected[] = [];
     try {
       for (const message of messages) {
-        const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq);
+        const decoded = decodePubSubMessage(message, now, this.config.consumer, legacyProducer, () => ++this.legacySeq, this.config.signingKeys);
         if (!decoded.header) this.metrics.legacyMessages.inc();
         this.writer.write(decoded, 'pubsub');
         for (const rejected of decoded.rejected) dead.push(rejected);

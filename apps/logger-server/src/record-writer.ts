@@ -1,4 +1,4 @@
-import { LIMITS, decodeFrameLayout, decodeRecord, scanCanonicalBytes, type DecodedFrame, type LogRecord } from '@log/protocol';
+import { LIMITS, decodeFrameLayout, decodeRecord, scanCanonicalBytes, type DecodedFrame, type LogRecord, type SigningKeys } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { UnsafePathError } from './errors';
 import { LineEncoder, SPLICE_RESERVED, formatLine } from './format';
@@ -85,10 +85,10 @@ export class RecordWriter {
    * full path, with the same checks and errors. The same lines, duplicates and rejections as
    * write(decodeFramePayload(payload, id), id). Returns what is to be dead-lettered.
    */
-  writeFrame(payload: Buffer, id: string): Rejected[] {
+  writeFrame(payload: Buffer, id: string, keys?: SigningKeys): Rejected[] {
     let layout;
     try {
-      layout = decodeFrameLayout(payload, { entryId: id });
+      layout = decodeFrameLayout(payload, { entryId: id, keys });
     } catch (error) {
       return [rejection(error, payload)];
     }
@@ -102,11 +102,11 @@ export class RecordWriter {
     }
     if (layout === undefined || lines === undefined) {
       // not valid UTF-8 as a whole, or its file cannot be opened: record by record as strings
-      const decoded = decodeFramePayload(payload, id);
+      const decoded = decodeFramePayload(payload, id, keys);
       this.write(decoded, id);
       return decoded.rejected;
     }
-    const { header, starts, ends } = layout;
+    const { header, data, starts, ends } = layout;
     const tally = this.tally(header, id);
     const origin = tally.origin;
     let encoder = this.encoders.get(origin);
@@ -124,7 +124,7 @@ export class RecordWriter {
       const start = starts[i]!;
       const end = ends[i]!;
       const seq = header.seq + i;
-      const scanned = end - start <= LIMITS.maxRecordBytes ? scanCanonicalBytes(payload, start, end, LIMITS, SPLICE_RESERVED) : undefined;
+      const scanned = end - start <= LIMITS.maxRecordBytes ? scanCanonicalBytes(data, start, end, LIMITS, SPLICE_RESERVED) : undefined;
       if (scanned !== undefined && scanned.time >= LIMITS.minTime && scanned.time <= latest) {
         if (!this.dedup.accept(origin, seq)) {
           addToRanges(tally.seen, seq);
@@ -132,13 +132,13 @@ export class RecordWriter {
           continue;
         }
         const chunk = lines.room(encoder.size(scanned));
-        lines.addEncoded(encoder.encode(chunk, lines.writeAt, payload, scanned, seq), origin, seq, scanned.time);
+        lines.addEncoded(encoder.encode(chunk, lines.writeAt, data, scanned, seq), origin, seq, scanned.time);
       } else {
         let record: LogRecord;
         try {
-          record = decodeLine(header, payload, start, end, i, id, receivedAt);
+          record = decodeLine(header, data, start, end, i, id, receivedAt);
         } catch (error) {
-          rejected.push({ ...rejection(error, Buffer.from(payload.subarray(start, end))), seq });
+          rejected.push({ ...rejection(error, Buffer.from(data.subarray(start, end))), seq });
           continue;
         }
         if (!this.dedup.accept(origin, seq)) {

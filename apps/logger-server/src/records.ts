@@ -1,4 +1,5 @@
 import {
+  BadSignatureError,
   DEFAULT_LIMITS,
   ProtocolError,
   RecordTooLargeError,
@@ -11,6 +12,7 @@ import {
   type DeadLetterReason,
   type DecodedFrame,
   type LogRecord,
+  type SigningKeys,
 } from '@log/protocol';
 import { SPLICE_RESERVED } from './format';
 
@@ -40,12 +42,16 @@ export function rejection(error: unknown, payload: Buffer | undefined): Rejected
   return { reason: 'INTERNAL', detail: String(error), payload };
 }
 
-/** Decodes one of our frames; a bad record is rejected alone, the good ones around it are kept. */
-export function decodeFramePayload(payload: Buffer, entryId: string): Decoded {
+/**
+ * Decodes one of our frames; a bad record is rejected alone, the good ones around it are kept.
+ * With `keys` (LOG_SIGNING_KEYS), a frame not signed by a key of its app is rejected whole
+ * (BAD_SIGNATURE), attributed to no producer: its header is not to be believed.
+ */
+export function decodeFramePayload(payload: Buffer, entryId: string, keys?: SigningKeys): Decoded {
   const decoded: Decoded = { records: [], rejected: [], header: undefined };
   let frame: DecodedFrame;
   try {
-    frame = decodeFrame(payload, { entryId });
+    frame = decodeFrame(payload, { entryId, keys });
   } catch (error) {
     decoded.rejected.push(rejection(error, payload));
     return decoded;
@@ -70,9 +76,17 @@ export const LEGACY_APP = 'legacy';
  * A Pub/Sub message: one of our frames, or anything an existing publisher sends. A JSON object
  * keeps its keys as fields (message from `message` or `msg`, app from `app` when it is a valid
  * name); any other text becomes a record whose message is the text and whose app is `legacy`.
+ * With `keys`, frames must be signed and plain messages are rejected (BAD_SIGNATURE).
  */
-export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: string, legacyProducer: string, legacySeq: () => number): Decoded {
-  if (isFrame(payload)) return decodeFramePayload(payload, 'pubsub');
+export function decodePubSubMessage(payload: Buffer, receivedAt: number, host: string, legacyProducer: string, legacySeq: () => number, keys?: SigningKeys): Decoded {
+  if (isFrame(payload)) return decodeFramePayload(payload, 'pubsub', keys);
+  // Text from existing publishers carries no signature: with keys, only signed frames are written.
+  if (keys !== undefined)
+    return {
+      records: [],
+      rejected: [rejection(new BadSignatureError('a plain Pub/Sub message (not a signed frame)', { entryId: 'pubsub' }), payload.subarray(0, DEFAULT_LIMITS.maxRecordBytes))],
+      header: undefined,
+    };
   if (payload.length > DEFAULT_LIMITS.maxRecordBytes) {
     const error = new RecordTooLargeError(payload.length, DEFAULT_LIMITS.maxRecordBytes, { entryId: 'pubsub' });
     return { records: [], rejected: [rejection(error, payload.subarray(0, 1024))], header: undefined };

@@ -8,13 +8,11 @@ import { GroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
-import type { PubSubConsumer } from './pubsub-consumer';
 import { RecordWriter } from './record-writer';
 import { LocalCheckpoints, recoverAtStart } from './recovery';
 import { FileRotation } from './rotation';
 import { FileSink } from './sink';
-import type { StreamConsumer } from './stream-consumer';
-import { startConsumer } from './transport';
+import { startConsumer, type Consumer } from './transport';
 
 /**
  * How long a clean stop spends closing open files for archiving (each is a manifest, a rename and
@@ -36,7 +34,7 @@ export class LoggerServer {
   private readonly local: LocalCheckpoints;
   private readonly rotation: FileRotation;
   private readonly redis: RedisClientType;
-  private consumer: StreamConsumer | PubSubConsumer | undefined;
+  private consumer: Consumer | undefined;
 
   constructor(
     readonly config: Readonly<ServerConfig>,

@@ -189,7 +189,7 @@ export class StreamConsumer {
         dead.push({ id: entry.id, rejected: { reason: 'UNEXPECTED_FIELDS', detail: `entry has fields ${entry.otherFields.join(',')} beside its frame`, payload: entry.frame } });
         continue;
       }
-      for (const rejected of this.writer.writeFrame(entry.frame, entry.id)) dead.push({ id: entry.id, rejected });
+      for (const rejected of this.writer.writeFrame(entry.frame, entry.id, this.config.signingKeys)) dead.push({ id: entry.id, rejected });
     }
     this.uncommitted = true;
     const apps = this.writer.commit();

@@ -5,6 +5,7 @@ import type { GroupState } from './group-state';
 import type { Health } from './health';
 import type { ServerLog } from './log';
 import type { Metrics } from './metrics';
+import { PubSubBridge } from './pubsub-bridge';
 import { PubSubConsumer } from './pubsub-consumer';
 import type { RecordWriter } from './record-writer';
 import type { LocalCheckpoints } from './recovery';
@@ -23,12 +24,48 @@ export interface ConsumerParts {
   hooks: ConsumerHooks;
 }
 
+/** What the server runs: one consumer writing files, maybe with the Pub/Sub bridge beside it. */
+export interface Consumer {
+  /** True while a batch is written but not committed: files are not rotated then. */
+  readonly uncommitted: boolean;
+  /** Resolves when the consumer has ended (after stop(), or on a fatal error). */
+  readonly done: Promise<void>;
+  /** Stops reading and resolves when what is in hand is written. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The stream consumer and the Pub/Sub bridge (LOG_TRANSPORT=stream,pubsub). Only the consumer
+ * writes files (the bridge writes into the stream), so rotation waits on its batch alone.
+ */
+class BridgedStream implements Consumer {
+  constructor(
+    private readonly stream: StreamConsumer,
+    private readonly bridge: PubSubBridge,
+  ) {}
+
+  get uncommitted(): boolean {
+    return this.stream.uncommitted;
+  }
+
+  get done(): Promise<void> {
+    return this.stream.done;
+  }
+
+  /** The bridge first: what it holds goes into the stream, and its lease to a standby at once. */
+  async stop(): Promise<void> {
+    await this.bridge.stop();
+    await this.stream.stop();
+  }
+}
+
 /**
  * Connects the reader of LOG_TRANSPORT and starts its consumer: the consumer group's stream
- * (with claims, trimming and the commit) or Pub/Sub. Dead letters Redis cannot take (out of
- * memory) are spooled in LOG_DIR/.state/dead-letters-<consumer>.jsonl either way.
+ * (with claims, trimming and the commit), Pub/Sub, or the stream with the Pub/Sub bridge. Dead
+ * letters Redis cannot take (out of memory) are spooled in LOG_DIR/.state/dead-letters-<consumer>.jsonl
+ * (the bridge's in dead-letters-<consumer>-bridge.jsonl).
  */
-export async function startConsumer(config: Readonly<ServerConfig>, parts: ConsumerParts): Promise<StreamConsumer | PubSubConsumer> {
+export async function startConsumer(config: Readonly<ServerConfig>, parts: ConsumerParts): Promise<Consumer> {
   const { writer, sink, group, local, health, metrics, log, hooks } = parts;
   const spool = sink.statePath(`dead-letters-${config.consumer}.jsonl`);
   if (config.transport === 'stream') {
@@ -38,7 +75,17 @@ export async function startConsumer(config: Readonly<ServerConfig>, parts: Consu
     const deadLetters = new DeadLetters(spool, (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload), metrics, log);
     const stream = new StreamConsumer(config, reader, writer, deadLetters, sink, group, local, health, metrics, log, hooks);
     stream.start();
-    return stream;
+    if (!config.pubsubBridge) return stream;
+    const subscriber = new PubSubReader({ url, channel });
+    const bridgeLetters = new DeadLetters(
+      sink.statePath(`dead-letters-${config.consumer}-bridge.jsonl`),
+      (_entry, reason, detail, payload) => subscriber.deadLetter(reason, detail, payload),
+      metrics,
+      log,
+    );
+    const bridge = new PubSubBridge(config, subscriber, bridgeLetters, metrics, log);
+    await bridge.start();
+    return new BridgedStream(stream, bridge);
   }
   const reader = new PubSubReader({ url: config.redisUrl, channel: config.channel });
   const deadLetters = new DeadLetters(spool, (_entry, reason, detail, payload) => reader.deadLetter(reason, detail, payload), metrics, log);

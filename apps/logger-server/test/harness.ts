@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, sleep, startRedis, stopProcess, type RedisServer } from '@log/test-kit';
+import { freePort, sleep, startRedis, stopProcess, waitUntil, type RedisServer } from '@log/test-kit';
+import { streamKey } from '@log/protocol';
 import { createRedisClient } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
 
@@ -146,4 +147,16 @@ export function useRedis(): { readonly redis: RedisServer; readonly client: Redi
     await state.redis.dispose();
   });
   return state;
+}
+
+/** Waits until a group of the channel's stream has read every entry and has none pending: all that was added is settled. */
+export async function groupSettled(client: RedisClientType, channel: string, timeoutMs = 30_000): Promise<void> {
+  await waitUntil(
+    `a group of ${streamKey(channel)} settles`,
+    async () => {
+      const groups = (await client.xInfoGroups(streamKey(channel))) as Array<{ pending: number; lag: number | null }>;
+      return groups.some((group) => group.pending === 0 && group.lag === 0);
+    },
+    { timeoutMs },
+  );
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, streamKey } from '@log/protocol';
 import { createPublisher, type PublisherError } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir, type RedisServer } from '@log/test-kit';
+import { removeDir, sleep, startRedis, tempDir, waitUntil, type RedisServer } from '@log/test-kit';
 import { createClient, type RedisClientType } from 'redis';
 import { expectExactlyOnce, httpGet, readLogs, startServer, waitForRecords, type ServerProcess } from './harness';
 
@@ -56,7 +56,9 @@ describe('the README’s ACL users', () => {
     const redis = await redisServer();
     const admin = await client(redis.url);
     for (const line of ACL_LINES) expect(await admin.sendCommand(redisCliWords(line))).toBe('OK');
-    const s = await server({ REDIS_URL: as(redis.url, 'log-server', 'server-password') });
+    // both transports: the Pub/Sub bridge (subscribe, barrier, lease, fenced XADD) runs under the server user too
+    const s = await server({ REDIS_URL: as(redis.url, 'log-server', 'server-password'), LOG_TRANSPORT: 'stream,pubsub' });
+    await waitUntil('the server holds the Pub/Sub bridge', async () => /^logger_pubsub_bridge_holder 1$/m.test((await httpGet(s.httpPort, '/metrics')).body), { timeoutMs: 15_000 });
     const log = createPublisher('logger', { app: 'shop', url: as(redis.url, 'log-publisher', 'publisher-password'), onError: () => {} });
     cleanups.push(() => log.close(1000));
     for (let i = 0; i < 2000; i++) log.info('under acl', { i });
@@ -64,13 +66,17 @@ describe('the README’s ACL users', () => {
     expect(log.stats()).toMatchObject({ sent: 2000, sendErrors: 0 });
     // a bad frame (only an admin could send it: the publisher never does) goes to the dead letters
     await admin.xAdd(streamKey('logger'), '*', { f: encodeFrame({ producer: 'bad', seq: 1, count: 1, app: 'shop', host: 'h', pid: 1, dropped: 0 }, ['{broken']) });
+    // an existing publisher's PUBLISH, under the publisher user
+    const rubyStyle = await client(as(redis.url, 'log-publisher', 'publisher-password'));
+    expect(await rubyStyle.publish('logger', 'plain text under acl')).toBe(1);
+    expect((await waitForRecords(join(dir, 'log'), 'legacy', 1)).map((r) => r.message)).toEqual(['plain text under acl']);
     const records = await waitForRecords(join(dir, 'log'), 'shop', 2000);
     expectExactlyOnce(records, log.producer, 2000);
     for (let i = 0; i < 100 && (await admin.xLen(deadLetterKey('logger'))) === 0; i++) await sleep(50);
     expect(await admin.xLen(deadLetterKey('logger'))).toBe(1);
     await sleep(1000); // claim and trim ran several times under the server user
     const report = JSON.parse((await httpGet(s.httpPort, '/stats')).body) as { totals: Record<string, number> };
-    expect(report.totals).toMatchObject({ received: 2000, missing: 0, deadLettered: 1 });
+    expect(report.totals).toMatchObject({ received: 2001, missing: 0, deadLettered: 1 });
     expect(s.output()).not.toMatch(/NOPERM|NOAUTH/);
     expect(readLogs(join(dir, 'log')).get('shop')).toHaveLength(2000);
 
@@ -101,6 +107,7 @@ describe('the README’s ACL users', () => {
       ['XADD', streamKey('other'), '*', 'f', 'x'],
       ['XRANGE', streamKey('other'), '-', '+'],
       ['DEL', stream],
+      ['PUBLISH', 'other', 'x'],
     ];
     for (const command of refusedToServer) await expect(serverUser.sendCommand(command)).rejects.toThrow(/NOPERM/);
     // a clean stop releases the lease (DEL, the one key the selector lets it delete)

@@ -7,7 +7,7 @@ import { quote } from './escape';
  * Every failure the protocol reports is a ProtocolError with a stable `code`.
  * Callers (the server's dead-letter path above all) branch on `code`, never on message text.
  */
-export type ProtocolErrorCode = 'INVALID_NAME' | 'INVALID_UTF8' | 'FRAME_TOO_LARGE' | 'FRAME_FORMAT' | 'FRAME_VERSION' | 'RECORD_TOO_LARGE' | 'RECORD_INVALID';
+export type ProtocolErrorCode = 'INVALID_NAME' | 'INVALID_UTF8' | 'FRAME_TOO_LARGE' | 'FRAME_FORMAT' | 'FRAME_VERSION' | 'RECORD_TOO_LARGE' | 'RECORD_INVALID' | 'BAD_SIGNATURE';
 
 /**
  * Why an entry or record went to a channel's dead-letter stream (its `reason` field): a protocol
@@ -100,5 +100,15 @@ export class RecordTooLargeError extends ProtocolError {
 export class RecordInvalidError extends ProtocolError {
   constructor(reason: string, context?: ProtocolErrorContext) {
     super('RECORD_INVALID', `invalid record: ${reason}`, context);
+  }
+}
+
+/**
+ * A server with signing keys refused a frame: unsigned (or not a frame at all), signed with a key
+ * it does not know, a signature that does not match its bytes, or a key of another app.
+ */
+export class BadSignatureError extends ProtocolError {
+  constructor(reason: string, context?: ProtocolErrorContext) {
+    super('BAD_SIGNATURE', `bad signature: ${reason}`, context);
   }
 }

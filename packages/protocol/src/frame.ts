@@ -1,11 +1,22 @@
 import { isAscii, isUtf8 } from 'node:buffer';
-import { FrameFormatError, FrameTooLargeError, InvalidUtf8Error, ProtocolError, RecordInvalidError, RecordTooLargeError, UnsupportedVersionError, type ProtocolErrorContext } from './errors';
+import {
+  BadSignatureError,
+  FrameFormatError,
+  FrameTooLargeError,
+  InvalidUtf8Error,
+  ProtocolError,
+  RecordInvalidError,
+  RecordTooLargeError,
+  UnsupportedVersionError,
+  type ProtocolErrorContext,
+} from './errors';
 import { LEVELS, isLevel, type Level } from './levels';
 import { escapeUnsafeJson, quote } from './escape';
 import { LIMITS, type Limits } from './limits';
 import { assertValidName, nameProblem } from './names';
 import type { LogRecord, WireRecord } from './record';
 import { SCANNED_LEVELS, scanCanonicalBytes } from './scan';
+import { isSigned, verifySignature, withoutSignature, type SigningKey, type SigningKeys } from './signing';
 
 /**
  * Frame layout (version 1), one Redis stream entry field or one Pub/Sub message:
@@ -91,12 +102,23 @@ export function encodeFrame(header: FrameHeader, lines: readonly string[]): stri
 // splitUtf8Lines) differ from the same line decoded inside its whole frame.
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-/** True when the payload starts with the frame magic (as opposed to a legacy Pub/Sub message). */
+/** True when the payload starts with the frame magic or a signature line (as opposed to a legacy Pub/Sub message). */
 export function isFrame(data: string | Uint8Array): boolean {
+  if (isSigned(data)) return true;
   if (typeof data === 'string') return data.startsWith(FRAME_MAGIC);
   if (data.length < FRAME_MAGIC.length) return false;
   for (let i = 0; i < FRAME_MAGIC.length; i++) if (data[i] !== FRAME_MAGIC.charCodeAt(i)) return false;
   return true;
+}
+
+export interface DecodeFrameOptions {
+  limits?: Partial<Limits>;
+  entryId?: string;
+  /**
+   * When given, the frame must be signed by one of these keys, for its header's app
+   * (BadSignatureError otherwise). Without, a signature line is skipped unchecked.
+   */
+  keys?: SigningKeys;
 }
 
 /** Decodes bytes from Redis into text, refusing invalid UTF-8 instead of replacing it. */
@@ -109,14 +131,17 @@ export function decodeUtf8(data: Uint8Array, context?: ProtocolErrorContext): st
 }
 
 /**
- * Decodes a frame's header and splits its record lines.
+ * Decodes a frame's header and splits its record lines (after checking its signature, with `keys`).
  * Never throws anything but a ProtocolError, whatever the input.
  */
-export function decodeFrame(data: string | Uint8Array, options: { limits?: Partial<Limits>; entryId?: string } = {}): DecodedFrame {
+export function decodeFrame(data: string | Uint8Array, options: DecodeFrameOptions = {}): DecodedFrame {
   const limits = withDefaults(options.limits);
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
   const bytes = typeof data === 'string' ? byteLengthAtLeast(data, limits.maxFrameBytes) : data.length;
   if (bytes > limits.maxFrameBytes) throw new FrameTooLargeError(bytes, limits.maxFrameBytes, context);
+  let signer: SigningKey | undefined;
+  if (options.keys === undefined) data = withoutSignature(data);
+  else ({ frame: data, key: signer } = verifySignature(data, options.keys, context));
   const lines = typeof data === 'string' ? data.split('\n') : isUtf8(data) ? splitValidLines(data) : splitUtf8Lines(data);
   const head = lines.shift() as string | Uint8Array; // a split always yields at least one element
   // Bad bytes in the header leave no one to attribute the records to: the whole frame goes.
@@ -126,6 +151,8 @@ export function decodeFrame(data: string | Uint8Array, options: { limits?: Parti
     throw new FrameFormatError('missing frame magic', context);
   }
   const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
+  // A key signs for one app: a leaked or shared key of shop cannot add records of billing.
+  if (signer !== undefined && signer.app !== header.app) throw new BadSignatureError(`key ${signer.id} signs for app ${signer.app ?? '?'}, not ${header.app}`, context);
   if (lines.length !== header.count) {
     throw new FrameFormatError(`header announces ${header.count} records, frame holds ${lines.length}`, context);
   }
@@ -398,11 +425,13 @@ export function byteLengthAtLeast(text: string, limit: number): number {
  */
 export interface FrameLayout {
   header: FrameHeader;
+  /** The frame without its signature line: the bytes `starts` and `ends` point into. */
+  data: Buffer;
   starts: number[];
   ends: number[];
 }
 
-const layout: FrameLayout = { header: undefined as unknown as FrameHeader, starts: [], ends: [] };
+const layout: FrameLayout = { header: undefined as unknown as FrameHeader, data: Buffer.alloc(0), starts: [], ends: [] };
 
 /**
  * decodeFrame without decoding the records: the same checks (size, header, count) and the same
@@ -410,10 +439,15 @@ const layout: FrameLayout = { header: undefined as unknown as FrameHeader, start
  * valid UTF-8 as a whole: decodeFrame then tells which lines are bad, one by one.
  * Never throws anything but a ProtocolError.
  */
-export function decodeFrameLayout(data: Buffer, options: { limits?: Partial<Limits>; entryId?: string } = {}): FrameLayout | undefined {
+export function decodeFrameLayout(payload: Buffer, options: DecodeFrameOptions = {}): FrameLayout | undefined {
   const limits = withDefaults(options.limits);
   const context = options.entryId === undefined ? {} : { entryId: options.entryId };
-  if (data.length > limits.maxFrameBytes) throw new FrameTooLargeError(data.length, limits.maxFrameBytes, context);
+  if (payload.length > limits.maxFrameBytes) throw new FrameTooLargeError(payload.length, limits.maxFrameBytes, context);
+  let signer: SigningKey | undefined;
+  let frame: Uint8Array = payload;
+  if (options.keys === undefined) frame = withoutSignature(payload);
+  else ({ frame, key: signer } = verifySignature(payload, options.keys, context));
+  const data = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   if (!isUtf8(data)) return undefined;
   let newline = data.indexOf(0x0a);
   const headerText = data.toString('utf8', 0, newline === -1 ? data.length : newline);
@@ -422,6 +456,7 @@ export function decodeFrameLayout(data: Buffer, options: { limits?: Partial<Limi
     throw new FrameFormatError('missing frame magic', context);
   }
   const header = parseHeader(headerText.slice(FRAME_MAGIC.length), limits, context);
+  if (signer !== undefined && signer.app !== header.app) throw new BadSignatureError(`key ${signer.id} signs for app ${signer.app ?? '?'}, not ${header.app}`, context);
   const { starts, ends } = layout;
   starts.length = 0;
   ends.length = 0;
@@ -442,5 +477,6 @@ export function decodeFrameLayout(data: Buffer, options: { limits?: Partial<Limi
     throw new FrameFormatError(`header announces ${header.count} records, frame holds ${held}`, context);
   }
   layout.header = header;
+  layout.data = data;
   return layout;
 }

@@ -46,3 +46,18 @@ export function groupStateKeys(channel: string, group: string) {
     lease: (consumer: string) => `${base}:lease:${consumer}`,
   };
 }
+
+/**
+ * The Pub/Sub bridge of servers that read both transports (LOG_TRANSPORT=stream,pubsub): the
+ * lease held by the one server that moves the channel's Pub/Sub messages into the stream (one
+ * per channel, whatever the group: two bridges would add every message twice), and the Pub/Sub
+ * channel of the barrier a server publishes when it takes over.
+ */
+export function pubsubBridgeKeys(channel: string) {
+  return {
+    /** String held by the bridging server, with an expiry it renews with every forward. */
+    lease: `${streamKey(channel)}:bridge:lease:pubsub`,
+    /** Pub/Sub channel, subscribed on the same connection as the channel itself. */
+    barrier: `${pubsubChannel(channel)}:bridge`,
+  };
+}

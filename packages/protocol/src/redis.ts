@@ -49,11 +49,11 @@ export class LuaScript {
     return new LuaScript(readFileSync(path, 'utf8'));
   }
 
-  /** EVALSHA with `keys` and `args`; rejects with what Redis answered (the caller wraps it). `options` shape the reply. */
-  async run<T>(client: CommandSender, keys: readonly string[], args: ReadonlyArray<string | number>, options?: ScriptReplyOptions): Promise<T> {
-    const command: string[] = ['EVALSHA', this.sha, String(keys.length)];
+  /** EVALSHA with `keys` and `args` (Buffers go as they are: frames are bytes); rejects with what Redis answered (the caller wraps it). `options` shape the reply. */
+  async run<T>(client: CommandSender, keys: readonly string[], args: ReadonlyArray<string | number | Buffer>, options?: ScriptReplyOptions): Promise<T> {
+    const command: Array<string | Buffer> = ['EVALSHA', this.sha, String(keys.length)];
     for (const key of keys) command.push(key);
-    for (const arg of args) command.push(String(arg));
+    for (const arg of args) command.push(typeof arg === 'number' ? String(arg) : arg);
     try {
       return (await client.sendCommand(command, options)) as T;
     } catch (error) {

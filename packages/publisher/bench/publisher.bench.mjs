@@ -5,7 +5,9 @@
 // Run: pnpm bench (or, after pnpm build: node packages/publisher/bench/publisher.bench.mjs [--quick]).
 // --quick (or BENCH_QUICK=1): a tenth of the records, one round, a 5 s outage: for CI and dev runs.
 // Every contender runs in this one process, interleaved over ROUNDS rounds; medians are reported.
+// BENCH_ONLY=signing runs only the signing section (signingKey on against off, side by side).
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
@@ -26,8 +28,8 @@ const root = join(import.meta.dirname, '..', '..', '..');
 // A typical request log: a message and a handful of fields (about 170 bytes as JSON).
 const fieldsFor = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
 
-async function ours(url, round) {
-  const log = createPublisher('bench', { app: 'bench', url, host: 'benchhost' });
+async function ours(url, round, signingKey) {
+  const log = createPublisher('bench', { app: 'bench', url, host: 'benchhost', signingKey });
   await log.flush();
   const start = process.hrtime.bigint();
   for (let i = 0; i < N; i++) log.info('request handled', fieldsFor(i));
@@ -145,8 +147,8 @@ const shapes = [
   { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
 ];
 
-async function shapeOurs(url, shape, n) {
-  const root = createPublisher('bench-shapes', { app: 'bench', url, host: 'benchhost' });
+async function shapeOurs(url, shape, n, signingKey) {
+  const root = createPublisher('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey });
   await root.flush();
   const log = shape.child ? root.child(shape.child) : root;
   const { message, fields } = shape;
@@ -211,8 +213,59 @@ async function shapesSection(url) {
   );
 }
 
+// Signing (issue #14): the same loops with signingKey on and off, interleaved in each round.
+const SIGNING_KEY = `bench-key:${randomBytes(32).toString('base64')}`;
+
+async function signingSection(url) {
+  const contenders = [
+    { name: `synchronous burst, ${N.toLocaleString('en')} records (~170 bytes, 6 fields)`, run: (key) => ours(url, 0, key).then((ns) => ({ ns, n: N, dropped: 0 })) },
+    ...[shapes[2], shapes[6], shapes[7]].map((shape) => ({
+      name: `${shape.name} (${(shape.n ?? SHAPE_N).toLocaleString('en')} records)`,
+      run: async (key) => {
+        const n = shape.n ?? SHAPE_N;
+        const run = await shapeOurs(url, shape, n, key);
+        if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+        return { ns: run.ns, n, dropped: run.dropped };
+      },
+    })),
+  ];
+  const rows = [];
+  for (const contender of contenders) {
+    const off = [];
+    const on = [];
+    let dropped = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // who goes first alternates by round
+      for (const key of round % 2 === 0 ? [undefined, SIGNING_KEY] : [SIGNING_KEY, undefined]) {
+        const run = await contender.run(key);
+        (key === undefined ? off : on).push(run.ns / run.n / 1000);
+        dropped += run.dropped;
+        await redis.flushAll();
+      }
+    }
+    const offUs = median(off);
+    const onUs = median(on);
+    rows.push([contender.name, offUs.toFixed(2), onUs.toFixed(2), (onUs - offUs).toFixed(2), (onUs / offUs).toFixed(2), String(dropped)]);
+    process.stderr.write(`signing ${contender.name}: off ${offUs.toFixed(2)} us, on ${onUs.toFixed(2)} us\n`);
+  }
+  const body = `${QUICK ? '**Quick run** (--quick). ' : ''}Each row: the publisher with and without \`signingKey\` (HMAC-SHA256 over each frame's bytes, node:crypto), ${ROUNDS} rounds interleaved (who goes first alternates), medians; per record: the log calls plus flush() until Redis accepted every record. A local redis-server started by the benchmark.\n\n${table(
+    ['loop (50-byte message, 5 fields unless said)', 'µs per record, unsigned', 'µs per record, signed', 'difference µs', 'ratio signed / unsigned', 'dropped (both)'],
+    rows,
+  )}`;
+  console.log(body);
+  record(root, 'publisher-signing', 'Publisher: cost of signing frames', `BENCH_ONLY=signing node packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''}`, body);
+}
+
 const rate = (ns, n = N) => Math.round(n / (ns / 1e9));
 const redis = await startRedis();
+if (process.env.BENCH_ONLY === 'signing') {
+  try {
+    await signingSection(redis.url);
+  } finally {
+    await redis.dispose();
+  }
+  process.exit(0);
+}
 const results = { ours: [], pino: [], winston: [], naive: [], xadd: [] };
 let shapesTable;
 try {
@@ -226,6 +279,7 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   shapesTable = await shapesSection(redis.url);
+  await signingSection(redis.url);
 } finally {
   await redis.dispose();
 }

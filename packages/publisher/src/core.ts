@@ -90,7 +90,7 @@ export class PublisherCore implements SerializeCounters {
 
   constructor(options: ResolvedOptions) {
     this.options = options;
-    this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid });
+    this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid }, options.signingKey);
     this.xaddOptions = options.maxStreamLength === undefined ? undefined : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
     this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
     // Connection failures are counted where they matter (sendErrors, reconnects), never thrown

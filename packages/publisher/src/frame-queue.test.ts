@@ -1,8 +1,12 @@
 import fc from 'fast-check';
-import { LIMITS, decodeFrame, decodeRecord, encodeRecord, type WireRecord } from '@log/protocol';
+import { randomBytes } from 'node:crypto';
+import { LIMITS, SigningKeys, decodeFrame, decodeRecord, encodeRecord, parseSigningKey, type SigningKey, type WireRecord } from '@log/protocol';
 import { FrameQueue } from './frame-queue';
 
 const origin = { producer: 'abcdef0123456789', app: 'shop', host: 'h1', pid: 9 };
+const secret = randomBytes(32).toString('base64');
+const signingKey = parseSigningKey(`a-rather-long-key-id.2026-12:${secret}`) as SigningKey;
+const keys = SigningKeys.parse(`shop=a-rather-long-key-id.2026-12:${secret}`).keys!;
 
 const wireRecord: fc.Arbitrary<WireRecord> = fc.record(
   {
@@ -29,51 +33,58 @@ const step = fc.oneof(
 );
 
 describe('FrameQueue, property tests', () => {
-  it('any records and cut points decode back to the same records, numbered without gaps, drops all reported', () => {
-    fc.assert(
-      fc.property(
-        fc.array(step, { maxLength: 150 }),
-        fc.integer({ min: 1, max: 20 }),
-        fc.integer({ min: 200, max: 5000 }),
-        fc.integer({ min: 5000, max: 40_000 }),
-        (steps, maxFrameRecords, maxFrameBytes, maxBufferBytes) => {
-          const queue = new FrameQueue({ maxFrameRecords, maxFrameBytes, maxBufferBytes }, origin);
-          const accepted: string[] = [];
-          const delivered: ReturnType<typeof decodeRecord>[] = [];
-          let dropped = 0;
-          let reported = 0;
-          const deliverOldest = () => {
-            const frame = queue.frames[0];
-            if (!frame) return;
-            const decoded = decodeFrame(Buffer.from(queue.encode(frame)));
-            reported += decoded.header.dropped;
-            for (let i = 0; i < decoded.lines.length; i++) delivered.push(decodeRecord(decoded, i));
-            queue.remove(frame);
-          };
-          for (const s of steps) {
-            if (s.kind === 'log') {
-              const line = encodeRecord(s.record);
-              if (queue.append(line)) accepted.push(line);
-              else dropped++;
-              expect(queue.bufferedBytes).toBeLessThanOrEqual(maxBufferBytes);
-            } else if (s.kind === 'seal') queue.seal();
-            else deliverOldest();
-          }
-          queue.seal();
-          while (queue.frames.length > 0) deliverOldest();
-          expect(delivered.map((r) => r.seq)).toEqual(accepted.map((_, i) => i + 1));
-          delivered.forEach((record, i) => {
-            expect(encodeRecord(record)).toBe(accepted[i]);
-            expect(record).toMatchObject({ producer: origin.producer, app: 'shop', host: 'h1', pid: 9 });
-          });
-          expect(reported).toBe(dropped);
-          expect(queue.bufferedRecords).toBe(0);
-          expect(queue.firstPendingSeq()).toBe(Number.POSITIVE_INFINITY);
-        },
-      ),
-      { numRuns: 400 },
-    );
-  }, 30_000);
+  it.each([
+    ['unsigned', undefined],
+    ['signed (every frame verified against the key ring)', signingKey],
+  ])(
+    'any records and cut points decode back to the same records, numbered without gaps, drops all reported: %s',
+    (_name, key) => {
+      fc.assert(
+        fc.property(
+          fc.array(step, { maxLength: 150 }),
+          fc.integer({ min: 1, max: 20 }),
+          fc.integer({ min: 200, max: 5000 }),
+          fc.integer({ min: 5000, max: 40_000 }),
+          (steps, maxFrameRecords, maxFrameBytes, maxBufferBytes) => {
+            const queue = new FrameQueue({ maxFrameRecords, maxFrameBytes, maxBufferBytes }, origin, key);
+            const accepted: string[] = [];
+            const delivered: ReturnType<typeof decodeRecord>[] = [];
+            let dropped = 0;
+            let reported = 0;
+            const deliverOldest = () => {
+              const frame = queue.frames[0];
+              if (!frame) return;
+              const decoded = decodeFrame(Buffer.from(queue.encode(frame)), key === undefined ? {} : { keys });
+              reported += decoded.header.dropped;
+              for (let i = 0; i < decoded.lines.length; i++) delivered.push(decodeRecord(decoded, i));
+              queue.remove(frame);
+            };
+            for (const s of steps) {
+              if (s.kind === 'log') {
+                const line = encodeRecord(s.record);
+                if (queue.append(line)) accepted.push(line);
+                else dropped++;
+                expect(queue.bufferedBytes).toBeLessThanOrEqual(maxBufferBytes);
+              } else if (s.kind === 'seal') queue.seal();
+              else deliverOldest();
+            }
+            queue.seal();
+            while (queue.frames.length > 0) deliverOldest();
+            expect(delivered.map((r) => r.seq)).toEqual(accepted.map((_, i) => i + 1));
+            delivered.forEach((record, i) => {
+              expect(encodeRecord(record)).toBe(accepted[i]);
+              expect(record).toMatchObject({ producer: origin.producer, app: 'shop', host: 'h1', pid: 9 });
+            });
+            expect(reported).toBe(dropped);
+            expect(queue.bufferedRecords).toBe(0);
+            expect(queue.firstPendingSeq()).toBe(Number.POSITIVE_INFINITY);
+          },
+        ),
+        { numRuns: 400 },
+      );
+    },
+    30_000,
+  );
 
   it('keeps a frame within maxFrameRecords and maxFrameBytes (a single larger record travels alone)', () => {
     const queue = new FrameQueue({ maxFrameRecords: 3, maxFrameBytes: 100, maxBufferBytes: 10_000 }, origin);

@@ -1,4 +1,4 @@
-import { LIMITS, encodeFrameHeader } from '@log/protocol';
+import { LIMITS, encodeFrameHeader, signatureLineLength, writeSignatureLine, type SigningKey } from '@log/protocol';
 
 /** Spare frame buffers kept for reuse (see FrameQueue.spare), and the smallest worth keeping. */
 const MAX_SPARE = 8;
@@ -56,8 +56,9 @@ export class FrameQueue {
   private droppedSinceReport = 0;
   /** Length of the last line accepted: the estimate full() uses for the next one. */
   private lastLineBytes = 0;
-  /** Bytes left before the lines of a sealed frame for its header: the longest header this origin can have, and its newline. */
+  /** Bytes left before the lines of a sealed frame for its header: the longest header this origin can have, and its newline (and the signature line, when signing). */
   private readonly headerRoom: number;
+  private readonly signatureBytes: number;
   /**
    * Buffers of frames Redis accepted, for the next frames: memory the process has already
    * touched. A fresh megabyte costs its page faults on every frame (~20 ms on a busy virtual
@@ -68,9 +69,11 @@ export class FrameQueue {
   constructor(
     private readonly limits: FrameLimits,
     private readonly origin: FrameOrigin,
+    private readonly signingKey?: SigningKey,
   ) {
     const longest = encodeFrameHeader({ ...origin, seq: Number.MAX_SAFE_INTEGER, count: Number.MAX_SAFE_INTEGER, dropped: LIMITS.maxDropped });
-    this.headerRoom = Buffer.byteLength(longest) + 1;
+    this.signatureBytes = signingKey === undefined ? 0 : signatureLineLength(signingKey);
+    this.headerRoom = this.signatureBytes + Buffer.byteLength(longest) + 1;
   }
 
   /**
@@ -139,7 +142,7 @@ export class FrameQueue {
   }
 
   /**
-   * The frame's text, built once: its header reports the drops counted until now, up to the
+   * The frame's text, built once (and signed, with a key): its header reports the drops counted until now, up to the
    * most one header may carry (a long outage can drop more than 2^32); the rest waits for the
    * next frame.
    */
@@ -160,7 +163,13 @@ export class FrameQueue {
       frame.buffer.write(header, start, 'utf8');
       frame.buffer[this.headerRoom - 1] = 0x0a;
       // An empty frame (drops only) is its header alone.
-      frame.payload = frame.count === 0 ? frame.buffer.subarray(start, this.headerRoom - 1) : frame.buffer.subarray(start, frame.end);
+      const end = frame.count === 0 ? this.headerRoom - 1 : frame.end;
+      frame.payload = frame.buffer.subarray(start, end);
+      if (this.signingKey !== undefined) {
+        // The signature line goes into the room left before the header: still one buffer, no copy.
+        writeSignatureLine(this.signingKey, frame.payload, frame.buffer, start - this.signatureBytes);
+        frame.payload = frame.buffer.subarray(start - this.signatureBytes, end);
+      }
     }
     return frame.payload;
   }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import { DEFAULT_REDIS_URL, LEVELS, LIMITS, isLevel, nameProblem, resolveRedisUrl, toValidName, type Fields, type Level } from '@log/protocol';
+import { DEFAULT_REDIS_URL, LEVELS, LIMITS, isLevel, nameProblem, parseSigningKey, resolveRedisUrl, toValidName, type Fields, type Level, type SigningKey } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
 import { InvalidOptionError, type PublisherError } from './errors';
 import { Redactor, parseRedactPath, type RedactOption } from './redact';
@@ -43,6 +43,14 @@ export interface PublisherOptions {
   maxStreamLength?: number;
   /** Extra node-redis client options (TLS, username, password, ...). `url` above wins over `redis.url`. */
   redis?: Omit<RedisClientOptions, 'url'>;
+  /**
+   * Signs every frame with HMAC-SHA256 (one MAC per frame, over its exact bytes), for servers
+   * that verify (LOG_SIGNING_KEYS): `'keyid:base64secret'`, or `'app=keyid:base64secret'` as the
+   * server's list writes it (the app must then be this publisher's). The server must know the key
+   * id under this app: a key signs for one app only. Unset: frames are not signed.
+   * @defaultValue process.env.LOG_SIGNING_KEY
+   */
+  signingKey?: string;
   /** Flush what is buffered when the process is about to exit (beforeExit). @defaultValue true */
   flushOnExit?: boolean;
   /**
@@ -68,6 +76,7 @@ export interface ResolvedOptions {
   maxInFlightFrames: number;
   maxStreamLength: number | undefined;
   redis: Omit<RedisClientOptions, 'url'>;
+  signingKey: SigningKey | undefined;
   flushOnExit: boolean;
   onError: (error: PublisherError) => void;
 }
@@ -117,6 +126,23 @@ function resolveRedact(problems: string[], option: RedactOption | undefined): Re
   return parsed.length === 0 ? undefined : new Redactor(parsed, censor, remove);
 }
 
+function emptyToUndefined(value: string | undefined): string | undefined {
+  return value === '' ? undefined : value;
+}
+
+function resolveSigningKey(problems: string[], text: unknown, app: string): SigningKey | undefined {
+  if (text === undefined) return undefined;
+  if (typeof text !== 'string') {
+    problems.push("signingKey must be a string 'keyid:base64secret'");
+    return undefined;
+  }
+  const key = parseSigningKey(text);
+  if (typeof key === 'string') problems.push(`signingKey: ${key}`);
+  else if (key.app !== undefined && key.app !== app) problems.push(`signingKey: key ${key.id} is for app ${key.app}, this publisher's app is ${app}`);
+  else return key;
+  return undefined;
+}
+
 /** Checks every option once, reporting all problems in one InvalidOptionError. */
 export function resolveOptions(channel: string, options: PublisherOptions): ResolvedOptions {
   const problems: string[] = [];
@@ -161,6 +187,7 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
     maxInFlightFrames: positiveInteger(problems, 'maxInFlightFrames', options.maxInFlightFrames, DEFAULTS.maxInFlightFrames),
     maxStreamLength: options.maxStreamLength === undefined ? undefined : positiveInteger(problems, 'maxStreamLength', options.maxStreamLength, 1),
     redis: options.redis ?? {},
+    signingKey: resolveSigningKey(problems, options.signingKey ?? emptyToUndefined(process.env.LOG_SIGNING_KEY), options.app),
     flushOnExit: options.flushOnExit ?? true,
     onError: options.onError ?? writeToStderr,
   };

@@ -39,13 +39,19 @@ export class PubSubReader {
     });
   }
 
-  /** Connects and subscribes; `onMessage` gets each message's bytes. */
-  async start(onMessage: (message: Buffer) => void): Promise<void> {
+  /**
+   * Connects and subscribes; `onMessage` gets each message's bytes and its channel. `alsoChannels`
+   * are subscribed on the same connection: Redis delivers one connection's messages in the order
+   * it published them, whatever their channel, so a message of one's own on such a channel is a
+   * barrier (everything heard before it was published before it).
+   */
+  async start(onMessage: (message: Buffer, channel: string) => void, alsoChannels: readonly string[] = []): Promise<void> {
+    const channels = [this.channel, ...alsoChannels];
     try {
       await this.client.connect();
-      await this.client.subscribe(this.channel, (message: Buffer) => onMessage(message), true);
+      await this.client.subscribe(channels, (message: Buffer, channel: Buffer) => onMessage(message, String(channel)), true);
     } catch (error) {
-      throw new SubscriberError('REDIS', `SUBSCRIBE to ${this.channel} failed`, { key: this.channel, cause: error });
+      throw new SubscriberError('REDIS', `SUBSCRIBE to ${channels.join(', ')} failed`, { key: this.channel, cause: error });
     }
   }
 
