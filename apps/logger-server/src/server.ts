@@ -1,10 +1,9 @@
-import { createRedisClient } from '@log/protocol/redis';
-import type { RedisClientType } from 'redis';
+import { createRedisConnection, type RedisConnection } from '@log/protocol/redis';
 import type { ArchiveQueue } from './archive';
 import type { ServerConfig } from './config';
 import { DedupCache } from './dedup';
 import { DiskError, type ServerError } from './errors';
-import { GroupState } from './group-state';
+import { ShardedGroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
@@ -12,8 +11,8 @@ import type { PubSubConsumer } from './pubsub-consumer';
 import { RecordWriter } from './record-writer';
 import { LocalCheckpoints, recoverOpenFiles } from './recovery';
 import { FileSink } from './sink';
-import { StreamConsumer } from './stream-consumer';
-import { startConsumer } from './transport';
+import type { StreamConsumer } from './stream-consumer';
+import { startConsumer, type ShardedConsumer } from './transport';
 
 /**
  * The composition root: wires the file sink, the record writer, the group's shared state and
@@ -24,15 +23,15 @@ export class LoggerServer {
   readonly health = new Health(this.metrics);
   /** Archiving of closed files to S3; undefined when S3_BUCKET is not set. */
   readonly archive: ArchiveQueue | undefined;
-  readonly group: GroupState;
+  readonly group: ShardedGroupState;
   /** Set when the disk failed or the consumer name was taken: the process exits non-zero and pending entries are redelivered. */
   fatal: ServerError | undefined;
   private readonly sink: FileSink;
   private readonly dedup = new DedupCache();
   private readonly writer: RecordWriter;
   private readonly local: LocalCheckpoints;
-  private readonly redis: RedisClientType;
-  private consumer: StreamConsumer | PubSubConsumer | undefined;
+  private readonly redis: RedisConnection;
+  private consumer: StreamConsumer | ShardedConsumer | PubSubConsumer | undefined;
 
   constructor(
     readonly config: Readonly<ServerConfig>,
@@ -41,8 +40,8 @@ export class LoggerServer {
     this.sink = new FileSink(config.logDir, config.maxOpenFiles);
     this.writer = new RecordWriter(this.sink, this.dedup, this.metrics);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
-    this.redis = createRedisClient({ url: config.redisUrl });
-    this.group = new GroupState(this.redis, config.channel, config.group, config.consumer);
+    this.redis = createRedisConnection({ url: config.redisUrl, clusterNodes: config.clusterNodes });
+    this.group = new ShardedGroupState(this.redis, config.channel, config.group, config.consumer, config.shards);
     if (config.s3) {
       // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load in a constructor on purpose (see above)
@@ -85,7 +84,7 @@ export class LoggerServer {
    * must end instead of taking the failure for a Redis one.
    */
   private rotate(all = false): boolean {
-    if (this.consumer instanceof StreamConsumer && this.consumer.uncommitted) return true;
+    if (this.consumer && 'uncommitted' in this.consumer && this.consumer.uncommitted) return true;
     let closed;
     try {
       closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);

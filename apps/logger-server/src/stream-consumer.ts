@@ -29,6 +29,26 @@ export interface ConsumerHooks {
 }
 
 /**
+ * Lets one batch at a time be written and committed by the consumers of a sharded channel, which
+ * share the record writer and the files: a file's checkpoint, committed with one shard's batch,
+ * then covers only committed records, so the largest checkpoint of any shard is the file's
+ * durable prefix (see recoverOpenFiles). Reading goes on in parallel. Waiters go in turn (FIFO).
+ */
+export class BatchLock {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Resolves, when the batch before has released it, with the function that releases it. */
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.tail;
+    this.tail = previous.then(() => mine);
+    await previous;
+    return release;
+  }
+}
+
+/**
  * Stream mode's read-write-commit loop: read a batch (this consumer's pending entries first,
  * then new ones; idle entries of other consumers every CLAIM_INTERVAL_MS), write every record,
  * fdatasync each touched file once, then commit (GroupState.commit: acknowledge, checkpoint,
@@ -54,6 +74,8 @@ export class StreamConsumer {
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
     private readonly hooks: ConsumerHooks,
+    /** Shared by the consumers of a sharded channel's shards (see BatchLock); none for one stream. */
+    private readonly lock?: BatchLock,
   ) {}
 
   start(): void {
@@ -131,7 +153,7 @@ export class StreamConsumer {
         prefetched.catch(() => {}); // handled when awaited at the top of the loop
       }
       try {
-        await this.store(entries, fresh);
+        await this.storeInTurn(entries, fresh);
         if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
       } catch (error) {
         if (error instanceof ServerError) {
@@ -142,7 +164,6 @@ export class StreamConsumer {
         }
         // Redis failed before the batch was written (the ownership check): nothing is on disk.
         this.metrics.redisErrors.inc();
-        this.writer.reset();
         reader.replayPending();
         this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -158,6 +179,19 @@ export class StreamConsumer {
       this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
       this.metrics.groupPending.set({ group: group.name }, group.pending);
       if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
+    }
+  }
+
+  /** store(), holding the BatchLock of a sharded channel; the writer is reset (still holding it) when Redis failed before the batch was written. */
+  private async storeInTurn(entries: StreamEntry[], fresh: boolean): Promise<void> {
+    const release = await this.lock?.acquire();
+    try {
+      await this.store(entries, fresh);
+    } catch (error) {
+      if (!(error instanceof ServerError)) this.writer.reset();
+      throw error;
+    } finally {
+      release?.();
     }
   }
 
