@@ -47,6 +47,8 @@ export interface RedisConnection extends CommandSender {
   destroy(): void;
   /** True while commands can be sent (a cluster: while its slot map is known). */
   readonly isReady: boolean;
+  /** node-redis's events: a client's ('ready', 'reconnecting', ...), a cluster's ('node-ready', 'node-reconnecting', ...). */
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
 }
 
 /** Options of createRedisConnection: a client's, and the seed nodes of a cluster. */
@@ -121,6 +123,11 @@ class ClusterConnection implements RedisConnection {
 
   get isReady(): boolean {
     return this.cluster.isReady;
+  }
+
+  on(event: string, listener: (...args: unknown[]) => void): this {
+    this.cluster.on(event, listener);
+    return this;
   }
 }
 

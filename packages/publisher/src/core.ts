@@ -52,11 +52,8 @@ const LINGER_UNITS = 64 * 1024;
 /** How long the WAIT after a frame (waitReplicas) waits for the replicas; fewer in time and the frame is sent again. */
 export const WAIT_TIMEOUT_MS = 1000;
 
-/** The publisher's connection: a RedisConnection with the client events it follows (a cluster emits them per node). */
-type PublisherConnection = RedisConnection & {
-  on(event: 'ready' | 'reconnecting' | 'node-ready' | 'node-reconnecting', listener: () => void): unknown;
-  unref?(): void;
-};
+/** The publisher's connection: a RedisConnection, which on one Redis (a node-redis client) can be unref'd. */
+type PublisherConnection = RedisConnection & { unref?(): void };
 
 /**
  * The shared half of a publisher: the frame being filled, the queue of sealed frames and the
@@ -133,10 +130,13 @@ export class PublisherCore implements SerializeCounters {
     this.client.on(cluster ? 'node-reconnecting' : 'reconnecting', () => {
       this.reconnects++;
     });
-    this.client.on(cluster ? 'node-ready' : 'ready', () => {
-      this.outage = false;
-      this.pump();
-    });
+    // A cluster is ready ('connect') once it knows its slots, after its nodes' own 'node-ready's.
+    for (const event of cluster ? ['connect', 'node-ready'] : ['ready']) {
+      this.client.on(event, () => {
+        this.outage = false;
+        this.pump();
+      });
+    }
     // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
     // the process open (with a timer of their own) while there is something to send.
     // (A cluster's node connections cannot be unref'd: an app on a cluster ends by close().)
