@@ -38,6 +38,12 @@ export interface ProducerCommit {
   seen: number[];
   /** Dead-lettered sequence numbers, the same way. */
   dead: number[];
+  /**
+   * Numbers this server has on disk, sent again after Redis failed (a failover may have lost
+   * commits that replication had not carried yet): counted received where the ledger lacks them,
+   * never as duplicates. The same way.
+   */
+  reasserted: number[];
 }
 
 export type CommitOutcome =
@@ -154,7 +160,7 @@ export class GroupState {
     for (const p of producers) {
       keys.push(this.keys.producer(p.origin), this.keys.origins(p.producer));
       args.push(p.origin, p.producer, p.app, p.host, p.takenOut, p.reportedDrops);
-      for (const ranges of [p.written, p.seen, p.dead]) {
+      for (const ranges of [p.written, p.seen, p.dead, p.reasserted]) {
         args.push(ranges.length / 2);
         for (const n of ranges) args.push(n);
       }

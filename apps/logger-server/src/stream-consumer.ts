@@ -4,7 +4,7 @@ import type { StreamEntry, StreamReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
 import type { DeadLetters } from './dead-letters';
-import type { Checkpoint, GroupState } from './group-state';
+import type { Checkpoint, GroupState, ProducerCommit } from './group-state';
 import type { Health } from './health';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
@@ -61,6 +61,14 @@ export class StreamConsumer {
   private loop: Promise<void> | undefined;
   /** True while a batch is written but not committed: files are not rotated then (see rotate). */
   uncommitted = false;
+  /** The origins this consumer has committed (to its stream's ledger), for reassert. */
+  private readonly origins = new Map<string, { producer: string; app: string; host: string }>();
+  /**
+   * Set when Redis failed: the next commit re-asserts what this server has on disk of its
+   * origins (ProducerCommit.reasserted). A failover loses the commits its replica had not
+   * received; without them the ledger would count records that are on disk as missing.
+   */
+  private reassert = false;
 
   constructor(
     private readonly config: Readonly<ServerConfig>,
@@ -139,6 +147,7 @@ export class StreamConsumer {
         backoff.reset();
       } catch (error) {
         if (!this.running) break;
+        this.reassert = true;
         this.metrics.redisErrors.inc();
         if (this.health.redisOk) this.log('warn', 'reading from redis failed; retrying', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -163,6 +172,7 @@ export class StreamConsumer {
           return;
         }
         // Redis failed before the batch was written (the ownership check): nothing is on disk.
+        this.reassert = true;
         this.metrics.redisErrors.inc();
         reader.replayPending();
         this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
@@ -254,6 +264,7 @@ export class StreamConsumer {
         return;
       } catch (error) {
         if (error instanceof DiskError || error instanceof LeaseError) throw error;
+        this.reassert = true;
         this.metrics.redisErrors.inc();
         if (this.health.redisOk) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -264,6 +275,21 @@ export class StreamConsumer {
         if (String((error as Error)?.message).includes('NOGROUP')) await this.reader.ensureGroup().catch(() => undefined);
         await backoff.wait(this.stopping.signal);
       }
+    }
+  }
+
+  /** Adds to `producers` what this server has on disk of every origin it committed (see reassert); origins it forgot are dropped from the list. */
+  private addReasserted(producers: ProducerCommit[]): void {
+    const inBatch = new Map(producers.map((commit) => [commit.origin, commit]));
+    for (const [origin, { producer, app, host }] of this.origins) {
+      const ranges = this.writer.onDisk(origin);
+      if (ranges.length === 0) {
+        this.origins.delete(origin); // idle long enough for the dedup cache to forget it
+        continue;
+      }
+      const commit = inBatch.get(origin);
+      if (commit) commit.reasserted = ranges;
+      else producers.push({ origin, producer, app, host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [], reasserted: ranges });
     }
   }
 
@@ -279,8 +305,13 @@ export class StreamConsumer {
         const checkpoint = this.sink.checkpointOf(app);
         if (checkpoint) checkpoints.set(app, checkpoint);
       }
-      const outcome = await this.group.commit(pending, checkpoints, this.writer.producerCommits(), token);
+      const producers = this.writer.producerCommits();
+      const reasserting = this.reassert;
+      if (reasserting) this.addReasserted(producers);
+      const outcome = await this.group.commit(pending, checkpoints, producers, token);
       if (outcome.kind === 'committed') {
+        if (reasserting) this.reassert = false;
+        for (const { origin, producer, app, host } of producers) if (!this.origins.has(origin)) this.origins.set(origin, { producer, app, host });
         this.local.update(checkpoints);
         this.metrics.entriesAcked.inc(pending.length);
         this.writer.reset();

@@ -176,7 +176,9 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
   ])('a master killed mid-run fails over to its replica; %s', async (_name, waitReplicas) => {
     const r = rng(SEED + waitReplicas);
     const { channel, masters } = await channelOverAllMasters();
-    const names = ['a', 'b'];
+    // One server: with several, a failover that loses the group's delivery state can hand an entry
+    // one server wrote to another as new (see "Redis Cluster" in the README).
+    const names = ['a'];
     const started = await startServers(channel, names);
     const logs = publishersOnEveryShard(channel, { waitReplicas });
     const victim = masters[r.int(SHARDS)]!;
@@ -186,24 +188,31 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     let stop = false;
     const logging = logUntil(logs, () => stop, 20);
     await sleep(1000 + r.int(1000));
-    // The replica falls behind (paused) and the servers read nothing (paused): what the master
-    // takes now lives on the master alone, and dies with it.
+    // The replica is cut off (paused, its replication link closed): what the master takes from now
+    // on lives on the master alone and dies with it. First the servers go on reading (records on
+    // disk whose commits die with the master), then they are paused too (records never read).
     replica.server.pause();
+    await cluster.cli(victim.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
+    await sleep(300 + r.int(300));
     for (const server of started) server.child.kill('SIGSTOP');
-    await sleep(300 + r.int(500));
+    await sleep(200 + r.int(300));
     await victim.server.kill();
     replica.server.resume();
     for (const server of started) server.child.kill('SIGCONT');
     await cluster.waitHealthy();
     expect((await cluster.masterOf(victim.slots[0]![0])).id).toBe(replica.id);
+    // the killed master comes back, as a replica of the new one (waitReplicas needs one)
+    await victim.server.start();
+    await cluster.waitHealthy();
+    for (let tries = 0; (await cluster.nodes()).find((node) => node.port === victim.port)?.masterId !== replica.id; tries++) {
+      if (tries > 100) throw new Error('the restarted master did not become a replica of the new one');
+      await sleep(100);
+    }
     await sleep(1000 + r.int(1000)); // logging goes on to the new master
     stop = true;
     await logging;
     await Promise.all(logs.map((log) => log.close(30_000)));
     const { tally, lines } = await settle(logs, names, started[0]!);
-    // the killed master comes back as a replica of the new one, for the tests after this one
-    await victim.server.start();
-    await cluster.waitHealthy();
 
     expect(tally.duplicates).toBe(0);
     for (const line of lines) {

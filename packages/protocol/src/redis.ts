@@ -110,7 +110,18 @@ class ClusterConnection implements RedisConnection {
   }
 
   sendCommand<T = unknown>(args: ReadonlyArray<string | Buffer>, options?: CommandOptions, routeKey?: string): Promise<T> {
-    return this.cluster.sendCommand<T>(routeKey ?? routingKey(args), false, args as Array<string | Buffer>, options as never);
+    if (routeKey !== undefined) return this.sendToNodeOf<T>(routeKey, args, options);
+    return this.cluster.sendCommand<T>(routingKey(args), false, args as Array<string | Buffer>, options as never);
+  }
+
+  /**
+   * Straight to the connection of the master serving `key`: node-redis applies a command's
+   * cluster policy otherwise, and WAIT's (all shards, least of the replies) would ask every
+   * master, and hang on any without a replica.
+   */
+  private async sendToNodeOf<T>(key: string, args: ReadonlyArray<string | Buffer>, options?: CommandOptions): Promise<T> {
+    const node = await this.cluster.getNodeClientForKey(key);
+    return (await node.sendCommand(args as Array<string | Buffer>, options as never)) as T;
   }
 
   connect(): Promise<unknown> {

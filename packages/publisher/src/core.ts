@@ -229,14 +229,14 @@ export class PublisherCore implements SerializeCounters {
     let command: Promise<unknown>;
     if (this.options.transport === 'pubsub') command = this.client.sendCommand(['PUBLISH', this.target, payload]);
     else {
-      const xadd = this.client.sendCommand([...this.xaddHead, payload]);
-      if (this.waitCommand === undefined) command = xadd;
-      else {
-        // Sent at once behind the XADD, on the connection of the stream's master (routed by the
-        // stream's key): WAIT counts the replicas that have every write of that connection so far.
-        const wait = this.client.sendCommand<number>(this.waitCommand, undefined, this.target);
-        command = Promise.all([xadd, wait]).then(([reply, replicas]) => {
-          if (Number(replicas) < this.options.waitReplicas) throw new ReplicasBehindError(Number(replicas), this.options.waitReplicas, WAIT_TIMEOUT_MS);
+      command = this.client.sendCommand([...this.xaddHead, payload]);
+      const wait = this.waitCommand;
+      if (wait !== undefined) {
+        // Once Redis has the frame, on the connection of the stream's master: WAIT counts the
+        // replicas that have every write of that connection so far, so this frame's too.
+        command = command.then(async (reply) => {
+          const replicas = Number(await this.client.sendCommand(wait, undefined, this.target));
+          if (replicas < this.options.waitReplicas) throw new ReplicasBehindError(replicas, this.options.waitReplicas, WAIT_TIMEOUT_MS);
           return reply;
         });
       }
