@@ -17,9 +17,12 @@
 --       n written ranges, (start, end)..., n ranges its dedup cache dropped as already written
 --       (committed by this consumer before, as far as it knows), (start, end)...,
 --       n dead-lettered ranges, (start, end)...,
---       n ranges re-asserted (on this consumer's disk, sent again after Redis failed: a failover
---       may have lost commits), (start, end)...
--- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', origin, start, end, ...}.
+--       n ranges re-asserted (on this consumer's disk, sent again after Redis lost commits),
+--       (start, end)...; then, optionally, the token of this consumer's previous commit.
+-- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...}, {'OVERLAP', origin, start, end, ...} or
+-- {'STALE'}: the previous commit's token is not the stored one, so Redis lost that commit (a
+-- failover to a replica that had not received it, a restart from an older state); the consumer
+-- then commits again with what it has on disk re-asserted.
 -- Records whose producer id and number another origin already committed are kept (both are
 -- written) and counted as conflicts, on the row of the origin committing second.
 -- The token makes a retry safe: a server whose commit got no reply (Redis restarted, connection
@@ -147,6 +150,8 @@ for p = 1, np do
   batch[p] = b
 end
 if #overlaps > 1 then return overlaps end
+local previous = ARGV[i]
+if previous and previous ~= '' and redis.call('HGET', KEYS[2], consumer) ~= previous then return { 'STALE' } end
 
 for k = 1, n, 1000 do redis.call('XACK', KEYS[1], group, unpack(ids, k, math.min(k + 999, n))) end
 checkpoints[#checkpoints + 1] = consumer

@@ -53,7 +53,9 @@ export type CommitOutcome =
   /** Records some server of the group already committed: nothing was committed. */
   | { kind: 'overlap'; ranges: Array<{ origin: string; start: number; end: number }> }
   /** Another live server holds this consumer name: nothing was committed. */
-  | { kind: 'lease'; holder: string };
+  | { kind: 'lease'; holder: string }
+  /** Redis does not hold the commit whose token was given as `previous` (it lost it): nothing was committed. */
+  | { kind: 'stale' };
 
 export type { ProducerReport, ReportTotals } from '@log/subscriber';
 
@@ -149,9 +151,11 @@ export class GroupState {
   /**
    * Commits a written and fsynced batch, all or nothing: acknowledges `ids`, sets the checkpoints
    * of the files it touched and merges `producers` into the ledger. `token` names the batch: the
-   * same commit sent again after a lost reply is applied once (see lua/commit.lua).
+   * same commit sent again after a lost reply is applied once (see lua/commit.lua). With
+   * `previous` (the token of this consumer's last commit), a Redis that lost that commit says
+   * 'stale' and commits nothing.
    */
-  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string): Promise<CommitOutcome> {
+  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string, previous?: string): Promise<CommitOutcome> {
     const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ...ids];
     args.push(checkpoints.size);
     for (const [app, { offset, origin, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${origin} ${seq}`);
@@ -165,10 +169,13 @@ export class GroupState {
         for (const n of ranges) args.push(n);
       }
     }
+    if (previous !== undefined) args.push(previous);
     const reply = (await COMMIT.run<Array<string | Buffer>>(this.client, keys, args)).map(String);
     switch (reply[0]) {
       case 'OK':
         return { kind: 'committed' };
+      case 'STALE':
+        return { kind: 'stale' };
       case 'LOST':
         return { kind: 'lost', ids: reply.slice(1) };
       case 'LEASE':

@@ -64,11 +64,14 @@ export class StreamConsumer {
   /** The origins this consumer has committed (to its stream's ledger), for reassert. */
   private readonly origins = new Map<string, { producer: string; app: string; host: string }>();
   /**
-   * Set when Redis failed: the next commit re-asserts what this server has on disk of its
-   * origins (ProducerCommit.reasserted). A failover loses the commits its replica had not
-   * received; without them the ledger would count records that are on disk as missing.
+   * Set when Redis lost this consumer's last commit (the commit says 'stale': a failover to a
+   * replica that had not received it, a restart from an older state) or failed: the next commit
+   * re-asserts what this server has on disk of its origins (ProducerCommit.reasserted). Without
+   * it the ledger would count records that are on disk as missing.
    */
   private reassert = false;
+  /** The token of this consumer's last commit: the next one checks Redis still has it. */
+  private lastToken: string | undefined;
 
   constructor(
     private readonly config: Readonly<ServerConfig>,
@@ -308,8 +311,14 @@ export class StreamConsumer {
       const producers = this.writer.producerCommits();
       const reasserting = this.reassert;
       if (reasserting) this.addReasserted(producers);
-      const outcome = await this.group.commit(pending, checkpoints, producers, token);
+      const outcome = await this.group.commit(pending, checkpoints, producers, token, reasserting ? undefined : this.lastToken);
+      if (outcome.kind === 'stale') {
+        this.reassert = true;
+        this.log('warn', "redis lost this server's last commit (failover or restart); committing again with what is on disk re-asserted", { consumer: this.group.consumer });
+        continue;
+      }
       if (outcome.kind === 'committed') {
+        this.lastToken = token;
         if (reasserting) this.reassert = false;
         for (const { origin, producer, app, host } of producers) if (!this.origins.has(origin)) this.origins.set(origin, { producer, app, host });
         this.local.update(checkpoints);

@@ -213,7 +213,9 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     await logging;
     await Promise.all(logs.map((log) => log.close(30_000)));
     const { tally, lines } = await settle(logs, names, started[0]!);
+    console.log(`failover (waitReplicas ${waitReplicas}): ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} received ${l.received} missing ${l.missing}`).join('; ')}`);
 
+    if (process.env.CLUSTER_DEBUG) console.log(started[0]!.output().split('\n').filter((l) => !l.includes('"info"') || l.includes('claimed') || l.includes('reachable')).join('\n'));
     expect(tally.duplicates).toBe(0);
     for (const line of lines) {
       expect(line.buffered).toBe(0);
@@ -221,7 +223,6 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
       expect(line.missing).toBe(line.absent);
     }
     const lost = lines.reduce((sum, line) => sum + line.absent, 0);
-    console.log(`failover (waitReplicas ${waitReplicas}): ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} missing ${l.missing}`).join('; ')}`);
     if (waitReplicas > 0) expect(lost).toBe(0);
     else expect(lost).toBeGreaterThan(0); // the paused replica really lost frames the master had acknowledged
   }, 120_000);
