@@ -86,6 +86,15 @@ describe('recoverOpenFiles', () => {
     expect(recover({ checkpoints: new Map([['shop', [{ offset: ends[3]! + 500, origin: 'p1/shop/h', seq: 9 }]]]) }).size).toBe(ends[3]);
   });
 
+  it("a sharded channel's checkpoints: keeps up to the largest that is of this file, past one left from a rotated file", () => {
+    const ends = openFile(10);
+    const stale = { offset: ends[5]!, origin: 'old/shop/h', seq: 999 }; // another file's line ends there
+    const { size } = recover({ checkpoints: new Map([['shop', [at(ends, 2), stale, at(ends, 4)]]]) });
+    expect(size).toBe(ends[3]);
+    openFile(10); // the same file again, whole
+    expect(recover({ checkpoints: new Map([['shop', [at(ends, 7), at(ends, 2)]]]) }).size).toBe(ends[6]);
+  });
+
   it('keeps every complete line in Pub/Sub mode', () => {
     const ends = openFile(5);
     expect(recover({ mode: 'complete-lines', checkpoints: new Map() }).size).toBe(ends[4]);
