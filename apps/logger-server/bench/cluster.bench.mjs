@@ -76,7 +76,7 @@ try {
     `\n\n${RECORDS.toLocaleString('en')} records (~170 bytes) from ${PUBLISHERS} publishers in one process, one logger-server, ${ROUNDS} rounds interleaved; ` +
     'every node of the cluster, the publishers and the server share the machine.\n\n' +
     'What the rows say: on one shared machine the Node processes (publishers, the one server writing every shard in turn) are the bound, not ' +
-    'Redis, so 3 shards do not add throughput here; what they spread is each master\'s memory and CPU when the masters are separate hosts. ' +
+    "Redis, so 3 shards do not add throughput here; what they spread is each master's memory and CPU when the masters are separate hosts. " +
     'waitReplicas: 1 costs a WAIT round trip per frame (the frame waits for the replica before it counts as sent).';
   console.log(body);
   if (!QUICK) record(root, 'cluster', 'Redis Cluster: records/s with 1 and 3 shards, and with waitReplicas', 'pnpm bench (apps/logger-server/bench/cluster.bench.mjs)', body);

@@ -39,8 +39,12 @@ describe('loadConfig', () => {
     const config = loadConfig({ REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000, redis://u:secret@10.0.0.2:7000', LOG_SHARDS: '3' }, '/srv');
     expect(config).toMatchObject({ clusterNodes: ['redis://10.0.0.1:7000', 'redis://u:secret@10.0.0.2:7000'], shards: 3 });
     expect(redactedConfig(config).clusterNodes).toEqual(['redis://10.0.0.1:7000', 'redis://***@10.0.0.2:7000']);
-    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://ok:1,10.0.0.2:7000', LOG_SHARDS: '0' }, '/srv')).toThrow(/REDIS_CLUSTER_NODES: "10.0.0.2:7000" must look like redis:\/\/host:port[\s\S]*LOG_SHARDS="0": must be a whole number >= 1/);
-    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'pubsub' }, '/srv')).toThrow(/REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only[\s\S]*LOG_SHARDS: applies to LOG_TRANSPORT=stream only/);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://ok:1,10.0.0.2:7000', LOG_SHARDS: '0' }, '/srv')).toThrow(
+      /REDIS_CLUSTER_NODES: "10.0.0.2:7000" must look like redis:\/\/host:port[\s\S]*LOG_SHARDS="0": must be a whole number >= 1/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'pubsub' }, '/srv')).toThrow(
+      /REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only[\s\S]*LOG_SHARDS: applies to LOG_TRANSPORT=stream only/,
+    );
   });
 
   it('reports every bad value at once, one line each', () => {

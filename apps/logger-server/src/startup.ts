@@ -77,12 +77,7 @@ function classify(first: Error, error: unknown): RedisProbe {
  * once per attempt), through `onProblem` too (for /healthz); one that will not throws StartupError
  * naming the setting. Resolves false when `signal` aborts first.
  */
-export async function waitForRedis(
-  target: string | { clusterNodes: readonly string[] },
-  log: ServerLog,
-  onProblem: (reason: string | undefined) => void,
-  signal?: AbortSignal,
-): Promise<boolean> {
+export async function waitForRedis(target: string | { clusterNodes: readonly string[] }, log: ServerLog, onProblem: (reason: string | undefined) => void, signal?: AbortSignal): Promise<boolean> {
   const [setting, urls] = typeof target === 'string' ? (['REDIS_URL', [target]] as const) : (['REDIS_CLUSTER_NODES', target.clusterNodes] as const);
   let said: string | undefined;
   const backoff = new Backoff(PROBE_RETRY);

@@ -16,8 +16,8 @@ const SHARDS = 3;
 let cluster: RedisCluster;
 let client: RedisConnection;
 let dir: string;
-let servers: ServerProcess[] = [];
-let publishers: Logger[] = [];
+const servers: ServerProcess[] = [];
+const publishers: Logger[] = [];
 let channelNo = 0;
 
 beforeAll(async () => {
@@ -173,59 +173,70 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
   it.each([
     ['asynchronous replication: what the failover lost is counted missing, exactly what is absent from disk', 0],
     ['waitReplicas: 1: nothing the publisher sent is lost', 1],
-  ])('a master killed mid-run fails over to its replica; %s', async (_name, waitReplicas) => {
-    const r = rng(SEED + waitReplicas);
-    const { channel, masters } = await channelOverAllMasters();
-    // One server: with several, a failover that loses the group's delivery state can hand an entry
-    // one server wrote to another as new (see "Redis Cluster" in the README).
-    const names = ['a'];
-    const started = await startServers(channel, names);
-    const logs = publishersOnEveryShard(channel, { waitReplicas });
-    const victim = masters[r.int(SHARDS)]!;
-    const replica = (await cluster.nodes()).find((node) => node.masterId === victim.id)!;
-    expect(replica).toBeDefined();
+  ])(
+    'a master killed mid-run fails over to its replica; %s',
+    async (_name, waitReplicas) => {
+      const r = rng(SEED + waitReplicas);
+      const { channel, masters } = await channelOverAllMasters();
+      // One server: with several, a failover that loses the group's delivery state can hand an entry
+      // one server wrote to another as new (see "Redis Cluster" in the README).
+      const names = ['a'];
+      const started = await startServers(channel, names);
+      const logs = publishersOnEveryShard(channel, { waitReplicas });
+      const victim = masters[r.int(SHARDS)]!;
+      const replica = (await cluster.nodes()).find((node) => node.masterId === victim.id)!;
+      expect(replica).toBeDefined();
 
-    let stop = false;
-    const logging = logUntil(logs, () => stop, 20);
-    await sleep(1000 + r.int(1000));
-    // The replica is cut off (paused, its replication link closed): what the master takes from now
-    // on lives on the master alone and dies with it. First the servers go on reading (records on
-    // disk whose commits die with the master), then they are paused too (records never read).
-    replica.server.pause();
-    await cluster.cli(victim.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
-    await sleep(300 + r.int(300));
-    for (const server of started) server.child.kill('SIGSTOP');
-    await sleep(200 + r.int(300));
-    await victim.server.kill();
-    replica.server.resume();
-    for (const server of started) server.child.kill('SIGCONT');
-    await cluster.waitHealthy();
-    expect((await cluster.masterOf(victim.slots[0]![0])).id).toBe(replica.id);
-    // the killed master comes back, as a replica of the new one (waitReplicas needs one)
-    await victim.server.start();
-    await cluster.waitHealthy();
-    for (let tries = 0; (await cluster.nodes()).find((node) => node.port === victim.port)?.masterId !== replica.id; tries++) {
-      if (tries > 100) throw new Error('the restarted master did not become a replica of the new one');
-      await sleep(100);
-    }
-    await sleep(1000 + r.int(1000)); // logging goes on to the new master
-    stop = true;
-    await logging;
-    await Promise.all(logs.map((log) => log.close(30_000)));
-    const { tally, lines } = await settle(logs, names, started[0]!);
-    console.log(`failover (waitReplicas ${waitReplicas}): ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} received ${l.received} missing ${l.missing}`).join('; ')}`);
+      let stop = false;
+      const logging = logUntil(logs, () => stop, 20);
+      await sleep(1000 + r.int(1000));
+      // The replica is cut off (paused, its replication link closed): what the master takes from now
+      // on lives on the master alone and dies with it. First the servers go on reading (records on
+      // disk whose commits die with the master), then they are paused too (records never read).
+      replica.server.pause();
+      await cluster.cli(victim.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
+      await sleep(300 + r.int(300));
+      for (const server of started) server.child.kill('SIGSTOP');
+      await sleep(200 + r.int(300));
+      await victim.server.kill();
+      replica.server.resume();
+      for (const server of started) server.child.kill('SIGCONT');
+      await cluster.waitHealthy();
+      expect((await cluster.masterOf(victim.slots[0]![0])).id).toBe(replica.id);
+      // the killed master comes back, as a replica of the new one (waitReplicas needs one)
+      await victim.server.start();
+      await cluster.waitHealthy();
+      for (let tries = 0; (await cluster.nodes()).find((node) => node.port === victim.port)?.masterId !== replica.id; tries++) {
+        if (tries > 100) throw new Error('the restarted master did not become a replica of the new one');
+        await sleep(100);
+      }
+      await sleep(1000 + r.int(1000)); // logging goes on to the new master
+      stop = true;
+      await logging;
+      await Promise.all(logs.map((log) => log.close(30_000)));
+      const { tally, lines } = await settle(logs, names, started[0]!);
+      console.log(`failover (waitReplicas ${waitReplicas}): ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} received ${l.received} missing ${l.missing}`).join('; ')}`);
 
-    if (process.env.CLUSTER_DEBUG) console.log(started[0]!.output().split('\n').filter((l) => !l.includes('"info"') || l.includes('claimed') || l.includes('reachable')).join('\n'));
-    expect(tally.duplicates).toBe(0);
-    for (const line of lines) {
-      expect(line.buffered).toBe(0);
-      expect(line.received).toBe(line.disk);
-      expect(line.missing).toBe(line.absent);
-    }
-    const lost = lines.reduce((sum, line) => sum + line.absent, 0);
-    if (waitReplicas > 0) expect(lost).toBe(0);
-    else expect(lost).toBeGreaterThan(0); // the paused replica really lost frames the master had acknowledged
-  }, 120_000);
+      if (process.env.CLUSTER_DEBUG)
+        console.log(
+          started[0]!
+            .output()
+            .split('\n')
+            .filter((l) => !l.includes('"info"') || l.includes('claimed') || l.includes('reachable'))
+            .join('\n'),
+        );
+      expect(tally.duplicates).toBe(0);
+      for (const line of lines) {
+        expect(line.buffered).toBe(0);
+        expect(line.received).toBe(line.disk);
+        expect(line.missing).toBe(line.absent);
+      }
+      const lost = lines.reduce((sum, line) => sum + line.absent, 0);
+      if (waitReplicas > 0) expect(lost).toBe(0);
+      else expect(lost).toBeGreaterThan(0); // the paused replica really lost frames the master had acknowledged
+    },
+    120_000,
+  );
 
   it('a slot migrated to another master mid-run loses nothing', async () => {
     const r = rng(SEED + 7);

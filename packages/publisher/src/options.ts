@@ -125,14 +125,23 @@ function count(problems: string[], name: string, value: unknown, fallback: numbe
 /** clusterNodes, else REDIS_CLUSTER_NODES split at commas; every one a redis:// or rediss:// URL. */
 function resolveClusterNodes(problems: string[], option: readonly string[] | undefined): readonly string[] | undefined {
   const env = process.env.REDIS_CLUSTER_NODES;
-  const nodes = option ?? (env ? env.split(',').map((node) => node.trim()).filter((node) => node !== '') : undefined);
+  // unknown: an app in plain JavaScript may pass anything
+  const nodes: unknown =
+    option ??
+    (env
+      ? env
+          .split(',')
+          .map((node) => node.trim())
+          .filter((node) => node !== '')
+      : undefined);
   if (nodes === undefined) return undefined;
   if (!Array.isArray(nodes) || nodes.length === 0) {
     problems.push('clusterNodes must be a non-empty array of redis:// URLs');
     return undefined;
   }
-  for (const node of nodes) if (typeof node !== 'string' || !/^rediss?:\/\/\S+$/.test(node)) problems.push(`clusterNodes: ${JSON.stringify(node)} is not a redis:// or rediss:// URL`);
-  return nodes;
+  const list = nodes as unknown[];
+  for (const node of list) if (typeof node !== 'string' || !/^rediss?:\/\/\S+$/.test(node)) problems.push(`clusterNodes: ${JSON.stringify(node)} is not a redis:// or rediss:// URL`);
+  return list as string[];
 }
 
 /** shards, else LOG_SHARDS, else 1. */

@@ -122,7 +122,10 @@ describe('publisher against a real redis-server', () => {
       );
       expect(() => createPublisher('logger', { app: 'shop', waitReplicas: -1 })).toThrow(/waitReplicas must be a whole number >= 0/);
     } finally {
-      for (const [name, value] of [['REDIS_CLUSTER_NODES', saved.nodes], ['LOG_SHARDS', saved.shards]] as const) {
+      for (const [name, value] of [
+        ['REDIS_CLUSTER_NODES', saved.nodes],
+        ['LOG_SHARDS', saved.shards],
+      ] as const) {
         if (value === undefined) delete process.env[name];
         else process.env[name] = value;
       }
