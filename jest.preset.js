@@ -8,4 +8,7 @@ module.exports = {
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/test/**/*.test.ts'],
   moduleFileExtensions: ['ts', 'js', 'json'],
+  // Tests and hooks start real processes (redis-server, S3 servers, the logger server): on a
+  // loaded 2-core machine a start alone can pass jest's default 5 s. Tests that need longer say so.
+  testTimeout: 30_000,
 };

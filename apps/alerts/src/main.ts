@@ -2,7 +2,7 @@
 // apps/alerts: `node apps/alerts/dist/main.js`, configured by the environment (see README).
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
-import { toValidName } from '@log/protocol';
+import { DEFAULT_REDIS_URL, toValidName } from '@log/protocol';
 import { Alerts } from './alerts';
 
 const log = (message: string, fields?: Record<string, unknown>) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: 'info', app: 'alerts', message, ...fields }) + '\n');
@@ -15,7 +15,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const alerts = new Alerts({
-    url: env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    url: env.REDIS_URL || DEFAULT_REDIS_URL,
     channel: env.LOG_CHANNEL ?? 'logger',
     group: env.ALERTS_GROUP ?? 'alerts',
     consumer: env.ALERTS_CONSUMER ?? toValidName(hostname()),

@@ -1,9 +1,9 @@
-import { createClient, RESP_TYPES, type RedisClientType } from 'redis';
+import { createRedisClient } from '@log/protocol/redis';
+import { RESP_TYPES, type RedisClientType } from 'redis';
 
 /** A client for one command: no reconnect loop, so an unreachable Redis fails fast with its error. */
 export async function connect(url: string): Promise<RedisClientType> {
-  const client = createClient({ url, socket: { connectTimeout: 3000, reconnectStrategy: false } }) as RedisClientType;
-  client.on('error', () => {}); // the failed command or connect() reports it
+  const client = createRedisClient({ url, socket: { connectTimeout: 3000, reconnectStrategy: false } }); // the failed command or connect() reports errors
   await client.connect();
   return client;
 }

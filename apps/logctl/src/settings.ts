@@ -1,4 +1,4 @@
-import { DEFAULT_GROUP, nameProblem } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem } from '@log/protocol';
 import { UsageError } from './io';
 
 /** The server's settings logctl needs, from the same environment variables (see the root README). */
@@ -41,7 +41,7 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
     .filter((node) => node !== '');
   const bucket = env.S3_BUCKET;
   return {
-    redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
+    redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL,
     clusterNodes: clusterNodes === undefined || clusterNodes.length === 0 ? undefined : clusterNodes,
     shards,
     channel,

@@ -1,7 +1,7 @@
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { Backoff, isValidName, type BackoffOptions } from '@log/protocol';
+import { Backoff, isValidName, sleep, type BackoffOptions } from '@log/protocol';
 import { ArchiveError, archiveFile, archiveKey, type ArchiveErrorCode } from '@log/s3-archiver';
 import type { ServerConfig } from './config';
 import { describeError, type ServerLog } from './log';
@@ -297,13 +297,9 @@ export class ArchiveQueue {
     while (this.running) {
       const file = this.queue.find((f) => !this.conflicts.has(f.path));
       if (!file) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, 1000);
-          this.wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
+        const wake = new AbortController();
+        this.wake = () => wake.abort();
+        await sleep(1000, wake.signal);
         this.wake = undefined;
         continue;
       }

@@ -25,6 +25,8 @@ export class PubSubConsumer {
   private failed = false;
   private stopped!: () => void;
   readonly done = new Promise<void>((resolve) => (this.stopped = resolve));
+  /** Always false: Pub/Sub acknowledges nothing, so a rotation never waits for a commit. */
+  readonly uncommitted = false;
 
   constructor(
     private readonly config: Readonly<ServerConfig>,

@@ -4,7 +4,7 @@ import { removeDir, tempDir } from '@log/test-kit';
 import { DedupCache } from './dedup';
 import { formatLine } from './format';
 import type { Checkpoint } from './group-state';
-import { LocalCheckpoints, ownKeys, recoverOpenFiles, type TrustSources } from './recovery';
+import { LocalCheckpoints, ownKeys, recoverAtStart, recoverOpenFiles, type TrustSources } from './recovery';
 import { FileSink } from './sink';
 
 const quiet = () => {};
@@ -43,6 +43,20 @@ describe('recoverOpenFiles', () => {
   }
 
   const at = (ends: number[], seq: number): Checkpoint => ({ offset: ends[seq - 1]!, origin: 'p1/shop/h', seq });
+
+  it('at start, trusts the acknowledged prefix in stream mode and every complete line in Pub/Sub mode', async () => {
+    const ends = openFile(10);
+    const local = new LocalCheckpoints(join(dir, 'local.json'));
+    const said: Array<Record<string, unknown> | undefined> = [];
+    const log = (_level: string, message: string, fields?: Record<string, unknown>) => message === 'recovered an open file' && said.push(fields);
+    await recoverAtStart('stream', new FileSink(logDir), new DedupCache(), { checkpoints: async () => new Map([['shop', [at(ends, 4)]]]) }, local, log);
+    expect(statSync(join(logDir, 'shop', 'shop.log')).size).toBe(ends[3]);
+    expect(said).toEqual([expect.objectContaining({ app: 'shop', records: 4, trusted: ends[3] })]);
+    openFile(10);
+    await recoverAtStart('pubsub', new FileSink(logDir), new DedupCache(), { checkpoints: () => Promise.reject(new Error('Pub/Sub mode must not ask Redis')) }, local, log);
+    expect(statSync(join(logDir, 'shop', 'shop.log')).size).toBe(ends[9]);
+    expect(said[1]).toEqual(expect.objectContaining({ records: 10, trusted: ends[9] }));
+  });
 
   it('keeps the acknowledged prefix and cuts what was written after it', () => {
     const ends = openFile(10);
@@ -135,7 +149,7 @@ describe('LocalCheckpoints', () => {
           ['api', { offset: 9, origin: 'q/api/h', seq: 2 }],
         ]),
       );
-      local.forget('api');
+      local.forget(['api']);
       expect([...new LocalCheckpoints(join(dir, 'c1.json')).read()]).toEqual([['shop', { offset: 5, origin: 'p/shop/h', seq: 1 }]]);
       writeFileSync(local.path, '{"shop":{"off');
       expect(new LocalCheckpoints(join(dir, 'c1.json')).read().size).toBe(0);

@@ -2,7 +2,7 @@ import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync
 import { isValidName } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
-import type { Checkpoint } from './group-state';
+import type { Checkpoint, ShardedGroupState } from './group-state';
 import type { ServerLog } from './log';
 import { originKey, parseOrigin } from './origin';
 import { openStateFile, type FileSink } from './sink';
@@ -36,6 +36,24 @@ export interface RecoveredFile {
   cut: number;
   records: number;
   last: { origin: string; seq: number } | undefined;
+}
+
+/**
+ * Recovers the open files at start, before anything is read: in stream mode each is cut back to
+ * its acknowledged prefix (what Redis and this process last recorded; the rest is redelivered), in
+ * Pub/Sub mode to its last complete line (nothing is ever redelivered). Says what it cut.
+ */
+export async function recoverAtStart(
+  transport: 'stream' | 'pubsub',
+  sink: FileSink,
+  dedup: DedupCache,
+  group: Pick<ShardedGroupState, 'checkpoints'>,
+  local: LocalCheckpoints,
+  log: ServerLog,
+): Promise<void> {
+  const stream = transport === 'stream';
+  const trust: TrustSources = { mode: stream ? 'acknowledged' : 'complete-lines', checkpoints: stream ? await group.checkpoints() : undefined, local: local.read() };
+  for (const file of recoverOpenFiles(sink, dedup, trust, log)) if (file.cut > 0 || file.records > 0) log('info', 'recovered an open file', { ...file });
 }
 
 /**
@@ -236,9 +254,15 @@ export class LocalCheckpoints {
     this.write();
   }
 
-  /** A file was closed for archiving: its app starts a new file with nothing acknowledged. */
-  forget(app: string): void {
-    if (this.current.delete(app)) this.write();
+  /**
+   * Files were closed for archiving: their apps start new files with nothing acknowledged. One
+   * write for all of them (a shutdown closes thousands: one write each would rewrite the whole
+   * file thousands of times).
+   */
+  forget(apps: Iterable<string>): void {
+    let changed = false;
+    for (const app of apps) changed = this.current.delete(app) || changed;
+    if (changed) this.write();
   }
 
   private write(): void {

@@ -9,15 +9,19 @@ import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
 import type { PubSubConsumer } from './pubsub-consumer';
 import { RecordWriter } from './record-writer';
-import { LocalCheckpoints, recoverOpenFiles } from './recovery';
+import { LocalCheckpoints, recoverAtStart } from './recovery';
+import { FileRotation } from './rotation';
 import { FileSink } from './sink';
 import type { StreamConsumer } from './stream-consumer';
 import { startConsumer, type ShardedConsumer } from './transport';
 
 /**
- * The composition root: wires the file sink, the record writer, the group's shared state and
- * one consumer (stream or Pub/Sub), and owns their lifecycle, health and archiving.
+ * How long a clean stop spends closing open files for archiving (each is a manifest, a rename and
+ * three fsyncs: thousands of app names take longer than main.ts's drain deadline allows).
  */
+const SHUTDOWN_ROTATION_MS = 4000;
+
+/** The composition root: wires the parts, owns their lifecycle (start, fail, drain) and health. */
 export class LoggerServer {
   readonly metrics: Metrics = createMetrics(() => this.group.totals());
   readonly health = new Health(this.metrics);
@@ -28,8 +32,8 @@ export class LoggerServer {
   fatal: ServerError | undefined;
   private readonly sink: FileSink;
   private readonly dedup = new DedupCache();
-  private readonly writer: RecordWriter;
   private readonly local: LocalCheckpoints;
+  private readonly rotation: FileRotation;
   private readonly redis: RedisConnection;
   private consumer: StreamConsumer | ShardedConsumer | PubSubConsumer | undefined;
 
@@ -38,7 +42,6 @@ export class LoggerServer {
     private readonly log: ServerLog = serverLog,
   ) {
     this.sink = new FileSink(config.logDir, config.maxOpenFiles);
-    this.writer = new RecordWriter(this.sink, this.dedup, this.metrics);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
     this.redis = createRedisConnection({ url: config.redisUrl, clusterNodes: config.clusterNodes });
     this.group = new ShardedGroupState(this.redis, config.channel, config.group, config.consumer, config.shards);
@@ -48,56 +51,31 @@ export class LoggerServer {
       const { ArchiveQueue: Queue } = require('./archive') as typeof import('./archive');
       this.archive = new Queue({ ...config, s3: config.s3 }, this.metrics, log);
     }
+    const policy = { maxBytes: config.rotateBytes, maxAgeMs: config.rotateSeconds * 1000 };
+    this.rotation = new FileRotation(
+      this.sink,
+      policy,
+      this.local,
+      this.archive,
+      () => this.consumer?.uncommitted === true,
+      (error) => this.fail(error),
+    );
   }
 
   async start(): Promise<void> {
     await this.redis.connect();
     await this.group.acquireLease((holder) => this.log('warn', 'LOG_CONSUMER is held by another server; waiting for its lease to expire', { consumer: this.config.consumer, holder }));
-    const stream = this.config.transport === 'stream';
-    const recovered = recoverOpenFiles(
-      this.sink,
-      this.dedup,
-      {
-        mode: stream ? 'acknowledged' : 'complete-lines',
-        checkpoints: stream ? await this.group.checkpoints() : undefined,
-        local: this.local.read(),
-      },
-      this.log,
-    );
-    for (const file of recovered) if (file.cut > 0 || file.records > 0) this.log('info', 'recovered an open file', { ...file });
+    await recoverAtStart(this.config.transport, this.sink, this.dedup, this.group, this.local, this.log);
     this.archive?.scan();
-    // Said at once when the bucket or the credentials are wrong; not awaited: writing logs goes first.
-    void this.archive?.check();
+    void this.archive?.check(); // said at once when the bucket or credentials are wrong; writing logs goes first
     this.archive?.start();
-    const hooks = { rotate: () => this.rotate(), archiveBackpressure: () => this.archive?.paused() ?? false, fail: (error: ServerError) => this.fail(error) };
-    const { writer, sink, group, local, health, metrics, log } = this;
+    const hooks = { rotate: () => this.rotation.run(), archiveBackpressure: () => this.archive?.paused() ?? false, fail: (error: ServerError) => this.fail(error) };
+    const writer = new RecordWriter(this.sink, this.dedup, this.metrics);
+    const { sink, group, local, health, metrics, log } = this;
     this.consumer = await startConsumer(this.config, { writer, sink, group, local, health, metrics, log, hooks });
     this.health.set(true, true);
     this.health.starting = false;
     this.log('info', 'logger server started', { transport: this.config.transport, logDir: this.config.logDir, consumer: this.config.consumer });
-  }
-
-  /**
-   * Closes the files that are due and hands them to the archiver: only between committed batches
-   * (a written but uncommitted batch stays in its open file, cut at restart and redelivered).
-   * Returns false when the disk failed: the server is stopping then (fail), and the caller's loop
-   * must end instead of taking the failure for a Redis one.
-   */
-  private rotate(all = false): boolean {
-    if (this.consumer && 'uncommitted' in this.consumer && this.consumer.uncommitted) return true;
-    let closed;
-    try {
-      closed = this.sink.rotate({ maxBytes: this.config.rotateBytes, maxAgeMs: this.config.rotateSeconds * 1000 }, Date.now(), all);
-    } catch (error) {
-      if (!(error instanceof DiskError)) throw error;
-      this.fail(error);
-      return false;
-    }
-    for (const file of closed) {
-      this.local.forget(file.app);
-      this.archive?.add(file);
-    }
-    return true;
   }
 
   /** 'off' without S3, else the archive's own health (ArchiveQueue.health). */
@@ -110,12 +88,8 @@ export class LoggerServer {
     this.fatal = error;
     void this.consumer?.stop();
     this.health.set(this.health.redisOk, error.code === 'CONSUMER_IN_USE' ? this.health.diskOk : false, error);
-    // Also after a failed rotation, when every batch was committed: only what is not is redelivered.
-    this.log(
-      'error',
-      error instanceof DiskError ? 'disk failure: stopping; entries not acknowledged will be redelivered' : 'stopping: entries not acknowledged will be redelivered',
-      describeError(error),
-    );
+    const what = error instanceof DiskError ? 'disk failure: stopping' : 'stopping';
+    this.log('error', `${what}; entries not acknowledged will be redelivered`, describeError(error));
   }
 
   /** SIGHUP: close files so the next write reopens them (after logrotate moved them). */
@@ -129,10 +103,14 @@ export class LoggerServer {
     return this.consumer?.done ?? Promise.resolve();
   }
 
-  /** Drains: stop reading, finish the batch in hand (write, fsync, commit), close. */
+  /** Drains: stop reading, finish the batch in hand (write, fsync, commit), close the files for archiving. */
   async stop(): Promise<void> {
     await this.consumer?.stop();
-    if (!this.fatal) this.rotate(true); // shutdown closes the files for archiving
+    if (!this.fatal) {
+      this.rotation.run(true, Date.now(), Date.now() + SHUTDOWN_ROTATION_MS);
+      const left = this.sink.nonEmptyFiles;
+      if (left > 0) this.log('warn', 'left open files for the next start to recover: closing them all would outlast the drain', { files: left });
+    }
     this.sink.close();
     await this.archive?.stop();
     if (!this.fatal) await this.group.releaseLease().catch(() => undefined);

@@ -280,11 +280,14 @@ export class FileSink {
    * `all`): they are already fsynced; each is renamed to its closed name and the directory
    * fsynced, so the rename survives a crash. Call between batches, after the acknowledgement.
    * Throws DiskError; the files closed before the failure are on disk for the archiver's next scan.
+   * No file is closed after `stopAt` (ms since the epoch): the rest stay open files, whole and
+   * acknowledged, recovered as such by the next start.
    */
-  rotate(policy: RotationPolicy, now = Date.now(), all = false): ClosedFile[] {
+  rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): ClosedFile[] {
     const closed: ClosedFile[] = [];
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
+      if (Date.now() >= stopAt) break;
       const due = all || file.size >= policy.maxBytes || now - file.openedAt >= policy.maxAgeMs || Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
       if (!due) continue;
       this.settle(file);
@@ -306,6 +309,13 @@ export class FileSink {
       closed.push(closedFile);
     }
     return closed;
+  }
+
+  /** How many open files hold records (what a rotation of all would close). */
+  get nonEmptyFiles(): number {
+    let count = 0;
+    for (const file of this.files.values()) if (file.size > 0) count++;
+    return count;
   }
 
   /** Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be committed first. */

@@ -3,6 +3,7 @@
 // final stats. Everything it did goes to the history file (format: history.ts). Started by
 // producers.ts with its settings as JSON in SOAK_PRODUCER.
 import { createWriteStream } from 'node:fs';
+import { sleep } from '@log/protocol';
 import { createPublisher, type Logger } from '@log/publisher';
 import type { HistoryLine } from './history';
 import { Rng } from './rng';
@@ -41,7 +42,7 @@ async function main(): Promise<void> {
   // The publisher truncates a record over maxRecordBytes (a quarter of the buffer) and replaces its
   // fields, rid included: keep every record well under it, or the checker could not name it.
   const maxPad = Math.max(0, Math.floor(config.bufferBytes / 8) - 300);
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, config.startAt - Date.now())));
+  await sleep(Math.max(0, config.startAt - Date.now()));
   await new Promise<void>((resolve) => {
     const timer = setInterval(() => {
       const t = now();

@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { sleep } from './process';
 import { startFaultProxy, startRedis, tcpAskForTest, type RedisServer } from './testing';
 
 let redis: RedisServer;
@@ -28,10 +29,10 @@ describe('fault proxy', () => {
       await new Promise((r) => s.socket.on('connect', r));
       proxy.setMode('blackhole');
       s.socket.write('SET held 1\r\nGET held\r\n');
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       expect(s.received()).toBe('');
       proxy.setMode('pass');
-      for (let i = 0; i < 40 && s.received() !== '+OK\r\n$1\r\n1\r\n'; i++) await new Promise((r) => setTimeout(r, 25));
+      for (let i = 0; i < 40 && s.received() !== '+OK\r\n$1\r\n1\r\n'; i++) await sleep(25);
       expect(s.received()).toBe('+OK\r\n$1\r\n1\r\n');
       s.socket.destroy();
     } finally {

@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { sleep } from './process';
 import { freePort, motoAvailable, s3Implementations, startRedis, startS3, startS3Pager, startTcpProxy, tcpAskForTest, type TcpProxy } from './testing';
 
 describe('test kit', () => {
@@ -17,7 +18,7 @@ describe('test kit', () => {
       expect(redis.url).toBe(`redis://127.0.0.1:${redis.port}`);
       expect(await tcpAskForTest(redis.port, 'SET k v\r\n')).toBe('+OK\r\n');
       await tcpAskForTest(redis.port, 'BGREWRITEAOF\r\n');
-      await new Promise((r) => setTimeout(r, 300));
+      await sleep(300);
       await redis.kill();
       await expect(tcpAskForTest(redis.port, 'PING\r\n')).rejects.toThrow();
       await redis.start();

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { TestKitError } from './errors';
 
 /** A port nobody listens on right now, on 127.0.0.1 (never 6379: the OS hands out ephemeral ports). */
@@ -34,9 +35,12 @@ export function which(command: string): string | undefined {
   return result.status === 0 && path ? path : undefined;
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+/**
+ * Node's own promise timer, named as the tests call it. Not @log/protocol's `sleep` (abortable,
+ * for the product's retry loops): the protocol package's tests use this kit, so importing it
+ * here would make a cycle.
+ */
+export const sleep = (ms: number): Promise<void> => delay(ms);
 
 /**
  * What `promise` settles to within `ms`: `{ value }`, `{ error }`, or 'pending'. For asserting on
