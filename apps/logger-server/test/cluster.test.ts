@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { shardsOf, streamKey } from '@log/protocol';
 import { createRedisConnection, type RedisConnection } from '@log/protocol/redis';
@@ -12,6 +13,8 @@ import { httpGet, readLogs, rng, startServer, type ServerProcess } from './harne
 
 const SEED = Number(process.env.CLUSTER_SEED ?? Date.now() % 1e9);
 const SHARDS = 3;
+/** The operators' CLI, as they run it (after pnpm build). */
+const LOGCTL = join(__dirname, '..', '..', 'logctl', 'dist', 'main.js');
 
 let cluster: RedisCluster;
 let client: RedisConnection;
@@ -64,7 +67,7 @@ async function startServers(channel: string, names: string[], env: Record<string
       }),
     ),
   );
-  servers.push(...started);
+  for (const server of started) servers.push(server);
   return started;
 }
 
@@ -168,6 +171,24 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     }
     const total = perPublisher.reduce((sum, n) => sum + n, 0);
     expect(report!.totals).toMatchObject({ producers: logs.length, received: total, missing: 0 });
+    // the operator's view: logctl stats reads the same report, merged over the cluster's shards
+    const logctl = spawnSync(process.execPath, [LOGCTL, 'stats', '--json'], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH, REDIS_CLUSTER_NODES: cluster.seeds.join(','), LOG_SHARDS: String(SHARDS), LOG_CHANNEL: channel },
+    });
+    expect(logctl.status).toBe(0);
+    const json = JSON.parse(logctl.stdout) as { totals: Record<string, number>; producers: ProducerRow[] };
+    expect(json.totals).toEqual(report!.totals);
+    expect(json.producers.map((row) => row.producer).sort()).toEqual(logs.map((log) => log.producer).sort());
+    // pages of 2 merged across the shards: every producer once, most recently active first
+    const paged: ProducerRow[] = [];
+    for (let cursor: number | undefined = 0; cursor !== undefined;) {
+      const page = JSON.parse((await httpGet(a!.httpPort, `/stats?limit=2&cursor=${cursor}`)).body) as { producers: ProducerRow[]; cursor?: number };
+      expect(page.producers.length).toBeLessThanOrEqual(2);
+      for (const row of page.producers) paged.push(row);
+      cursor = page.cursor;
+    }
+    expect(paged.map((row) => row.producer)).toEqual(report!.producers.map((row) => row.producer));
   }, 90_000);
 
   it.each([
