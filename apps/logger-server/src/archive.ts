@@ -64,7 +64,7 @@ export class ArchiveQueue {
     private readonly log: ServerLog,
   ) {
     this.client = new S3Client({
-      region: config.s3.region ?? 'us-east-1',
+      region: config.s3.region,
       endpoint: config.s3.endpoint,
       forcePathStyle: config.s3.forcePathStyle,
       maxAttempts: 2,

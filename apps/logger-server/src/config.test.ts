@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
-import { loadConfig, redactedConfig } from './config';
+import { readFileSync } from 'node:fs';
+import { SETTING_HELP, loadConfig, redactedConfig } from './config';
 import { ConfigError } from './errors';
 
 describe('loadConfig', () => {
@@ -17,6 +18,23 @@ describe('loadConfig', () => {
       s3: undefined,
     });
     expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('--help and the README state the defaults loadConfig uses', () => {
+    const readme = readFileSync(join(__dirname, '../../../README.md'), 'utf8');
+    // S3 settings only count when S3_BUCKET is set; READ_COUNT set at all turns READ_BATCH_BYTES off (tested above).
+    const base = { S3_BUCKET: 'bucket' };
+    const checked: string[] = [];
+    for (const [key, help] of Object.entries(SETTING_HELP)) {
+      const stated = /\(default ([\w./:-]+)[;)\s]/.exec(help)?.[1];
+      if (stated === undefined || key === 'READ_COUNT') continue;
+      expect({ key, config: loadConfig({ ...base, [key]: stated }, '/srv', 20_000) }).toEqual({ key, config: loadConfig(base, '/srv', 20_000) });
+      // the README's row of this key (alone or with others) names the same default
+      const row = readme.split('\n').find((line) => line.startsWith('| ') && line.split('|')[1]!.includes(`\`${key}\``));
+      expect({ key, row: row?.includes(stated) ?? false }).toEqual({ key, row: true });
+      checked.push(key);
+    }
+    expect(checked.length).toBeGreaterThanOrEqual(20);
   });
 
   it('bounds MAX_OPEN_FILES by the process limit (ulimit -n), naming the setting when it is too high', () => {

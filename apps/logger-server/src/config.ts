@@ -48,7 +48,7 @@ export interface ServerConfig {
         prefix: string;
         endpoint: string | undefined;
         forcePathStyle: boolean;
-        region: string | undefined;
+        region: string;
         gzipLevel: number;
         /** Multipart part size; memory per upload is about 4 parts. */
         partSize: number;
@@ -230,7 +230,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
             prefix: (values.S3_PREFIX ?? 'logs').replace(/^\/+|\/+$/g, ''),
             endpoint: values.S3_ENDPOINT,
             forcePathStyle: boolean('S3_FORCE_PATH_STYLE', false),
-            region: values.AWS_REGION,
+            region: values.AWS_REGION ?? 'us-east-1',
             gzipLevel: integer('S3_GZIP_LEVEL', 6, 1),
             partSize: integer('S3_PART_SIZE', 8 * 1024 * 1024, 5 * 1024 * 1024),
             backlogBytes: integer('ARCHIVE_BACKLOG_BYTES', 1024 * 1024 * 1024, 1),
