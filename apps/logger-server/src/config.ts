@@ -105,7 +105,7 @@ export const ENV_KEYS = [
 export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> = {
   REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
   REDIS_CLUSTER_NODES: 'comma-separated seed URLs of a Redis Cluster; set, the server reads from the cluster instead of REDIS_URL (default: unset)',
-  LOG_SHARDS: 'streams the channel is split into, log:{<channel>:0..N-1}; publishers must use the same (default 1: log:{<channel>})',
+  LOG_SHARDS: 'streams the channel is split into, log:{<channel>:0..N-1}; publishers must use the same (default 1; that is log:{<channel>})',
   LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
   LOG_TRANSPORT: 'stream (consumer group, at-least-once; default) or pubsub (at-most-once)',
   LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
