@@ -20,9 +20,10 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
+import { lineSeen, runServer, written } from './server-process.mjs';
 
 const require = createRequire(import.meta.url);
-const { startRedis, tempDir, removeDir, freePort, sleep } = require('@log/test-kit');
+const { startRedis, tempDir, removeDir, sleep } = require('@log/test-kit');
 const { DEFAULT_GROUP, encodeFrame, encodeRecord, groupStateKeys, parseSigningKey, signFrame, streamKey } = require('@log/protocol');
 const { createPublisher } = require('@log/publisher');
 const { createClient } = require('redis');
@@ -73,57 +74,6 @@ async function prefill(url, channel, records, perEntry, producers = 1, signingKe
   if (pending.length > 0) last = (await Promise.all(pending)).pop();
   client.destroy();
   return last;
-}
-
-async function written(port) {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    let sum = 0;
-    for (const match of text.matchAll(/^logger_records_written_total\{[^}]*\} (\d+)/gm)) sum += Number(match[1]);
-    return sum;
-  } catch {
-    return 0;
-  }
-}
-
-/** Resolves when `line` appears on the child's stdout, with the time it did. */
-function lineSeen(child, line) {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.once('exit', (code, signal) => reject(new Error(`process exited before "${line}" (${code ?? signal})`)));
-    child.stdout.on('data', function onData(d) {
-      out += d;
-      if (out.includes(line)) {
-        child.stdout.off('data', onData);
-        child.removeAllListeners('exit');
-        resolve(process.hrtime.bigint());
-      }
-    });
-  });
-}
-
-/** Starts a server; `ready` is when it logged that its read loop runs (node and module loading are behind it). */
-async function runServer(env) {
-  const httpPort = await freePort();
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const readyAt = lineSeen(child, '"logger server started"');
-  let ready;
-  readyAt.then((t) => (ready = t)).catch(() => undefined);
-  await lineSeen(child, '"logger server started"');
-  await readyAt;
-  // keep the pipe drained: a full pipe would block the server's log writes
-  child.stdout.resume();
-  return {
-    child,
-    httpPort,
-    ready,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', resolve);
-        child.kill('SIGTERM');
-      }),
-  };
 }
 
 /** kB fields of /proc/<pid>/status (VmHWM, VmRSS) in MiB. */
