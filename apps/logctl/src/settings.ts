@@ -4,6 +4,10 @@ import { UsageError } from './io';
 /** The server's settings logctl needs, from the same environment variables (see the root README). */
 export interface Settings {
   redisUrl: string;
+  /** REDIS_CLUSTER_NODES split at commas: the servers read a Redis Cluster (stats reads it too). */
+  clusterNodes: string[] | undefined;
+  /** LOG_SHARDS: the channel's streams (stats merges the loss report over them). */
+  shards: number;
   channel: string;
   group: string;
   logDir: string;
@@ -30,9 +34,16 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
     const problem = nameProblem(value);
     if (problem !== undefined) throw new UsageError(`${name}=${JSON.stringify(value)} ${problem}`);
   }
+  const shards = env.LOG_SHARDS ? Number(env.LOG_SHARDS) : 1;
+  if (!Number.isSafeInteger(shards) || shards < 1) throw new UsageError(`LOG_SHARDS=${JSON.stringify(env.LOG_SHARDS)} must be a whole number >= 1`);
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.split(',')
+    .map((node) => node.trim())
+    .filter((node) => node !== '');
   const bucket = env.S3_BUCKET;
   return {
     redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL,
+    clusterNodes: clusterNodes === undefined || clusterNodes.length === 0 ? undefined : clusterNodes,
+    shards,
     channel,
     group,
     logDir: env.LOG_DIR || './log',

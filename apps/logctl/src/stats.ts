@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util';
+import { createRedisConnection } from '@log/protocol/redis';
 import { LossReportReader, type ProducerReport } from '@log/subscriber';
 import type { Io } from './io';
 import { connect } from './redis';
 import type { Settings } from './settings';
 
-export const STATS_HELP = `logctl stats [options]: the group's loss report, merged over every server of the group (the
-numbers the servers' /stats serve, read from the same Redis keys). Exit code 1 when any record
-is missing.
+export const STATS_HELP = `logctl stats [options]: the group's loss report, merged over every server of the group and
+every shard of the channel (the numbers the servers' /stats serve, read from the same Redis keys;
+REDIS_CLUSTER_NODES and LOG_SHARDS as the servers have them). Exit code 1 when any record is
+missing.
 
   --json       { totals, producers } as JSON
   -h, --help   this help`;
@@ -25,9 +27,11 @@ const COLUMNS: Array<[string, (p: ProducerReport) => string]> = [
 
 export async function stats(args: string[], settings: Settings, io: Io): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
-  const client = await connect(settings.redisUrl);
+  const client = settings.clusterNodes ? createRedisConnection({ clusterNodes: settings.clusterNodes, socket: { connectTimeout: 3000, reconnectStrategy: false } }) : await connect(settings.redisUrl);
   try {
-    const reader = new LossReportReader(client, settings.channel, settings.group);
+    if (settings.clusterNodes) await client.connect();
+    // Over every shard of the channel (LOG_SHARDS): a producer's row is on its shard's keys.
+    const reader = new LossReportReader(client, settings.channel, settings.group, settings.shards);
     const producers: ProducerReport[] = [];
     let page = await reader.report(0, 500);
     for (const p of page.producers) producers.push(p);

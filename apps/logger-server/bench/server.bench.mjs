@@ -20,9 +20,10 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
+import { lineSeen, runServer, written } from './server-process.mjs';
 
 const require = createRequire(import.meta.url);
-const { startRedis, tempDir, removeDir, freePort, sleep } = require('@log/test-kit');
+const { startRedis, tempDir, removeDir, sleep } = require('@log/test-kit');
 const { DEFAULT_GROUP, encodeFrame, encodeRecord, groupStateKeys, parseSigningKey, signFrame, streamKey } = require('@log/protocol');
 const { createPublisher } = require('@log/publisher');
 const { createClient } = require('redis');
@@ -87,60 +88,6 @@ async function prefill(url, channel, records, perEntry, producers = 1, signingKe
   return last;
 }
 
-async function written(port) {
-  try {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    let sum = 0;
-    for (const match of text.matchAll(/^logger_records_written_total\{[^}]*\} (\d+)/gm)) sum += Number(match[1]);
-    return sum;
-  } catch {
-    return 0;
-  }
-}
-
-/** Resolves when `line` appears on the child's stdout, with the time it did. */
-function lineSeen(child, line) {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.once('exit', (code, signal) => reject(new Error(`process exited before "${line}" (${code ?? signal})`)));
-    child.stdout.on('data', function onData(d) {
-      out += d;
-      if (out.includes(line)) {
-        child.stdout.off('data', onData);
-        child.removeAllListeners('exit');
-        resolve(process.hrtime.bigint());
-      }
-    });
-  });
-}
-
-/** Starts a server; `ready` is when it logged that its read loop runs (node and module loading are behind it). */
-async function runServer(env, main = MAIN) {
-  const httpPort = await freePort();
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, main], {
-    env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const readyAt = lineSeen(child, '"logger server started"');
-  let ready;
-  readyAt.then((t) => (ready = t)).catch(() => undefined);
-  await lineSeen(child, '"logger server started"');
-  await readyAt;
-  // keep the pipe drained: a full pipe would block the server's log writes
-  child.stdout.resume();
-  return {
-    child,
-    httpPort,
-    ready,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', resolve);
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
 /** kB fields of /proc/<pid>/status (VmHWM, VmRSS) in MiB. */
 function procMemory(pid) {
   try {
@@ -193,7 +140,7 @@ async function serverDrain(key, lastId, env = {}, main = MAIN) {
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '2000']);
     await client.sendCommand(['SLOWLOG', 'RESET']);
   }
-  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main);
+  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main, SERVER_NODE_ARGS);
   const end = await drained(client, key, env.LOG_GROUP ?? DEFAULT_GROUP, lastId);
   const memory = procMemory(server.child.pid);
   // BENCH_REDIS_STATS=1: where Redis spent its time during the drain (microseconds per command)

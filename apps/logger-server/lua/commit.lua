@@ -17,8 +17,13 @@
 --       taken out as already committed, reported drops,
 --       n written ranges, (start, end)..., n ranges its dedup cache dropped as already written
 --       (committed by this consumer before, as far as it knows), (start, end)...,
---       n dead-lettered ranges, (start, end)...
--- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...} or {'OVERLAP', origin, start, end, ...}.
+--       n dead-lettered ranges, (start, end)...,
+--       n ranges re-asserted (on this consumer's disk, sent again after Redis lost commits),
+--       (start, end)...; then, optionally, the token of this consumer's previous commit.
+-- Returns {'OK'}, {'LEASE', holder}, {'LOST', ids...}, {'OVERLAP', origin, start, end, ...} or
+-- {'STALE'}: the previous commit's token is not the stored one, so Redis lost that commit (a
+-- failover to a replica that had not received it, a restart from an older state); the consumer
+-- then commits again with what it has on disk re-asserted.
 -- Records whose producer id and number another origin already committed are kept (both are
 -- written) and counted as conflicts, on the row of the origin committing second.
 -- The token makes a retry safe: a server whose commit got no reply (Redis restarted, connection
@@ -132,6 +137,7 @@ for p = 1, np do
   b.written = ranges()
   b.seen = ranges()
   b.dead = ranges()
+  b.reasserted = ranges()
   local stored = redis.call('HMGET', b.key, 'intervals', 'highest', 'covered', 'missing', 'received', 'base')
   b.exists = stored[5] ~= false
   b.intervals = parse(stored[1] or nil)
@@ -141,7 +147,7 @@ for p = 1, np do
   b.base = tonumber(stored[6]) or 0
   if not b.exists then
     local first
-    for _, list in ipairs({ b.written, b.seen, b.dead }) do
+    for _, list in ipairs({ b.written, b.seen, b.dead, b.reasserted }) do
       for _, r in ipairs(list) do
         if first == nil or r[1] < first then first = r[1] end
       end
@@ -161,6 +167,8 @@ for p = 1, np do
   batch[p] = b
 end
 if #overlaps > 1 then return overlaps end
+local previous = ARGV[i]
+if previous and previous ~= '' and redis.call('HGET', KEYS[2], consumer) ~= previous then return { 'STALE' } end
 
 for k = 1, n, 1000 do redis.call('XACK', KEYS[1], group, unpack(ids, k, math.min(k + 999, n))) end
 checkpoints[#checkpoints + 1] = consumer
@@ -206,6 +214,8 @@ for _, b in ipairs(batch) do
     b.duplicates = b.duplicates + (r[2] - r[1] + 1 - added)
   end
   for _, r in ipairs(b.dead) do dead = dead + cover(r) end
+  -- On disk, committed before (nothing to count) unless a failover lost that commit: received.
+  for _, r in ipairs(b.reasserted) do received = received + cover(r) end
   -- A producer with very many gaps: its oldest gaps are folded into one interval, so its state
   -- stays small. A late record there is taken as already committed; its gap stays counted.
   while #b.intervals > MAX_INTERVALS do

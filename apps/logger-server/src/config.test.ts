@@ -53,6 +53,23 @@ describe('loadConfig', () => {
     expect(loadConfig({ READ_BATCH_BYTES: '0' }, '/srv')).toMatchObject({ readBatchBytes: 0 });
   });
 
+  it('reads REDIS_CLUSTER_NODES and LOG_SHARDS (one unsharded stream on one Redis by default), and refuses them with Pub/Sub', () => {
+    expect(loadConfig({}, '/srv')).toMatchObject({ clusterNodes: undefined, shards: 1 });
+    const config = loadConfig({ REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000, redis://u:secret@10.0.0.2:7000', LOG_SHARDS: '3' }, '/srv');
+    expect(config).toMatchObject({ clusterNodes: ['redis://10.0.0.1:7000', 'redis://u:secret@10.0.0.2:7000'], shards: 3 });
+    expect(redactedConfig(config).clusterNodes).toEqual(['redis://10.0.0.1:7000', 'redis://***@10.0.0.2:7000']);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://ok:1,10.0.0.2:7000', LOG_SHARDS: '0' }, '/srv')).toThrow(
+      /REDIS_CLUSTER_NODES: "10.0.0.2:7000" must look like redis:\/\/host:port[\s\S]*LOG_SHARDS="0": must be a whole number >= 1/,
+    );
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'pubsub' }, '/srv')).toThrow(
+      /REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only[\s\S]*LOG_SHARDS: applies to LOG_TRANSPORT=stream only/,
+    );
+    // the Pub/Sub bridge moves messages into the one stream beside its lease, on one Redis
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'stream,pubsub' }, '/srv')).toThrow(
+      /REDIS_CLUSTER_NODES: LOG_TRANSPORT=stream,pubsub runs on a single Redis only[\s\S]*LOG_SHARDS: LOG_TRANSPORT=stream,pubsub needs LOG_SHARDS=1/,
+    );
+  });
+
   it('reports every bad value at once, one line each', () => {
     let caught: unknown;
     try {

@@ -8,6 +8,10 @@ import { DEFAULT_MAX_OPEN_FILES } from './sink';
 /** The server's configuration, checked once at start and frozen. */
 export interface ServerConfig {
   redisUrl: string;
+  /** Seed URLs of a Redis Cluster (REDIS_CLUSTER_NODES); set, the server reads from the cluster and redisUrl is not used. */
+  clusterNodes: readonly string[] | undefined;
+  /** The channel's streams: 1 is log:{<channel>}, N > 1 are log:{<channel>:0} .. log:{<channel>:N-1}, each read by its own loop. */
+  shards: number;
   channel: string;
   /** What this server writes from: the stream's consumer group, or Pub/Sub directly. */
   transport: 'stream' | 'pubsub';
@@ -76,6 +80,8 @@ export interface ServerConfig {
 /** Environment variables the server reads; a JSON file named by LOG_CONFIG may supply any of them. */
 export const ENV_KEYS = [
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'LOG_SHARDS',
   'LOG_CHANNEL',
   'LOG_TRANSPORT',
   'LOG_DIR',
@@ -110,6 +116,8 @@ export const ENV_KEYS = [
 /** One line per setting for `logger-server --help` (the README's table says more). */
 export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> = {
   REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
+  REDIS_CLUSTER_NODES: 'comma-separated seed URLs of a Redis Cluster; set, the server reads from the cluster instead of REDIS_URL (default: unset)',
+  LOG_SHARDS: 'streams the channel is split into, log:{<channel>:0..N-1}; publishers must use the same (default 1; that is log:{<channel>})',
   LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
   LOG_TRANSPORT: 'stream (consumer group, at-least-once; default), pubsub (at-most-once), or stream,pubsub (both: Pub/Sub moved into the stream by one server)',
   LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
@@ -184,9 +192,26 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     const why = port !== undefined && Number(port) > 65535 ? `port ${port} is out of range (1 to 65535)` : 'not a valid URL';
     problems.push(`REDIS_URL=${JSON.stringify(redactRedisUrl(redisUrl))}: ${why}`);
   }
+  let clusterNodes: string[] | undefined;
+  if (values.REDIS_CLUSTER_NODES !== undefined) {
+    clusterNodes = values.REDIS_CLUSTER_NODES.split(',')
+      .map((node) => node.trim())
+      .filter((node) => node !== '');
+    for (const node of clusterNodes) {
+      if (!/^rediss?:\/\/[^\s]+$/.test(node) || !URL.canParse(node)) problems.push(`REDIS_CLUSTER_NODES: ${JSON.stringify(redactRedisUrl(node))} must look like redis://host:port`);
+    }
+    if (clusterNodes.length === 0) problems.push('REDIS_CLUSTER_NODES: must list at least one redis://host:port');
+  }
+  const shards = integer('LOG_SHARDS', 1, 1);
   const transports = new Set((values.LOG_TRANSPORT ?? 'stream').split(',').map((t) => t.trim()));
   const pubsubBridge = transports.size === 2 && transports.has('stream') && transports.has('pubsub');
   const transport = pubsubBridge ? 'stream' : (values.LOG_TRANSPORT ?? 'stream');
+  if (transport === 'pubsub' && clusterNodes !== undefined) problems.push('REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only');
+  if (transport === 'pubsub' && shards > 1) problems.push('LOG_SHARDS: applies to LOG_TRANSPORT=stream only');
+  // The bridge's script moves messages into the channel's one stream beside its lease (one hash
+  // slot), and listens on one Redis: not yet on a cluster or over shards.
+  if (pubsubBridge && clusterNodes !== undefined) problems.push('REDIS_CLUSTER_NODES: LOG_TRANSPORT=stream,pubsub runs on a single Redis only');
+  if (pubsubBridge && shards > 1) problems.push('LOG_SHARDS: LOG_TRANSPORT=stream,pubsub needs LOG_SHARDS=1');
   if (transport !== 'stream' && transport !== 'pubsub') {
     problems.push(`LOG_TRANSPORT=${JSON.stringify(values.LOG_TRANSPORT)}: must be stream, pubsub, or stream,pubsub (both)`);
   }
@@ -204,6 +229,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
   const bucket = values.S3_BUCKET;
   const config: ServerConfig = {
     redisUrl,
+    clusterNodes,
+    shards,
     channel: name('LOG_CHANNEL', 'logger'),
     transport: transport as ServerConfig['transport'],
     pubsubBridge,
@@ -299,5 +326,5 @@ function readConfigFile(path: string | undefined, problems: string[]): Env {
 
 /** The configuration for the server's start-up log line. Credentials in REDIS_URL are redacted; of the signing keys, only `app=keyid`. */
 export function redactedConfig(config: ServerConfig): Record<string, unknown> {
-  return { ...config, redisUrl: redactRedisUrl(config.redisUrl), signingKeys: config.signingKeys?.describe() };
+  return { ...config, redisUrl: redactRedisUrl(config.redisUrl), clusterNodes: config.clusterNodes?.map(redactRedisUrl), signingKeys: config.signingKeys?.describe() };
 }

@@ -87,6 +87,13 @@ export class SeenSequences {
   get intervals(): number {
     return this.starts.length;
   }
+
+  /** Every number held, as sorted disjoint [start, end] pairs (flat, a copy). */
+  ranges(): number[] {
+    const flat: number[] = [];
+    for (let i = 0; i < this.starts.length; i++) flat.push(this.starts[i]!, this.ends[i]!);
+    return flat;
+  }
 }
 
 /**
@@ -123,6 +130,11 @@ export class DedupCache {
   }
 
   /** Forgets a number whose record was taken back out of the file (another server writes it). */
+  /** The numbers of `origin` on disk as sorted [start, end] pairs (flat); [] for an origin not (or no longer) known. */
+  rangesOf(origin: string): number[] {
+    return this.producers.get(origin)?.seen.ranges() ?? [];
+  }
+
   forget(producer: string, seq: number): void {
     this.producers.get(producer)?.seen.remove(seq);
   }

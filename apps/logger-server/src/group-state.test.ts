@@ -15,6 +15,7 @@ const commit = (producer: string, written: number[], over: Partial<ProducerCommi
   written,
   seen: [],
   dead: [],
+  reasserted: [],
   ...over,
 });
 

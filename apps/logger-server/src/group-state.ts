@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { groupStateKeys, sleep, streamKey } from '@log/protocol';
-import { LuaScript } from '@log/protocol/redis';
-import type { RedisClientType } from 'redis';
+import { groupStateKeys, shardsOf, sleep, streamKey } from '@log/protocol';
+import { LuaScript, type CommandSender } from '@log/protocol/redis';
 import { LossReportReader, toPairs, type LossReport, type ReportTotals } from '@log/subscriber';
 import { LeaseError } from './errors';
 
@@ -39,6 +38,12 @@ export interface ProducerCommit {
   seen: number[];
   /** Dead-lettered sequence numbers, the same way. */
   dead: number[];
+  /**
+   * Numbers this server has on disk, sent again after Redis failed (a failover may have lost
+   * commits that replication had not carried yet): counted received where the ledger lacks them,
+   * never as duplicates. The same way.
+   */
+  reasserted: number[];
 }
 
 export type CommitOutcome =
@@ -48,7 +53,9 @@ export type CommitOutcome =
   /** Records some server of the group already committed: nothing was committed. */
   | { kind: 'overlap'; ranges: Array<{ origin: string; start: number; end: number }> }
   /** Another live server holds this consumer name: nothing was committed. */
-  | { kind: 'lease'; holder: string };
+  | { kind: 'lease'; holder: string }
+  /** Redis does not hold the commit whose token was given as `previous` (it lost it): nothing was committed. */
+  | { kind: 'stale' };
 
 export type { ProducerReport, ReportTotals } from '@log/subscriber';
 
@@ -57,9 +64,10 @@ const LEASE_RENEW_MS = 3_000;
 const LEASE_POLL_MS = 250;
 
 /**
- * What the servers of one consumer group share in Redis, beside the stream: the commit (ack,
- * durable prefix of each open file, per-producer ledger, in one script), the loss report merged
- * over every server, and the lease that keeps a consumer name to one live server.
+ * What the servers of one consumer group share in Redis, beside the stream (of one shard, for a
+ * sharded channel): the commit (ack, durable prefix of each open file, per-producer ledger, in one
+ * script), the loss report merged over every server, and the lease that keeps a consumer name to
+ * one live server.
  */
 export class GroupState {
   private readonly keys: ReturnType<typeof groupStateKeys>;
@@ -70,15 +78,17 @@ export class GroupState {
   readonly leaseValue: string;
   private heartbeat: NodeJS.Timeout | undefined;
 
+  /** @param shard the shard of a sharded channel (see shardsOf), undefined for an unsharded one */
   constructor(
-    private readonly client: RedisClientType,
+    private readonly client: CommandSender,
     channel: string,
     private readonly group: string,
     readonly consumer: string,
+    shard?: number,
   ) {
-    this.keys = groupStateKeys(channel, group);
-    this.reports = new LossReportReader(client, channel, group);
-    this.stream = streamKey(channel);
+    this.keys = groupStateKeys(channel, group, shard);
+    this.reports = new LossReportReader(client, channel, group, [shard]);
+    this.stream = streamKey(channel, shard);
     this.leaseValue = `${randomBytes(8).toString('hex')} ${hostname()} ${process.pid} ${new Date().toISOString()}`;
   }
 
@@ -141,9 +151,11 @@ export class GroupState {
   /**
    * Commits a written and fsynced batch, all or nothing: acknowledges `ids`, sets the checkpoints
    * of the files it touched and merges `producers` into the ledger. `token` names the batch: the
-   * same commit sent again after a lost reply is applied once (see lua/commit.lua).
+   * same commit sent again after a lost reply is applied once (see lua/commit.lua). With
+   * `previous` (the token of this consumer's last commit), a Redis that lost that commit says
+   * 'stale' and commits nothing.
    */
-  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string): Promise<CommitOutcome> {
+  async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string, previous?: string): Promise<CommitOutcome> {
     const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ids.join(' ')];
     args.push(checkpoints.size);
     for (const [app, { offset, origin, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${origin} ${seq}`);
@@ -152,15 +164,18 @@ export class GroupState {
     for (const p of producers) {
       keys.push(this.keys.producer(p.origin), this.keys.origins(p.producer));
       args.push(p.origin, p.producer, p.app, p.host, p.takenOut, p.reportedDrops);
-      for (const ranges of [p.written, p.seen, p.dead]) {
+      for (const ranges of [p.written, p.seen, p.dead, p.reasserted]) {
         args.push(ranges.length / 2);
         for (const n of ranges) args.push(n);
       }
     }
+    if (previous !== undefined) args.push(previous);
     const reply = (await COMMIT.run<Array<string | Buffer>>(this.client, keys, args)).map(String);
     switch (reply[0]) {
       case 'OK':
         return { kind: 'committed' };
+      case 'STALE':
+        return { kind: 'stale' };
       case 'LOST':
         return { kind: 'lost', ids: reply.slice(1) };
       case 'LEASE':
@@ -182,6 +197,63 @@ export class GroupState {
    * One page of the merged loss report, most recently active producers first. `cursor` is the
    * offset of the page; the reply's cursor is undefined on the last page.
    */
+  report(cursor = 0, limit = 100): Promise<LossReport> {
+    return this.reports.report(cursor, limit);
+  }
+}
+
+/**
+ * A group's state over every shard of a channel (LOG_SHARDS): one GroupState per shard, each with
+ * its own lease, commit and checkpoints under the shard's hash tag (a script touches one slot),
+ * and the loss report merged over the shards. One shard is today's unsharded GroupState.
+ */
+export class ShardedGroupState {
+  readonly shards: GroupState[];
+  private readonly reports: LossReportReader;
+
+  constructor(client: CommandSender, channel: string, group: string, consumer: string, shards: number) {
+    this.shards = shardsOf(shards).map((shard) => new GroupState(client, channel, group, consumer, shard));
+    this.reports = new LossReportReader(client, channel, group, shards);
+  }
+
+  get consumer(): string {
+    return this.shards[0]!.consumer;
+  }
+
+  /** Takes the consumer name on every shard (see GroupState.acquireLease). */
+  async acquireLease(onWait: (holder: string) => void = () => {}): Promise<void> {
+    for (const shard of this.shards) await shard.acquireLease(onWait);
+  }
+
+  async releaseLease(): Promise<void> {
+    await Promise.all(this.shards.map((shard) => shard.releaseLease()));
+  }
+
+  /**
+   * This consumer's checkpoints by app, one per shard that has one (recoverOpenFiles takes the
+   * largest that matches the file). Undefined when no shard knows any of the group's (Redis lost
+   * its data, or nothing was ever committed).
+   */
+  async checkpoints(): Promise<Map<string, Checkpoint[]> | undefined> {
+    const perShard = await Promise.all(this.shards.map((shard) => shard.checkpoints()));
+    if (perShard.every((checkpoints) => checkpoints === undefined)) return undefined;
+    const merged = new Map<string, Checkpoint[]>();
+    for (const checkpoints of perShard) {
+      for (const [app, checkpoint] of checkpoints ?? []) {
+        const list = merged.get(app);
+        if (list) list.push(checkpoint);
+        else merged.set(app, [checkpoint]);
+      }
+    }
+    return merged;
+  }
+
+  /** The group's running totals, summed over the shards. */
+  totals(): Promise<ReportTotals> {
+    return this.reports.totals();
+  }
+
+  /** One page of the loss report merged over the shards (see GroupState.report). */
   report(cursor = 0, limit = 100): Promise<LossReport> {
     return this.reports.report(cursor, limit);
   }

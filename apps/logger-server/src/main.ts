@@ -88,7 +88,12 @@ async function main(): Promise<number> {
     if (http) serverLog('info', 'http listening', { port: http.port, paths: ['/metrics', '/healthz', '/stats'] });
     const abort = new AbortController();
     void stopping.then(() => abort.abort());
-    const reachable = await waitForRedis(config.redisUrl, serverLog, (reason) => server.health.set(reason === undefined, true, reason), abort.signal);
+    const reachable = await waitForRedis(
+      config.clusterNodes ? { clusterNodes: config.clusterNodes } : config.redisUrl,
+      serverLog,
+      (reason) => server.health.set(reason === undefined, true, reason),
+      abort.signal,
+    );
     if (!reachable) {
       http?.http.close();
       return 0; // stopped while waiting: nothing was read, nothing to drain

@@ -49,8 +49,8 @@ describe('RecordWriter', () => {
     expect(writer.commit()).toEqual(['shop']);
     expect(lines()).toEqual(['a', 'b', 'd', 'c-again', 'e', 'x']);
     expect(writer.producerCommits()).toEqual([
-      { origin: 'p1/shop/h', producer: 'p1', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 2, written: [1, 5], seen: [4, 4], dead: [3, 3] },
-      { origin: 'p2/shop/h', producer: 'p2', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written: [7, 7], seen: [], dead: [] },
+      { origin: 'p1/shop/h', producer: 'p1', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 2, written: [1, 5], seen: [4, 4], dead: [3, 3], reasserted: [] },
+      { origin: 'p2/shop/h', producer: 'p2', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 0, written: [7, 7], seen: [], dead: [], reasserted: [] },
     ]);
     expect(writer.entryIds).toEqual(['e1', 'e2', 'e3']);
   });

@@ -232,6 +232,11 @@ export class RecordWriter {
     return removed;
   }
 
+  /** The numbers of `origin` in this server's files (its dedup cache), as sorted [start, end] pairs (flat). */
+  onDisk(origin: string): number[] {
+    return this.dedup.rangesOf(origin);
+  }
+
   /** Ids of the batch's entries that carried frames. */
   get entryIds(): string[] {
     return this.entries.map((entry) => entry.id);
@@ -243,7 +248,7 @@ export class RecordWriter {
     for (const entry of this.entries) {
       let commit = byOrigin.get(entry.origin);
       if (!commit) {
-        commit = { origin: entry.origin, producer: entry.producer, app: entry.app, host: entry.host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [] };
+        commit = { origin: entry.origin, producer: entry.producer, app: entry.app, host: entry.host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [], reasserted: [] };
         byOrigin.set(entry.origin, commit);
       }
       commit.takenOut += entry.takenOut;

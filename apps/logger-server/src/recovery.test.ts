@@ -49,7 +49,7 @@ describe('recoverOpenFiles', () => {
     const local = new LocalCheckpoints(join(dir, 'local.json'));
     const said: Array<Record<string, unknown> | undefined> = [];
     const log = (_level: string, message: string, fields?: Record<string, unknown>) => message === 'recovered an open file' && said.push(fields);
-    await recoverAtStart('stream', new FileSink(logDir), new DedupCache(), { checkpoints: async () => new Map([['shop', at(ends, 4)]]) }, local, log);
+    await recoverAtStart('stream', new FileSink(logDir), new DedupCache(), { checkpoints: async () => new Map([['shop', [at(ends, 4)]]]) }, local, log);
     expect(statSync(join(logDir, 'shop', 'shop.log')).size).toBe(ends[3]);
     expect(said).toEqual([expect.objectContaining({ app: 'shop', records: 4, trusted: ends[3] })]);
     openFile(10);
@@ -60,7 +60,7 @@ describe('recoverOpenFiles', () => {
 
   it('keeps the acknowledged prefix and cuts what was written after it', () => {
     const ends = openFile(10);
-    const { file, dedup, size, sink } = recover({ checkpoints: new Map([['shop', at(ends, 6)]]) });
+    const { file, dedup, size, sink } = recover({ checkpoints: new Map([['shop', [at(ends, 6)]]]) });
     expect(size).toBe(ends[5]);
     expect(file).toMatchObject({ records: 6, last: { origin: 'p1/shop/h', seq: 6 } });
     expect(dedup.accept('p1/shop/h', 6)).toBe(false);
@@ -74,14 +74,14 @@ describe('recoverOpenFiles', () => {
 
   it('cuts everything when the checkpoint is of another file (the one closed before this was opened)', () => {
     openFile(10);
-    const { file, size } = recover({ checkpoints: new Map([['shop', { offset: 100, origin: 'p1/shop/h', seq: 99 }]]) });
+    const { file, size } = recover({ checkpoints: new Map([['shop', [{ offset: 100, origin: 'p1/shop/h', seq: 99 }]]]) });
     expect(size).toBe(0);
     expect(file.records).toBe(0);
   });
 
   it('cuts everything when Redis knows other checkpoints but none of this file', () => {
     openFile(3);
-    expect(recover({ checkpoints: new Map([['api', { offset: 1, origin: 'x/api/h', seq: 1 }]]) }).size).toBe(0);
+    expect(recover({ checkpoints: new Map([['api', [{ offset: 1, origin: 'x/api/h', seq: 1 }]]]) }).size).toBe(0);
   });
 
   it('keeps every complete line when Redis knows no checkpoint at all (it lost its data: the file is the only copy)', () => {
@@ -91,13 +91,22 @@ describe('recoverOpenFiles', () => {
 
   it('keeps what the local checkpoint says was acknowledged when Redis lost that acknowledgement', () => {
     const ends = openFile(10);
-    const { size } = recover({ checkpoints: new Map([['shop', at(ends, 3)]]), local: new Map([['shop', at(ends, 8)]]) });
+    const { size } = recover({ checkpoints: new Map([['shop', [at(ends, 3)]]]), local: new Map([['shop', at(ends, 8)]]) });
     expect(size).toBe(ends[7]);
   });
 
   it('keeps the whole file when it is shorter than what was acknowledged (the disk lost data: nothing better is left)', () => {
     const ends = openFile(4);
-    expect(recover({ checkpoints: new Map([['shop', { offset: ends[3]! + 500, origin: 'p1/shop/h', seq: 9 }]]) }).size).toBe(ends[3]);
+    expect(recover({ checkpoints: new Map([['shop', [{ offset: ends[3]! + 500, origin: 'p1/shop/h', seq: 9 }]]]) }).size).toBe(ends[3]);
+  });
+
+  it("a sharded channel's checkpoints: keeps up to the largest that is of this file, past one left from a rotated file", () => {
+    const ends = openFile(10);
+    const stale = { offset: ends[5]!, origin: 'old/shop/h', seq: 999 }; // another file's line ends there
+    const { size } = recover({ checkpoints: new Map([['shop', [at(ends, 2), stale, at(ends, 4)]]]) });
+    expect(size).toBe(ends[3]);
+    openFile(10); // the same file again, whole
+    expect(recover({ checkpoints: new Map([['shop', [at(ends, 7), at(ends, 2)]]]) }).size).toBe(ends[6]);
   });
 
   it('keeps every complete line in Pub/Sub mode', () => {

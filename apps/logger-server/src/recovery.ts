@@ -2,7 +2,7 @@ import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync
 import { isValidName } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
-import type { Checkpoint, GroupState } from './group-state';
+import type { Checkpoint, ShardedGroupState } from './group-state';
 import type { ServerLog } from './log';
 import { originKey, parseOrigin } from './origin';
 import { openStateFile, type FileSink } from './sink';
@@ -14,7 +14,7 @@ const IDENTITY_WINDOW = 2 * 1024 * 1024;
 /**
  * How much of each open file a restarted server trusts (see "Recovery" in the README):
  *  - `checkpoints` (stream mode): what Redis says each of this consumer's files had
- *    acknowledged, atomically with the acknowledgement, or undefined when Redis knows no
+ *    acknowledged, atomically with the acknowledgement (one per shard of a sharded channel), or undefined when Redis knows no
  *    checkpoint of the group at all (it lost its data): then the files are the only copy and
  *    are kept whole;
  *  - `local`: the same, as this process last wrote it beside the files (not fsynced: it survives
@@ -23,7 +23,7 @@ const IDENTITY_WINDOW = 2 * 1024 * 1024;
  * Pub/Sub mode passes neither: nothing is ever redelivered, so every complete line is kept.
  */
 export interface TrustSources {
-  checkpoints: ReadonlyMap<string, Checkpoint> | undefined;
+  checkpoints: ReadonlyMap<string, readonly Checkpoint[]> | undefined;
   local: ReadonlyMap<string, Checkpoint>;
   mode: 'acknowledged' | 'complete-lines';
 }
@@ -47,7 +47,7 @@ export async function recoverAtStart(
   transport: 'stream' | 'pubsub',
   sink: FileSink,
   dedup: DedupCache,
-  group: Pick<GroupState, 'checkpoints'>,
+  group: Pick<ShardedGroupState, 'checkpoints'>,
   local: LocalCheckpoints,
   log: ServerLog,
 ): Promise<void> {
@@ -111,10 +111,14 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
 function trustedLength(fd: number, app: string, complete: number, trust: TrustSources, log: ServerLog): number {
   if (trust.mode === 'complete-lines' || trust.checkpoints === undefined) return complete;
   let trusted = 0;
-  for (const [source, checkpoint] of [
-    ['redis', trust.checkpoints.get(app)],
-    ['local', trust.local.get(app)],
-  ] as const) {
+  // A sharded channel has one checkpoint per shard (each shard's commit records the file as it
+  // was then; the latest commit has the largest offset); a shard's may be left from a file
+  // since rotated, and fails the identity check. The smallest first: the largest that holds wins.
+  const sources: Array<readonly ['redis' | 'local', Checkpoint | undefined]> = [];
+  for (const checkpoint of trust.checkpoints.get(app) ?? []) sources.push(['redis', checkpoint]);
+  sources.push(['local', trust.local.get(app)]);
+  sources.sort(([, a], [, b]) => (a?.offset ?? 0) - (b?.offset ?? 0));
+  for (const [source, checkpoint] of sources) {
     if (checkpoint === undefined || checkpoint.offset <= trusted) continue;
     if (checkpoint.offset > complete) {
       // The disk lost bytes that were fsynced and acknowledged: nothing better than what is left.

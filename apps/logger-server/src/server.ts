@@ -1,10 +1,9 @@
-import { createRedisClient } from '@log/protocol/redis';
-import type { RedisClientType } from 'redis';
+import { createRedisConnection, type RedisConnection } from '@log/protocol/redis';
 import type { ArchiveQueue } from './archive';
 import type { ServerConfig } from './config';
 import { DedupCache } from './dedup';
 import { DiskError, type ServerError } from './errors';
-import { GroupState } from './group-state';
+import { ShardedGroupState } from './group-state';
 import { Health } from './health';
 import { describeError, serverLog, type ServerLog } from './log';
 import { createMetrics, type Metrics } from './metrics';
@@ -26,14 +25,14 @@ export class LoggerServer {
   readonly health = new Health(this.metrics);
   /** Archiving of closed files to S3; undefined when S3_BUCKET is not set. */
   readonly archive: ArchiveQueue | undefined;
-  readonly group: GroupState;
+  readonly group: ShardedGroupState;
   /** Set when the disk failed or the consumer name was taken: the process exits non-zero and pending entries are redelivered. */
   fatal: ServerError | undefined;
   private readonly sink: FileSink;
   private readonly dedup = new DedupCache();
   private readonly local: LocalCheckpoints;
   private readonly rotation: FileRotation;
-  private readonly redis: RedisClientType;
+  private readonly redis: RedisConnection;
   private consumer: Consumer | undefined;
 
   constructor(
@@ -42,8 +41,8 @@ export class LoggerServer {
   ) {
     this.sink = new FileSink(config.logDir, config.maxOpenFiles);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
-    this.redis = createRedisClient({ url: config.redisUrl });
-    this.group = new GroupState(this.redis, config.channel, config.group, config.consumer);
+    this.redis = createRedisConnection({ url: config.redisUrl, clusterNodes: config.clusterNodes });
+    this.group = new ShardedGroupState(this.redis, config.channel, config.group, config.consumer, config.shards);
     if (config.s3) {
       // The AWS SDK takes ~80 ms to load: only a server that archives pays for it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load in a constructor on purpose (see above)

@@ -72,23 +72,28 @@ function classify(first: Error, error: unknown): RedisProbe {
 }
 
 /**
- * Probes REDIS_URL until Redis answers: a condition that may pass is retried with backoff and
- * said once per change (not once per attempt), through `onProblem` too (for /healthz); one that
- * will not throws StartupError naming REDIS_URL. Resolves false when `signal` aborts first.
+ * Probes REDIS_URL (or the seed nodes of REDIS_CLUSTER_NODES: one that answers is enough) until
+ * Redis answers: a condition that may pass is retried with backoff and said once per change (not
+ * once per attempt), through `onProblem` too (for /healthz); one that will not throws StartupError
+ * naming the setting. Resolves false when `signal` aborts first.
  */
-export async function waitForRedis(url: string, log: ServerLog, onProblem: (reason: string | undefined) => void, signal?: AbortSignal): Promise<boolean> {
+export async function waitForRedis(target: string | { clusterNodes: readonly string[] }, log: ServerLog, onProblem: (reason: string | undefined) => void, signal?: AbortSignal): Promise<boolean> {
+  const [setting, urls] = typeof target === 'string' ? (['REDIS_URL', [target]] as const) : (['REDIS_CLUSTER_NODES', target.clusterNodes] as const);
   let said: string | undefined;
   const backoff = new Backoff(PROBE_RETRY);
   for (;;) {
     if (signal?.aborted) return false;
-    const probe = await probeRedis(url);
-    if (probe.ok) {
-      if (said !== undefined) log('info', 'redis reachable again', { url: redactRedisUrl(url), version: probe.version });
-      onProblem(undefined);
-      return true;
+    let reason = '';
+    for (const url of urls) {
+      const probe = await probeRedis(url);
+      if (probe.ok) {
+        if (said !== undefined) log('info', 'redis reachable again', { url: redactRedisUrl(url), version: probe.version });
+        onProblem(undefined);
+        return true;
+      }
+      if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', setting, `${redactRedisUrl(url)}: ${probe.reason}`, { cause: probe.cause });
+      reason ||= `${setting} ${redactRedisUrl(url)}: ${probe.reason}`;
     }
-    if (probe.lasting) throw new StartupError('REDIS_UNUSABLE', 'REDIS_URL', `${redactRedisUrl(url)}: ${probe.reason}`, { cause: probe.cause });
-    const reason = `REDIS_URL ${redactRedisUrl(url)}: ${probe.reason}`;
     if (reason !== said) {
       log('error', 'redis is not reachable; retrying with backoff until it is', { reason, retryInMs: backoff.delayMs });
       said = reason;

@@ -4,7 +4,7 @@ import type { StreamEntry, StreamReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
 import type { DeadLetters } from './dead-letters';
-import type { Checkpoint, GroupState } from './group-state';
+import type { Checkpoint, GroupState, ProducerCommit } from './group-state';
 import type { Health } from './health';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
@@ -29,6 +29,26 @@ export interface ConsumerHooks {
 }
 
 /**
+ * Lets one batch at a time be written and committed by the consumers of a sharded channel, which
+ * share the record writer and the files: a file's checkpoint, committed with one shard's batch,
+ * then covers only committed records, so the largest checkpoint of any shard is the file's
+ * durable prefix (see recoverOpenFiles). Reading goes on in parallel. Waiters go in turn (FIFO).
+ */
+export class BatchLock {
+  private tail: Promise<void> = Promise.resolve();
+
+  /** Resolves, when the batch before has released it, with the function that releases it. */
+  async acquire(): Promise<() => void> {
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const previous = this.tail;
+    this.tail = previous.then(() => mine);
+    await previous;
+    return release;
+  }
+}
+
+/**
  * Stream mode's read-write-commit loop: read a batch (this consumer's pending entries first,
  * then new ones; idle entries of other consumers every CLAIM_INTERVAL_MS), write every record,
  * fdatasync each touched file once, then commit (GroupState.commit: acknowledge, checkpoint,
@@ -41,6 +61,17 @@ export class StreamConsumer {
   private loop: Promise<void> | undefined;
   /** True while a batch is written but not committed: files are not rotated then (see rotate). */
   uncommitted = false;
+  /** The origins this consumer has committed (to its stream's ledger), for reassert. */
+  private readonly origins = new Map<string, { producer: string; app: string; host: string }>();
+  /**
+   * Set when Redis lost this consumer's last commit (the commit says 'stale': a failover to a
+   * replica that had not received it, a restart from an older state) or failed: the next commit
+   * re-asserts what this server has on disk of its origins (ProducerCommit.reasserted). Without
+   * it the ledger would count records that are on disk as missing.
+   */
+  private reassert = false;
+  /** The token of this consumer's last commit: the next one checks Redis still has it. */
+  private lastToken: string | undefined;
 
   constructor(
     private readonly config: Readonly<ServerConfig>,
@@ -54,6 +85,8 @@ export class StreamConsumer {
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
     private readonly hooks: ConsumerHooks,
+    /** Shared by the consumers of a sharded channel's shards (see BatchLock); none for one stream. */
+    private readonly lock?: BatchLock,
   ) {}
 
   start(): void {
@@ -117,6 +150,7 @@ export class StreamConsumer {
         backoff.reset();
       } catch (error) {
         if (!this.running) break;
+        this.reassert = true;
         this.metrics.redisErrors.inc();
         if (this.health.redisOk) this.log('warn', 'reading from redis failed; retrying', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -131,7 +165,7 @@ export class StreamConsumer {
         prefetched.catch(() => {}); // handled when awaited at the top of the loop
       }
       try {
-        await this.store(entries, fresh);
+        await this.storeInTurn(entries, fresh);
         if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
       } catch (error) {
         if (error instanceof ServerError) {
@@ -141,8 +175,8 @@ export class StreamConsumer {
           return;
         }
         // Redis failed before the batch was written (the ownership check): nothing is on disk.
+        this.reassert = true;
         this.metrics.redisErrors.inc();
-        this.writer.reset();
         reader.replayPending();
         this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -158,6 +192,19 @@ export class StreamConsumer {
       this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
       this.metrics.groupPending.set({ group: group.name }, group.pending);
       if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
+    }
+  }
+
+  /** store(), holding the BatchLock of a sharded channel; the writer is reset (still holding it) when Redis failed before the batch was written. */
+  private async storeInTurn(entries: StreamEntry[], fresh: boolean): Promise<void> {
+    const release = await this.lock?.acquire();
+    try {
+      await this.store(entries, fresh);
+    } catch (error) {
+      if (!(error instanceof ServerError)) this.writer.reset();
+      throw error;
+    } finally {
+      release?.();
     }
   }
 
@@ -218,6 +265,7 @@ export class StreamConsumer {
         return;
       } catch (error) {
         if (error instanceof DiskError || error instanceof LeaseError) throw error;
+        this.reassert = true;
         this.metrics.redisErrors.inc();
         if (this.health.redisOk) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
         this.health.set(false, this.health.diskOk, error);
@@ -228,6 +276,21 @@ export class StreamConsumer {
         if (String((error as Error)?.message).includes('NOGROUP')) await this.reader.ensureGroup().catch(() => undefined);
         await backoff.wait(this.stopping.signal);
       }
+    }
+  }
+
+  /** Adds to `producers` what this server has on disk of every origin it committed (see reassert); origins it forgot are dropped from the list. */
+  private addReasserted(producers: ProducerCommit[]): void {
+    const inBatch = new Map(producers.map((commit) => [commit.origin, commit]));
+    for (const [origin, { producer, app, host }] of this.origins) {
+      const ranges = this.writer.onDisk(origin);
+      if (ranges.length === 0) {
+        this.origins.delete(origin); // idle long enough for the dedup cache to forget it
+        continue;
+      }
+      const commit = inBatch.get(origin);
+      if (commit) commit.reasserted = ranges;
+      else producers.push({ origin, producer, app, host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [], reasserted: ranges });
     }
   }
 
@@ -243,8 +306,19 @@ export class StreamConsumer {
         const checkpoint = this.sink.checkpointOf(app);
         if (checkpoint) checkpoints.set(app, checkpoint);
       }
-      const outcome = await this.group.commit(pending, checkpoints, this.writer.producerCommits(), token);
+      const producers = this.writer.producerCommits();
+      const reasserting = this.reassert;
+      if (reasserting) this.addReasserted(producers);
+      const outcome = await this.group.commit(pending, checkpoints, producers, token, reasserting ? undefined : this.lastToken);
+      if (outcome.kind === 'stale') {
+        this.reassert = true;
+        this.log('warn', "redis lost this server's last commit (failover or restart); committing again with what is on disk re-asserted", { consumer: this.group.consumer });
+        continue;
+      }
       if (outcome.kind === 'committed') {
+        this.lastToken = token;
+        if (reasserting) this.reassert = false;
+        for (const { origin, producer, app, host } of producers) if (!this.origins.has(origin)) this.origins.set(origin, { producer, app, host });
         this.local.update(checkpoints);
         this.metrics.entriesAcked.inc(pending.length);
         this.writer.reset();

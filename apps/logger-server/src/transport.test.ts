@@ -6,7 +6,7 @@ import { useRedis } from '../test/harness';
 import { loadConfig } from './config';
 import { DedupCache } from './dedup';
 import type { ServerError } from './errors';
-import { GroupState } from './group-state';
+import { ShardedGroupState } from './group-state';
 import { Health } from './health';
 import { createMetrics } from './metrics';
 import { PubSubConsumer } from './pubsub-consumer';
@@ -31,7 +31,7 @@ async function started(channel: string, transport: string) {
   const config = loadConfig({ REDIS_URL: shared.redis.url, LOG_DIR: dir, LOG_CHANNEL: channel, LOG_GROUP: 'g', LOG_CONSUMER: 'c1', LOG_TRANSPORT: transport, READ_BLOCK_MS: '50', HTTP_PORT: 'off' });
   const metrics = createMetrics();
   const sink = new FileSink(dir);
-  const group = new GroupState(shared.client, channel, 'g', 'c1');
+  const group = new ShardedGroupState(shared.client, channel, 'g', 'c1', 1);
   await group.acquireLease();
   const failures: ServerError[] = [];
   const hooks = { rotate: () => true, archiveBackpressure: () => false, fail: (error: ServerError) => failures.push(error) };

@@ -4,7 +4,7 @@ import { LIMITS, deadLetterKey, encodeFrameHeader, encodeRecord, streamKey } fro
 import { createPublisher } from '@log/publisher';
 import { removeDir, sleep, tempDir } from '@log/test-kit';
 import { RESP_TYPES } from 'redis';
-import { httpGet, startServer, useRedis, type ServerProcess } from './harness';
+import { httpGet, rng, startServer, useRedis, type ServerProcess } from './harness';
 
 // Fuzzing for a fixed time (FUZZ_SECONDS, default 10) from a printed seed (FUZZ_SEED to replay):
 // random records through the publisher, and random good, bad and mutated frames by raw XADD.
@@ -14,19 +14,6 @@ import { httpGet, startServer, useRedis, type ServerProcess } from './harness';
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 10);
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 1e9);
-
-/** mulberry32: small, seeded, good enough to pick faults. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), pick: <T>(items: readonly T[]) => items[Math.floor(next() * items.length)]! };
-}
 
 // Characters that must never reach a file raw: C0, DEL, C1, U+2028/2029 (and lone surrogates, which JSON escapes).
 const HOSTILE = ['\u0000', '\n', '\r', '\u001b[31m', '\u007f', '\u0085', '\u009b', '\u2028', '\u2029', '\ud800', 'é', '日本', '🙂', '"', '\\', '</script>'];

@@ -3,7 +3,7 @@ export type { DeadLetterReason, ProtocolErrorCode, ProtocolErrorContext } from '
 export { LEVELS, LEVEL_VALUES, isLevel, levelOfValue } from './levels';
 export type { Level } from './levels';
 export { MAX_NAME_LENGTH, nameProblem, isValidName, assertValidName, toValidName } from './names';
-export { streamKey, deadLetterKey, pubsubChannel, groupStateKeys, pubsubBridgeKeys, DEFAULT_GROUP, FRAME_FIELD } from './keys';
+export { streamKey, deadLetterKey, shardsOf, pubsubChannel, groupStateKeys, pubsubBridgeKeys, DEFAULT_GROUP, FRAME_FIELD } from './keys';
 export type { SerializedError, Fields, WireRecord, LogRecord } from './record';
 export { FRAME_MAGIC, DEFAULT_LIMITS, encodeFrameHeader, encodeRecord, encodeFrame, isFrame, decodeUtf8, decodeFrame, decodeRecord, decodeFrameLayout, parseWireRecord } from './frame';
 export type { FrameHeader, DecodedFrame, DecodeFrameOptions, DecodeRecordOptions, FrameLayout } from './frame';

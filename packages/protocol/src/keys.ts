@@ -1,16 +1,37 @@
+import { InvalidNameError } from './errors';
 import { assertValidName } from './names';
 
 // Keys of one channel share the hash tag {channel}, so they live in one Redis Cluster slot and
-// the server can touch the stream and its dead-letter stream in one pipeline.
+// the server can touch the stream and its dead-letter stream in one pipeline. A channel split
+// into shards (LOG_SHARDS > 1) has one such set of keys per shard, tagged {channel:i}: each
+// shard's keys stay in one slot (the server's commit script touches them together), and the
+// shards' slots differ, so they spread over a cluster's masters.
 
-/** The Redis Stream a channel's frames are XADDed to. */
-export function streamKey(channel: string): string {
-  return `log:{${assertValidName('channel', channel)}}`;
+/** The hash tag of a channel's keys, or of one shard's (`shard` 0..N-1; undefined for an unsharded channel). */
+function tag(channel: string, shard: number | undefined): string {
+  const name = assertValidName('channel', channel);
+  if (shard === undefined) return `{${name}}`;
+  if (!Number.isSafeInteger(shard) || shard < 0) throw new InvalidNameError('shard', String(shard), 'must be a whole number >= 0');
+  return `{${name}:${shard}}`;
 }
 
-/** The stream that receives undecodable or invalid entries, with the reason. */
-export function deadLetterKey(channel: string): string {
-  return `log:{${assertValidName('channel', channel)}}:dead`;
+/**
+ * The shards a channel split in `shards` has, as the `shard` argument of the key functions:
+ * [undefined] for 1 (today's unsharded keys, so nothing migrates), else 0..shards-1.
+ */
+export function shardsOf(shards: number): Array<number | undefined> {
+  if (!Number.isSafeInteger(shards) || shards < 1) throw new InvalidNameError('shards', String(shards), 'must be a whole number >= 1');
+  return shards === 1 ? [undefined] : Array.from({ length: shards }, (_, i) => i);
+}
+
+/** The Redis Stream a channel's (or one of its shards') frames are XADDed to: `log:{<channel>}`, or `log:{<channel>:<shard>}`. */
+export function streamKey(channel: string, shard?: number): string {
+  return `log:${tag(channel, shard)}`;
+}
+
+/** The stream that receives undecodable or invalid entries, with the reason (one per shard). */
+export function deadLetterKey(channel: string, shard?: number): string {
+  return `log:${tag(channel, shard)}:dead`;
 }
 
 /** The Pub/Sub channel: the bare name, so existing publishers (`PUBLISH logger text`) keep working. */
@@ -27,10 +48,11 @@ export const FRAME_FIELD = 'f';
 /**
  * The keys where the servers of one group keep their shared state, beside the stream (same hash
  * tag): how far each consumer's open files are acknowledged, the per-producer loss ledger and its
- * totals, and the lease that keeps a consumer name to one live server.
+ * totals, and the lease that keeps a consumer name to one live server. One set per shard, beside
+ * its stream.
  */
-export function groupStateKeys(channel: string, group: string) {
-  const base = `${streamKey(channel)}:${assertValidName('group', group)}`;
+export function groupStateKeys(channel: string, group: string, shard?: number) {
+  const base = `${streamKey(channel, shard)}:${assertValidName('group', group)}`;
   return {
     /** Hash: `<consumer>/<app>` -> `<acknowledged bytes> <last producer> <last seq>` of that open file. */
     checkpoints: `${base}:files`,

@@ -1,6 +1,7 @@
-import { startRedis, type RedisServer } from '@log/test-kit';
+import { startRedis, startRedisCluster, type RedisServer } from '@log/test-kit';
+import { shardsOf, streamKey } from './keys';
 import { DEFAULT_REDIS_URL, resolveRedisUrl } from './redis-url';
-import { LuaScript, createRedisClient } from './redis';
+import { LuaScript, createRedisClient, createRedisConnection } from './redis';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -67,4 +68,31 @@ describe('LuaScript', () => {
       client.destroy();
     }
   });
+});
+
+describe('createRedisConnection on a Redis Cluster', () => {
+  it('routes each command to the master of its key (streams, XREADGROUP, scripts), with WAIT on a chosen key and scripts loaded on the node they run on', async () => {
+    const cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+    const connection = createRedisConnection({ clusterNodes: cluster.seeds.slice(0, 1) });
+    try {
+      await connection.connect();
+      expect(connection.isReady).toBe(true);
+      const keys = shardsOf(6).map((shard) => streamKey('routing', shard));
+      const owners = new Set<string>();
+      for (const key of keys) {
+        owners.add((await cluster.masterOf(await cluster.slotOf(key))).id);
+        await connection.sendCommand(['XGROUP', 'CREATE', key, 'g', '0', 'MKSTREAM']);
+        await connection.sendCommand(['XADD', key, '*', 'f', key]);
+        expect(await connection.sendCommand(['WAIT', '1', '5000'], undefined, key)).toBe(1);
+        const read = (await connection.sendCommand(['XREADGROUP', 'GROUP', 'g', 'c', 'COUNT', '10', 'STREAMS', key, '>'])) as unknown;
+        expect(JSON.stringify(read)).toContain(`"f","${key}"`);
+      }
+      expect(owners.size).toBeGreaterThan(1); // the keys really were on several masters
+      const script = new LuaScript("return redis.call('XLEN', KEYS[1])");
+      for (const key of keys) expect(await script.run<number>(connection, [key], [])).toBe(1);
+    } finally {
+      connection.destroy();
+      await cluster.dispose();
+    }
+  }, 60_000);
 });

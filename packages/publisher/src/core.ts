@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Backoff, FRAME_FIELD, pubsubChannel, redactRedisUrl, streamKey } from '@log/protocol';
-import { createRedisClient } from '@log/protocol/redis';
-import type { RedisClientOptions, RedisClientType } from 'redis';
-import { RecordsGivenUpError, RedisUnreachableError, type PublisherError } from './errors';
+import { createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import type { RedisClientOptions } from 'redis';
+import { RecordsGivenUpError, RedisUnreachableError, ReplicasBehindError, type PublisherError } from './errors';
 import { FrameQueue, type Frame } from './frame-queue';
 import type { ResolvedOptions } from './options';
 import type { SerializeCounters } from './serialize';
@@ -49,6 +49,11 @@ interface FlushWaiter {
 const LINGER_MS = 1;
 /** A frame holding this many UTF-16 units of lines is large enough to go at once. */
 const LINGER_UNITS = 64 * 1024;
+/** How long the WAIT after a frame (waitReplicas) waits for the replicas; fewer in time and the frame is sent again. */
+export const WAIT_TIMEOUT_MS = 1000;
+
+/** The publisher's connection: a RedisConnection, which on one Redis (a node-redis client) can be unref'd. */
+type PublisherConnection = RedisConnection & { unref?(): void };
 
 /**
  * The shared half of a publisher: the frame being filled, the queue of sealed frames and the
@@ -58,9 +63,13 @@ const LINGER_UNITS = 64 * 1024;
 export class PublisherCore implements SerializeCounters {
   readonly producer = randomBytes(8).toString('hex');
   readonly options: ResolvedOptions;
-  readonly client: RedisClientType;
-  private readonly target: string;
-  private readonly xaddOptions: { TRIM: { strategy: 'MAXLEN'; strategyModifier: '~'; threshold: number } } | undefined;
+  readonly client: PublisherConnection;
+  /** The stream (of this publisher's shard) or the Pub/Sub channel. */
+  readonly target: string;
+  /** XADD's arguments before the frame: the key, MAXLEN when asked, '*', the frame field. */
+  private readonly xaddHead: string[];
+  /** WAIT <replicas> <timeout> after each XADD; undefined without waitReplicas. */
+  private readonly waitCommand: string[] | undefined;
 
   private readonly queue: FrameQueue;
   private scheduled = false;
@@ -91,14 +100,18 @@ export class PublisherCore implements SerializeCounters {
   constructor(options: ResolvedOptions) {
     this.options = options;
     this.queue = new FrameQueue(options, { producer: this.producer, app: options.app, host: options.host, pid: process.pid }, options.signingKey);
-    this.xaddOptions = options.maxStreamLength === undefined ? undefined : { TRIM: { strategy: 'MAXLEN', strategyModifier: '~', threshold: options.maxStreamLength } };
-    this.target = options.transport === 'stream' ? streamKey(options.channel) : pubsubChannel(options.channel);
+    this.target = options.transport === 'stream' ? streamKey(options.channel, options.shard) : pubsubChannel(options.channel);
+    this.xaddHead = ['XADD', this.target];
+    if (options.maxStreamLength !== undefined) this.xaddHead.push('MAXLEN', '~', String(options.maxStreamLength));
+    this.xaddHead.push('*', FRAME_FIELD);
+    this.waitCommand = options.waitReplicas > 0 ? ['WAIT', String(options.waitReplicas), String(WAIT_TIMEOUT_MS)] : undefined;
     // Connection failures are counted where they matter (sendErrors, reconnects), never thrown
     // into the app: the client's error listener ignores them.
-    this.client = createRedisClient(
+    this.client = createRedisConnection(
       {
         ...options.redis,
         url: options.url,
+        clusterNodes: options.clusterNodes,
         // Our own queue holds what is not yet sent, bounded by maxBufferBytes; node-redis's offline
         // queue would be a second, unbounded one.
         disableOfflineQueue: true,
@@ -112,17 +125,22 @@ export class PublisherCore implements SerializeCounters {
       },
       // node-redis emits 'error' on every failed (re)connect; the first of an outage is told to onError, once
       (error: unknown) => this.unreachable(error),
-    );
-    this.client.on('reconnecting', () => {
+    ) as PublisherConnection;
+    const cluster = options.clusterNodes !== undefined;
+    this.client.on(cluster ? 'node-reconnecting' : 'reconnecting', () => {
       this.reconnects++;
     });
-    this.client.on('ready', () => {
-      this.outage = false;
-      this.pump();
-    });
+    // A cluster is ready ('connect') once it knows its slots, after its nodes' own 'node-ready's.
+    for (const event of cluster ? ['connect', 'node-ready'] : ['ready']) {
+      this.client.on(event, () => {
+        this.outage = false;
+        this.pump();
+      });
+    }
     // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
     // the process open (with a timer of their own) while there is something to send.
-    this.client.unref();
+    // (A cluster's node connections cannot be unref'd: an app on a cluster ends by close().)
+    this.client.unref?.();
     this.client.connect().catch(() => {
       // the first connection failed: node-redis keeps retrying, frames wait in the queue
     });
@@ -208,7 +226,21 @@ export class PublisherCore implements SerializeCounters {
     this.lastSendAt = Date.now();
     frame.inFlight = true;
     this.inFlight++;
-    const command = this.options.transport === 'stream' ? this.client.xAdd(this.target, '*', { [FRAME_FIELD]: payload }, this.xaddOptions) : this.client.publish(this.target, payload);
+    let command: Promise<unknown>;
+    if (this.options.transport === 'pubsub') command = this.client.sendCommand(['PUBLISH', this.target, payload]);
+    else {
+      command = this.client.sendCommand([...this.xaddHead, payload]);
+      const wait = this.waitCommand;
+      if (wait !== undefined) {
+        // Once Redis has the frame, on the connection of the stream's master: WAIT counts the
+        // replicas that have every write of that connection so far, so this frame's too.
+        command = command.then(async (reply) => {
+          const replicas = Number(await this.client.sendCommand(wait, undefined, this.target));
+          if (replicas < this.options.waitReplicas) throw new ReplicasBehindError(replicas, this.options.waitReplicas, WAIT_TIMEOUT_MS);
+          return reply;
+        });
+      }
+    }
     command.then(
       (reply) => this.accepted(frame, reply),
       (error: unknown) => {
@@ -250,7 +282,8 @@ export class PublisherCore implements SerializeCounters {
   private unreachable(cause: unknown): void {
     if (this.outage || this.closed) return;
     this.outage = true;
-    this.report(new RedisUnreachableError(redactRedisUrl(this.options.url), cause));
+    const where = this.options.clusterNodes === undefined ? redactRedisUrl(this.options.url) : this.options.clusterNodes.map(redactRedisUrl).join(',');
+    this.report(cause instanceof ReplicasBehindError ? cause : new RedisUnreachableError(where, cause));
   }
 
   /** Hands an error to onError; an onError that throws must not break logging. */

@@ -2,7 +2,7 @@
  * Codes of the publisher's errors. It throws only at construction (INVALID_OPTION), never from a
  * log call; the others are reported to the `onError` option (stderr by default).
  */
-export type PublisherErrorCode = 'INVALID_OPTION' | 'REDIS_UNREACHABLE' | 'RECORDS_GIVEN_UP';
+export type PublisherErrorCode = 'INVALID_OPTION' | 'REDIS_UNREACHABLE' | 'RECORDS_GIVEN_UP' | 'REPLICAS_BEHIND';
 
 export class PublisherError extends Error {
   readonly code: PublisherErrorCode;
@@ -44,5 +44,19 @@ export class RecordsGivenUpError extends PublisherError {
   constructor(records: number, timeoutMs: number) {
     super('RECORDS_GIVEN_UP', `close(): ${records} records were not accepted by Redis within ${timeoutMs} ms; they are counted as dropped`);
     this.records = records;
+  }
+}
+
+/**
+ * waitReplicas: fewer replicas than asked confirmed a frame within the WAIT's timeout. The frame
+ * is sent again (the server drops the copy); reported once per outage, like RedisUnreachableError.
+ */
+export class ReplicasBehindError extends PublisherError {
+  readonly replicas: number;
+  readonly wanted: number;
+  constructor(replicas: number, wanted: number, timeoutMs: number) {
+    super('REPLICAS_BEHIND', `only ${replicas} of ${wanted} replicas confirmed a frame within ${timeoutMs} ms (waitReplicas); it is sent again`);
+    this.replicas = replicas;
+    this.wanted = wanted;
   }
 }

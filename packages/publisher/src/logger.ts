@@ -34,6 +34,8 @@ export interface Logger {
   stats(): PublisherStats;
   /** Random id of this publisher instance, written with every record. */
   readonly producer: string;
+  /** The stream this publisher XADDs to (its shard's, with `shards` > 1); undefined with transport 'pubsub'. */
+  readonly stream: string | undefined;
 }
 
 const noop: LogMethod = () => {};
@@ -130,6 +132,10 @@ class PublisherLogger implements Logger {
 
   get producer(): string {
     return this.core.producer;
+  }
+
+  get stream(): string | undefined {
+    return this.core.options.transport === 'stream' ? this.core.target : undefined;
   }
 
   private method(prefix: string): LogMethod {

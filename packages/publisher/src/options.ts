@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { hostname } from 'node:os';
 import { DEFAULT_REDIS_URL, LEVELS, LIMITS, isLevel, nameProblem, parseSigningKey, resolveRedisUrl, toValidName, type Fields, type Level, type SigningKey } from '@log/protocol';
 import type { RedisClientOptions } from 'redis';
@@ -10,6 +11,26 @@ export interface PublisherOptions {
   app: string;
   /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
   url?: string;
+  /**
+   * Seed URLs of a Redis Cluster (a few of its nodes; the others are discovered): publish to the
+   * cluster instead of `url`. Stream transport only.
+   * @defaultValue process.env.REDIS_CLUSTER_NODES (comma-separated), else unset (one Redis at `url`)
+   */
+  clusterNodes?: readonly string[];
+  /**
+   * The channel's number of shards (streams `log:{<channel>:<i>}`); must match the servers'
+   * LOG_SHARDS. The publisher sends to one shard, chosen at random, for its whole life, so its
+   * sequence numbers stay in order on one stream. 1 is the unsharded `log:{<channel>}`.
+   * @defaultValue process.env.LOG_SHARDS, then 1
+   */
+  shards?: number;
+  /**
+   * After each frame, WAIT until this many replicas have it (at most WAIT_TIMEOUT_MS); a frame
+   * fewer replicas took is sent again (the server drops the copy). With 1, a master that fails
+   * over to its replica cannot lose a frame the publisher counted as sent. Stream transport only.
+   * @defaultValue 0 (no WAIT: replication is asynchronous)
+   */
+  waitReplicas?: number;
   /** 'stream' (XADD, durable, default) or 'pubsub' (PUBLISH, at-most-once). @defaultValue 'stream' */
   transport?: 'stream' | 'pubsub';
   /** Lowest level that is logged (trace, debug, info, warn, error, fatal); lower levels cost nothing. @defaultValue process.env.LOG_LEVEL, then 'info' */
@@ -64,6 +85,11 @@ export interface ResolvedOptions {
   channel: string;
   app: string;
   url: string;
+  clusterNodes: readonly string[] | undefined;
+  /** The shard this publisher sends to (undefined: the channel is not sharded). */
+  shard: number | undefined;
+  shards: number;
+  waitReplicas: number;
   transport: 'stream' | 'pubsub';
   level: Level;
   host: string;
@@ -94,6 +120,51 @@ export const DEFAULTS = Object.freeze({
 
 /** Largest maxFrameBytes: a quarter of the server's frame limit (3 bytes per unit, newlines and header). */
 const MAX_FRAME_UNITS = LIMITS.maxFrameBytes / 4;
+
+/** A whole number >= 0 (positiveInteger allows none). */
+function count(problems: string[], name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    problems.push(`${name} must be a whole number >= 0, got ${JSON.stringify(value)}`);
+    return fallback;
+  }
+  return value;
+}
+
+/** clusterNodes, else REDIS_CLUSTER_NODES split at commas; every one a redis:// or rediss:// URL. */
+function resolveClusterNodes(problems: string[], option: readonly string[] | undefined): readonly string[] | undefined {
+  const env = process.env.REDIS_CLUSTER_NODES;
+  // unknown: an app in plain JavaScript may pass anything
+  const nodes: unknown =
+    option ??
+    (env
+      ? env
+          .split(',')
+          .map((node) => node.trim())
+          .filter((node) => node !== '')
+      : undefined);
+  if (nodes === undefined) return undefined;
+  if (!Array.isArray(nodes) || nodes.length === 0) {
+    problems.push('clusterNodes must be a non-empty array of redis:// URLs');
+    return undefined;
+  }
+  const list = nodes as unknown[];
+  for (const node of list) if (typeof node !== 'string' || !/^rediss?:\/\/\S+$/.test(node)) problems.push(`clusterNodes: ${JSON.stringify(node)} is not a redis:// or rediss:// URL`);
+  return list as string[];
+}
+
+/** shards, else LOG_SHARDS, else 1. */
+function resolveShards(problems: string[], option: number | undefined): number {
+  const env = process.env.LOG_SHARDS;
+  if (option === undefined && env !== undefined && env !== '') {
+    if (!/^\d+$/.test(env) || Number(env) < 1) {
+      problems.push(`LOG_SHARDS=${JSON.stringify(env)} must be a whole number >= 1`);
+      return 1;
+    }
+    return Number(env);
+  }
+  return positiveInteger(problems, 'shards', option, 1);
+}
 
 function positiveInteger(problems: string[], name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
@@ -171,10 +242,16 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
   if (options.fields !== undefined && (typeof options.fields !== 'object' || options.fields === null || Array.isArray(options.fields))) {
     problems.push('fields must be an object');
   }
+  const shards = resolveShards(problems, options.shards);
   const resolved: ResolvedOptions = {
     channel,
     app: options.app,
     url,
+    clusterNodes: resolveClusterNodes(problems, options.clusterNodes),
+    shards,
+    // One shard for the publisher's life, at random: publishers spread evenly over the shards.
+    shard: shards === 1 ? undefined : randomInt(shards),
+    waitReplicas: count(problems, 'waitReplicas', options.waitReplicas, 0),
     transport,
     level,
     host,
@@ -215,6 +292,15 @@ export function resolveOptions(channel: string, options: PublisherOptions): Reso
   }
   if (resolved.maxStreamLength !== undefined && resolved.transport === 'pubsub') {
     problems.push("maxStreamLength applies to transport 'stream' only");
+  }
+  if (resolved.transport === 'pubsub') {
+    // Given as options, they are a mistake; from the environment (shared with stream publishers and the server), they do not apply.
+    if (options.clusterNodes !== undefined) problems.push("clusterNodes applies to transport 'stream' only");
+    if (options.shards !== undefined && options.shards !== 1) problems.push("shards applies to transport 'stream' only");
+    if (resolved.waitReplicas > 0) problems.push("waitReplicas applies to transport 'stream' only");
+    resolved.clusterNodes = undefined;
+    resolved.shards = 1;
+    resolved.shard = undefined;
   }
   if (problems.length > 0) throw new InvalidOptionError(problems);
   return resolved;

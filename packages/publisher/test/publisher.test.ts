@@ -96,6 +96,42 @@ describe('publisher against a real redis-server', () => {
     expect(() => createPublisher('logger', { app: 'shop', maxFrameBytes: 100, maxRecordBytes: 200 })).toThrow(/maxRecordBytes/);
   });
 
+  it('takes clusterNodes, shards and waitReplicas from options or REDIS_CLUSTER_NODES / LOG_SHARDS, and refuses them where they do not apply', async () => {
+    const saved = { nodes: process.env.REDIS_CLUSTER_NODES, shards: process.env.LOG_SHARDS };
+    try {
+      process.env.LOG_SHARDS = '4';
+      const streams = new Set<string>();
+      for (let i = 0; i < 40; i++) {
+        const log = createPublisher('logger', { app: 'shop', url: kit.redis.url, flushOnExit: false });
+        streams.add(log.stream!);
+        await log.close(0);
+      }
+      // each picks one of the 4 shards' streams (40 of them all on one shard: one chance in 4^39)
+      expect([...streams].every((stream) => /^log:\{logger:[0-3]\}$/.test(stream))).toBe(true);
+      expect(streams.size).toBeGreaterThan(1);
+      const one = createPublisher('logger', { app: 'shop', url: kit.redis.url, shards: 1, flushOnExit: false });
+      expect(one.stream).toBe('log:{logger}');
+      await one.close(0);
+      process.env.LOG_SHARDS = 'many';
+      process.env.REDIS_CLUSTER_NODES = 'redis://a:1,10.0.0.1:7000';
+      expect(() => createPublisher('logger', { app: 'shop' })).toThrow(/LOG_SHARDS="many" must be a whole number >= 1[\s\S]*clusterNodes: "10.0.0.1:7000" is not a redis/);
+      delete process.env.LOG_SHARDS;
+      delete process.env.REDIS_CLUSTER_NODES;
+      expect(() => createPublisher('logger', { app: 'shop', transport: 'pubsub', clusterNodes: ['redis://a:1'], shards: 2, waitReplicas: 1 })).toThrow(
+        /clusterNodes applies to transport 'stream' only[\s\S]*shards applies[\s\S]*waitReplicas applies/,
+      );
+      expect(() => createPublisher('logger', { app: 'shop', waitReplicas: -1 })).toThrow(/waitReplicas must be a whole number >= 0/);
+    } finally {
+      for (const [name, value] of [
+        ['REDIS_CLUSTER_NODES', saved.nodes],
+        ['LOG_SHARDS', saved.shards],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+
   it('buffers while Redis is unreachable, drops past the bound with exact counts, and reports the drops', async () => {
     const ch = channel();
     const down = await startRedis();

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { DEFAULT_GROUP, FRAME_FIELD, assertValidName, deadLetterKey, streamKey, type DeadLetterReason } from '@log/protocol';
-import { LuaScript, createRedisClient } from '@log/protocol/redis';
-import { RESP_TYPES, type RedisClientOptions, type RedisClientType } from 'redis';
+import { LuaScript, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import { RESP_TYPES, type RedisClientOptions } from 'redis';
 import { SubscriberError } from './errors';
 import { deadLetterCommand } from './dead-letter';
 
@@ -17,8 +17,12 @@ export interface StreamEntry {
 export interface StreamReaderOptions {
   /** Redis URL. @defaultValue process.env.REDIS_URL, then 'redis://127.0.0.1:6379' */
   url?: string;
-  /** Channel name; the stream is streamKey(channel). */
+  /** Seed URLs of a Redis Cluster: read from it instead of `url`. */
+  clusterNodes?: readonly string[];
+  /** Channel name; the stream is streamKey(channel, shard). */
   channel: string;
+  /** The shard of a sharded channel this reader reads (0..N-1; see shardsOf); undefined for an unsharded one. */
+  shard?: number;
   /** Consumer group shared by all logger servers. @defaultValue 'logger-server' */
   group?: string;
   /** This reader's name in the group: stable across restarts so its pending entries come back to it. */
@@ -133,8 +137,8 @@ export class StreamReader {
   private readonly count: number;
   private readonly blockMs: number;
   private readonly batchBytes: number;
-  private readonly reader: RedisClientType;
-  private readonly writer: RedisClientType;
+  private readonly reader: RedisConnection;
+  private readonly writer: RedisConnection;
   /** With batchBytes: the largest entry (bytes) of the last batch of new entries; 0 before the first. */
   private largest = 0;
   /** '0' replays this consumer's pending entries first; '>' reads new ones. */
@@ -142,16 +146,18 @@ export class StreamReader {
   private closing: Promise<void> | undefined;
 
   constructor(options: StreamReaderOptions) {
-    this.key = streamKey(options.channel);
-    this.deadLetterKey = deadLetterKey(options.channel);
+    this.key = streamKey(options.channel, options.shard);
+    this.deadLetterKey = deadLetterKey(options.channel, options.shard);
     this.group = assertValidName('group', options.group ?? DEFAULT_GROUP);
     this.consumer = assertValidName('consumer', options.consumer);
     this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
     this.batchBytes = options.batchBytes ?? 0;
-    const clientOptions = { ...options.redis, url: options.url };
-    this.reader = createRedisClient(clientOptions);
-    this.writer = createRedisClient(clientOptions);
+    // On a cluster each is a cluster client of its own: the blocking read holds only its own
+    // connection to the shard's master.
+    const clientOptions = { ...options.redis, url: options.url, clusterNodes: options.clusterNodes };
+    this.reader = createRedisConnection(clientOptions);
+    this.writer = createRedisConnection(clientOptions);
   }
 
   /** Connects and creates the group at the start of the stream (so nothing published before the first start is missed). */

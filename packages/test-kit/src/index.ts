@@ -3,6 +3,8 @@ export { freePort, tempDir, removeDir, which, sleep, within, waitUntil, spawnSer
 export type { ServiceControls } from './process';
 export { startRedis, redisServerBinary, REDIS_INSTALL_HINT } from './redis';
 export type { RedisServer, RedisServerOptions, RedisTls } from './redis';
+export { startRedisCluster } from './cluster';
+export type { RedisCluster, RedisClusterOptions, ClusterNode } from './cluster';
 export { startS3, motoAvailable, s3Implementations } from './s3';
 export type { S3Server, S3ServerOptions, S3Implementation } from './s3';
 export { startTcpProxy } from './proxy';
