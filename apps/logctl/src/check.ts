@@ -41,7 +41,11 @@ async function checkRedis(settings: Settings): Promise<Outcome> {
     }
   } catch (error) {
     const text = describe(error);
-    const hint = /NOAUTH|WRONGPASS|NOPERM/.test(text) ? ' (check the user and password in REDIS_URL)' : '';
+    const hint = /NOAUTH|WRONGPASS|NOPERM/.test(text)
+      ? ' (check the user and password in REDIS_URL)'
+      : /CERT|certificate/.test(text)
+        ? " (TLS: Redis's certificate is not trusted; NODE_EXTRA_CA_CERTS names the CA file that signed it)"
+        : '';
     return { check: 'redis', ok: false, detail: `${where}: ${text}${hint}` };
   }
 }
