@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterKey, encodeFrame, encodeRecord, streamKey, type FrameHeader } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
-import { removeDir, sleep, startRedis, tempDir } from '@log/test-kit';
+import { removeDir, sleep, startFaultProxy, startRedis, tempDir } from '@log/test-kit';
 import { createClient, type RedisClientType } from 'redis';
 import { MAIN, countLines, expectExactlyOnce, httpGet, readLogs, startServer, useRedis, waitForRecords, type ServerProcess } from './harness';
 
@@ -130,15 +130,24 @@ describe('the loss report', () => {
 describe('a commit in doubt', () => {
   it('is committed when Redis comes back empty: the file holds the only copy, and it is written once', async () => {
     const own = await startRedis();
+    // The server talks to Redis through a proxy that holds its commit (the EVALSHA of commit.lua)
+    // unanswered: 'one' is written and fsynced, its acknowledgement in doubt.
+    const proxy = await startFaultProxy(own.port);
+    const commitSha = createHash('sha1')
+      .update(readFileSync(join(__dirname, '..', 'lua', 'commit.lua'), 'utf8'))
+      .digest('hex');
     try {
-      const s = await server({}, own.url);
+      const s = await server({}, `redis://127.0.0.1:${proxy.port}`);
+      proxy.blackholeWhenSent(commitSha);
       const log = publisher(channel, { app: 'doubt', url: own.url });
       log.info('one');
       await log.flush();
-      own.pause(); // the server has just read 'one'; its commit (a millisecond later, after the fsync) waits unanswered
-      await sleep(500);
+      await waitForRecords(join(dir, 'log'), 'doubt', 1);
+      for (let i = 0; i < 100 && proxy.mode !== 'blackhole'; i++) await sleep(50);
+      expect(proxy.mode).toBe('blackhole');
       await own.kill();
       await own.start(); // empty: no stream, no group, no ledger
+      proxy.setMode('pass');
       log.info('two');
       await log.flush();
       const records = await waitForRecords(join(dir, 'log'), 'doubt', 2);
@@ -149,6 +158,7 @@ describe('a commit in doubt', () => {
       expect((await stats(s)).totals).toMatchObject({ received: 2, missing: 0 });
     } finally {
       await Promise.all(servers.splice(0).map((x) => x.stop()));
+      await proxy.close();
       await own.dispose();
     }
   }, 40_000);

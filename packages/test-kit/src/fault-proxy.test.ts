@@ -40,6 +40,28 @@ describe('fault proxy', () => {
     }
   });
 
+  it('turns to blackhole at the request that carries a chosen pattern, holding it and what follows', async () => {
+    const proxy = await startFaultProxy(redis.port);
+    try {
+      const s = session(proxy.port);
+      await new Promise((r) => s.socket.on('connect', r));
+      proxy.blackholeWhenSent('marker');
+      s.socket.write('SET before 1\r\n');
+      for (let i = 0; i < 40 && s.received() !== '+OK\r\n'; i++) await sleep(25);
+      expect(s.received()).toBe('+OK\r\n');
+      s.socket.write('SET marker 2\r\n');
+      await sleep(300);
+      expect({ mode: proxy.mode, received: s.received() }).toEqual({ mode: 'blackhole', received: '+OK\r\n' });
+      expect(await tcpAskForTest(redis.port, 'EXISTS marker\r\n')).toBe(':0\r\n');
+      proxy.setMode('pass');
+      for (let i = 0; i < 40 && s.received() !== '+OK\r\n+OK\r\n'; i++) await sleep(25);
+      expect(s.received()).toBe('+OK\r\n+OK\r\n');
+      s.socket.destroy();
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('resets open and new connections, and answers HTTP 503 when refusing', async () => {
     const proxy = await startFaultProxy(redis.port);
     try {

@@ -21,6 +21,12 @@ export interface FaultProxy {
   readonly endpoint: string;
   readonly mode: ProxyMode;
   setMode(mode: ProxyMode): void;
+  /**
+   * Turns to `blackhole` the moment a client sends bytes containing `pattern`, holding that
+   * chunk too: a request that is sent and never answered, at exactly the request a test chooses
+   * (a Lua script's SHA-1, say) instead of whenever a timer fires.
+   */
+  blackholeWhenSent(pattern: string | Buffer): void;
   close(): Promise<void>;
 }
 
@@ -37,6 +43,7 @@ const HTTP_503 = `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/
 export async function startFaultProxy(targetPort: number, { port }: { port?: number } = {}): Promise<FaultProxy> {
   const listenPort = port ?? (await freePort());
   let mode: ProxyMode = 'pass';
+  let trigger: Buffer | undefined;
   const pairs = new Set<Pair>();
 
   const refuse = (pair: Pair) => {
@@ -54,6 +61,17 @@ export async function startFaultProxy(targetPort: number, { port }: { port?: num
     pair.upstream.resume();
   };
 
+  function setMode(next: ProxyMode): void {
+    const previous = mode;
+    mode = next;
+    for (const pair of [...pairs]) {
+      if (next === 'blackhole') hold(pair);
+      else if (previous === 'blackhole') release(pair);
+      // A crashed host resets what was open; a refusing service answers the next request instead.
+      if (next === 'reset') refuse(pair);
+    }
+  }
+
   const server = createServer((client) => {
     client.on('error', () => {});
     if (mode === 'reset') {
@@ -64,6 +82,10 @@ export async function startFaultProxy(targetPort: number, { port }: { port?: num
     pairs.add(pair);
     if (mode === 'blackhole') hold(pair);
     const forward = (to: Socket) => (data: Buffer) => {
+      if (trigger !== undefined && to === pair.upstream && data.includes(trigger)) {
+        trigger = undefined;
+        setMode('blackhole');
+      }
       if (mode === 'pass') to.write(data);
       else if (mode === 'blackhole') pair.held.push([to, data]);
       else if (to === pair.upstream) refuse(pair);
@@ -92,15 +114,9 @@ export async function startFaultProxy(targetPort: number, { port }: { port?: num
     get mode() {
       return mode;
     },
-    setMode: (next) => {
-      const previous = mode;
-      mode = next;
-      for (const pair of [...pairs]) {
-        if (next === 'blackhole') hold(pair);
-        else if (previous === 'blackhole') release(pair);
-        // A crashed host resets what was open; a refusing service answers the next request instead.
-        if (next === 'reset') refuse(pair);
-      }
+    setMode,
+    blackholeWhenSent: (pattern) => {
+      trigger = Buffer.from(pattern);
     },
     close: () =>
       new Promise<void>((resolve) => {
