@@ -29,7 +29,10 @@ describe('HeardRing: where a predecessor stopped, found in another listener ring
       for (const [i, event] of events.entries()) {
         const hearers = i >= late ? [bridge, standby] : [bridge];
         if (i === late) standbyIndexOfBridge0 = bridge.end;
-        for (const ring of hearers) event.mark !== undefined ? ring.mark(event.mark, 0) : ring.push(message(event.text!), 0);
+        for (const ring of hearers) {
+          if (event.mark !== undefined) ring.mark(event.mark, 0);
+          else ring.push(message(event.text!), 0);
+        }
       }
       const cursor = bridge.base + random(bridge.end - bridge.base + 1);
       const position = decodePosition(encodePosition(bridge.position(cursor, 5)))!;

@@ -20,10 +20,7 @@ export interface RingPosition {
 }
 
 /** Where a successor starts forwarding, or why it cannot tell yet (wait) or at all (unplaced). */
-export type Placement =
-  | { kind: 'placed'; cursor: number; rolledOver: number; gaps: Array<{ from: number; to: number }> }
-  | { kind: 'wait'; why: string }
-  | { kind: 'unplaced'; why: string };
+export type Placement = { kind: 'placed'; cursor: number; rolledOver: number; gaps: Array<{ from: number; to: number }> } | { kind: 'wait'; why: string } | { kind: 'unplaced'; why: string };
 
 interface Mark {
   mark: string;

@@ -116,7 +116,12 @@ export class PubSubBridge {
     this.keys = pubsubBridgeKeys(config.channel, shard);
     this.stream = streamKey(config.channel, shard);
     this.deadLetterKey = deadLetterKey(config.channel, shard);
-    this.deadLetters = new DeadLetters(spool, (_entry, reason, detail, payload) => this.client.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload)).then(() => undefined), metrics, log);
+    this.deadLetters = new DeadLetters(
+      spool,
+      (_entry, reason, detail, payload) => this.client.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload)).then(() => undefined),
+      metrics,
+      log,
+    );
   }
 
   /** True while this server forwards the channel into the stream. */
@@ -189,7 +194,9 @@ export class PubSubBridge {
     this.ring.gap(this.now);
     if (this.state === 'forwarding' && this.handOverAt === undefined) {
       this.handOverAt = this.ring.end;
-      this.log('warn', "the Pub/Sub bridge's subscription was down: it forwards what it heard before and hands the bridge over to a server that heard the rest", { messages: this.handOverAt - this.cursor });
+      this.log('warn', "the Pub/Sub bridge's subscription was down: it forwards what it heard before and hands the bridge over to a server that heard the rest", {
+        messages: this.handOverAt - this.cursor,
+      });
     }
     void this.publishMark().catch(() => undefined);
   }
@@ -247,7 +254,7 @@ export class PubSubBridge {
       this.startForwarding(this.ring.end, 'from now on');
       return;
     }
-    if (placement.rolledOver > 0) this.lose('they had left this server\'s ring before it took over', placement.rolledOver);
+    if (placement.rolledOver > 0) this.lose("they had left this server's ring before it took over", placement.rolledOver);
     for (const gap of placement.gaps) {
       this.metrics.bridgeUnplaced.inc();
       this.log('warn', "Pub/Sub messages may be lost: this server's subscription was down after the previous bridge's last forward", {

@@ -278,6 +278,8 @@ it('Redis drops every subscription (CLIENT KILL TYPE pubsub) while messages flow
   expect((await metric(a, 'logger_pubsub_bridge_lost_messages_total')) + (await metric(b, 'logger_pubsub_bridge_lost_messages_total'))).toBe(0);
   expect(await metric(a, 'logger_pubsub_disconnects')).toBe(1);
   const unheard = receivers.filter((heard) => heard === 0).length;
-  console.log(`subscription drop: ${receivers.length} published, ${unheard} heard by no server, ${lost.length} heard by one and lost inside the ${counted} counted window(s) ${JSON.stringify(windows)}`);
+  console.log(
+    `subscription drop: ${receivers.length} published, ${unheard} heard by no server, ${lost.length} heard by one and lost inside the ${counted} counted window(s) ${JSON.stringify(windows)}`,
+  );
   expect(receivers.length - unheard - lost.length).toBeGreaterThan(300);
 }, 60_000);
