@@ -123,6 +123,13 @@ it('two servers read the stream and Pub/Sub at once: raw PUBLISH (text and JSON)
   ]);
 }, 90_000);
 
+/** The random source of one test, from SEED or a new seed, printed (replay: SEED=<n>). */
+function seeded(test: string): ReturnType<typeof rng> {
+  const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
+  console.log(`${test} seed ${seed} (replay: SEED=${seed})`);
+  return rng(seed);
+}
+
 /** Every shard's group has read and acknowledged everything (through `sender`: one Redis or a cluster). */
 async function settled(channel: string, shards: number, sender: CommandSender = shared.client): Promise<void> {
   for (const shard of shardsOf(shards)) {
@@ -150,9 +157,7 @@ it.each([
 ] as const)(
   'the bridge meets %s at a random moment: the standby forwards from where it stopped; every message a standby heard is on disk once, and nothing is counted lost',
   async (_name, fault, shards) => {
-    const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
-    console.log(`migration failover (${fault}, ${shards} shards) seed ${seed}`);
-    const random = rng(seed);
+    const random = seeded(`migration failover (${fault}, ${shards} shards)`);
     dir = tempDir('migration-failover');
     const channel = `migrate-${fault}-${shards}`;
     const extra = { LOG_SHARDS: String(shards) };
@@ -239,9 +244,7 @@ function loggedWindows(outputs: string[]): Array<{ from: number; to: number }> {
 }
 
 it('Redis drops every subscription (CLIENT KILL TYPE pubsub) while messages flow: what no server heard is absent, what was lost is inside a counted and logged window, the rest on disk once', async () => {
-  const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
-  console.log(`migration subscription drop seed ${seed}`);
-  const random = rng(seed);
+  const random = seeded(`migration subscription drop`);
   dir = tempDir('migration-drop');
   const channel = 'migrate-drop';
   const a = await start(channel, 'app1');
@@ -304,9 +307,7 @@ describe('on a real Redis Cluster (3 masters, a replica each), LOG_SHARDS=3', ()
   });
 
   it('raw PUBLISH on every node while the bridge is killed (kill -9) at a random moment: every message on disk once, nothing counted lost', async () => {
-    const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
-    console.log(`migration on a cluster seed ${seed}`);
-    const random = rng(seed);
+    const random = seeded(`migration on a cluster`);
     dir = tempDir('migration-cluster');
     const channel = 'migrate-cluster';
     const extra = { REDIS_CLUSTER_NODES: cluster.seeds.join(','), LOG_SHARDS: '3' };
@@ -360,9 +361,7 @@ describe('on a real Redis Cluster (3 masters, a replica each), LOG_SHARDS=3', ()
 });
 
 it('a standby that subscribed after the bridge (messages flowing) takes over from a kill -9 soon after: what it heard is on disk once, nothing counted lost', async () => {
-  const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
-  console.log(`migration late standby seed ${seed}`);
-  const random = rng(seed);
+  const random = seeded(`migration late standby`);
   dir = tempDir('migration-late');
   const channel = 'migrate-late';
   const a = await start(channel, 'app1');
