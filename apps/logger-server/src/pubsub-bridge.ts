@@ -81,6 +81,10 @@ export class PubSubBridge {
   private pending: Buffer[] = [];
   private pendingMessages = 0;
   private pendingPosition = '';
+  /** The first sequence number per app of the pending frames, to take back when they are certainly not added. */
+  private readonly pendingFirstSeq = new Map<string, number>();
+  /** A call with the pending frames failed without an answer: they may be in the stream. */
+  private pendingInDoubt = false;
   /** Placing: the predecessor's position (undefined: none ever forwarded), and until when to wait for it. */
   private predecessor: RingPosition | undefined;
   private placeUntil = 0;
@@ -297,6 +301,7 @@ export class PubSubBridge {
       // In doubt: the frames may have been added. They are sent again as they are; the group's
       // dedup drops a frame added twice (same producer id and numbers), and the position is the same.
       if (this.retryAt === 0) this.log('warn', 'the Pub/Sub bridge could not add messages to the stream; trying again', describeError(error));
+      this.pendingInDoubt = this.pendingPosition !== '';
       this.retryAt = Date.now() + this.backoff.next();
       return;
     }
@@ -307,9 +312,7 @@ export class PubSubBridge {
       return;
     }
     if (this.pendingMessages > 0) this.metrics.bridgeForwarded.inc(this.pendingMessages);
-    this.pending = [];
-    this.pendingMessages = 0;
-    this.pendingPosition = '';
+    this.clearPending();
     if (this.handOverAt !== undefined && this.cursor >= this.handOverAt) await this.handOver();
   }
 
@@ -367,6 +370,7 @@ export class PubSubBridge {
         let units = 0;
         while (stop < list.length && stop - start < FRAME_RECORDS && (stop === start || units + list[stop]!.length <= FRAME_UNITS)) units += list[stop++]!.length;
         const seq = this.nextSeq.get(app) ?? 1;
+        if (!this.pendingFirstSeq.has(app)) this.pendingFirstSeq.set(app, seq);
         const count = stop - start;
         this.nextSeq.set(app, seq + count);
         const frame = encodeFrame({ producer: this.producer, seq, count, app, host: this.config.consumer, pid: process.pid, dropped: 0 }, list.slice(start, stop));
@@ -384,10 +388,19 @@ export class PubSubBridge {
     this.log('warn', `the Pub/Sub bridge lease went to ${holder === 'nobody' ? 'nobody (it expired)' : 'another server'}: the next bridge forwards what this one had not added`, {
       messages: this.pendingMessages + (this.ring.end - this.cursor),
     });
+    // Numbers never added are taken back, or the group would count them missing when this server
+    // bridges again. Frames in doubt keep theirs (reused, they would be dropped as duplicates).
+    if (!this.pendingInDoubt) for (const [app, seq] of this.pendingFirstSeq) this.nextSeq.set(app, seq);
+    this.clearPending();
+    this.setState('standby');
+  }
+
+  private clearPending(): void {
     this.pending = [];
     this.pendingMessages = 0;
     this.pendingPosition = '';
-    this.setState('standby');
+    this.pendingFirstSeq.clear();
+    this.pendingInDoubt = false;
   }
 
   private lose(why: string, messages: number): void {
