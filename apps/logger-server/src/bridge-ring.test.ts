@@ -53,7 +53,8 @@ describe('HeardRing: where a predecessor stopped, found in another listener ring
     for (let i = 0; i < 4; i++) standby.push(message(`a${i}`), 0);
     // the standby has not heard a4.. yet
     expect(standby.place(bridge.position(6, 1))).toEqual({ kind: 'wait', why: expect.stringContaining('not heard every message') });
-    standby.gap(2);
+    standby.gap(1);
+    standby.gap(2); // down again before hearing anything: the same window, longer
     for (let i = 7; i < 10; i++) standby.push(message(`a${i}`), 3);
     expect(standby.place(bridge.position(6, 1))).toEqual({ kind: 'unplaced', why: expect.stringContaining('down among the messages') });
     // a position before the gap is placed, and the gap after it is returned to be counted

@@ -106,6 +106,12 @@ export class HeardRing {
 
   /** The subscription was down: what was published meanwhile is not here. */
   gap(now: number): void {
+    // Down again before a message was heard (node-redis retrying): still the same window.
+    const previous = this.events[this.events.length - 1];
+    if (previous !== undefined && previous.mark === undefined && previous.index === this.end) {
+      previous.at = now;
+      return;
+    }
     const last = this.end > this.first ? this.times[this.times.length - 1]! : now;
     this.events.push({ index: this.end, from: last, at: now });
   }

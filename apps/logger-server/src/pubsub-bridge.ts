@@ -195,7 +195,7 @@ export class PubSubBridge {
   private sawGap(): void {
     this.seenDisconnects = this.reader!.disconnects;
     this.metrics.pubsubDisconnects.set(this.seenDisconnects);
-    this.ring.gap(this.now);
+    this.ring.gap(Date.now());
     if (this.state === 'forwarding' && this.handOverAt === undefined) {
       this.handOverAt = this.ring.end;
       this.log('warn', "the Pub/Sub bridge's subscription was down: it forwards what it heard before and hands the bridge over to a server that heard the rest", {

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { deadLetterKey, shardsOf, streamKey } from '@log/protocol';
 import { createRedisClient, createRedisConnection, type CommandSender, type RedisConnection } from '@log/protocol/redis';
 import { createPublisher, type Logger } from '@log/publisher';
-import { removeDir, sleep, startRedisCluster, tempDir, waitUntil, type RedisCluster } from '@log/test-kit';
+import { removeDir, sleep, startRedis, startRedisCluster, tempDir, waitUntil, type RedisCluster } from '@log/test-kit';
 import { expectExactlyOnce, groupSettled, httpGet, readLogs, rng, startServer, useRedis, type ServerProcess } from './harness';
 
 // LOG_TRANSPORT=stream,pubsub: servers reading both transports while existing publishers keep
@@ -402,3 +402,58 @@ it('a standby that subscribed after the bridge (messages flowing) takes over fro
   console.log(`late standby: ${receivers.length} published, ${standbyHeard.length} heard by the standby, all on disk`);
   expect(standbyHeard.length).toBeGreaterThan(300);
 }, 60_000);
+
+it('Redis restarts (SIGTERM, AOF kept) while messages flow: every subscription drops; what a server heard is on disk once or inside a counted window, nothing twice', async () => {
+  const random = seeded('migration redis restart');
+  const redis = await startRedis({ appendOnly: true });
+  const client = createRedisClient({ url: redis.url });
+  await client.connect();
+  try {
+    dir = tempDir('migration-restart');
+    const channel = 'migrate-restart';
+    const extra = { REDIS_URL: redis.url };
+    const a = await start(channel, 'app1', extra);
+    const b = await start(channel, 'app2', extra);
+    await bridgeHolder([a, b]);
+    // The history: when each message was published and how many servers heard it (-1: PUBLISH failed).
+    const receivers: number[] = [];
+    const publishedAt: number[] = [];
+    let publishing = true;
+    const loop = (async () => {
+      for (let n = 0; publishing; n++) {
+        publishedAt[n] = Date.now();
+        receivers[n] = await client.publish(channel, `tick t${n}x`).catch(() => -1);
+        if (receivers[n] === -1) await sleep(20);
+        else if (random.int(3) === 0) await sleep(random.int(3));
+      }
+    })();
+    await sleep(500 + random.int(1000));
+    await redis.stop();
+    await sleep(random.int(500));
+    await redis.start();
+    await sleep(3000 + random.int(1000));
+    publishing = false;
+    await loop;
+    await sleep(500);
+    await settled(channel, 1, client);
+    await sleep(300);
+
+    const counts = tokenCounts(allRecords(['app1', 'app2']), /t\d+x/);
+    expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
+    expect(receivers.flatMap((heard, n) => (heard <= 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
+    const windows = loggedWindows([a.output(), b.output()]);
+    const counted = (await metric(a, 'logger_pubsub_bridge_unplaced_windows_total')) + (await metric(b, 'logger_pubsub_bridge_unplaced_windows_total'));
+    expect(counted).toBe(windows.length);
+    expect(counted).toBeGreaterThanOrEqual(1);
+    const lost = receivers.flatMap((heard, n) => (heard > 0 && !counts.has(`t${n}x`) ? [n] : []));
+    expect(lost.filter((n) => !windows.some((w) => publishedAt[n]! >= w.from - 100 && publishedAt[n]! <= w.to + 100))).toEqual([]);
+    const heard = receivers.filter((count) => count > 0).length;
+    console.log(`redis restart: ${receivers.length} tried, ${heard} heard by a server, ${lost.length} of those lost inside the ${counted} counted window(s) ${JSON.stringify(windows)}`);
+    expect(heard - lost.length).toBeGreaterThan(300);
+    expect(receivers.slice(-50).every((count) => count === 2)).toBe(true); // both subscribed again
+  } finally {
+    for (const server of servers.splice(0)) await server.stop();
+    client.destroy();
+    await redis.dispose();
+  }
+}, 90_000);
