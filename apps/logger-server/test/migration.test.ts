@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { deadLetterKey, shardsOf, streamKey } from '@log/protocol';
 import { createRedisClient, createRedisConnection, type CommandSender, type RedisConnection } from '@log/protocol/redis';
+import type { RedisClientType } from 'redis';
 import { createPublisher, type Logger } from '@log/publisher';
 import { removeDir, sleep, startRedis, startRedisCluster, tempDir, waitUntil, type RedisCluster } from '@log/test-kit';
 import { expectExactlyOnce, groupSettled, httpGet, readLogs, rng, startServer, useRedis, type ServerProcess } from './harness';
@@ -243,6 +244,54 @@ function loggedWindows(outputs: string[]): Array<{ from: number; to: number }> {
   return windows;
 }
 
+/**
+ * Raw PUBLISHes of `tick t<n>x` until stop(): the history is when each was published (just
+ * before its PUBLISH) and how many servers heard it (PUBLISH's answer; -1: it failed).
+ */
+function publishTicks(client: RedisClientType, channel: string, random: ReturnType<typeof rng>) {
+  const receivers: number[] = [];
+  const publishedAt: number[] = [];
+  let publishing = true;
+  const loop = (async () => {
+    for (let n = 0; publishing; n++) {
+      publishedAt[n] = Date.now();
+      receivers[n] = await client.publish(channel, `tick t${n}x`).catch(() => -1);
+      if (receivers[n] === -1) await sleep(20);
+      else if (random.int(3) === 0) await sleep(random.int(3));
+    }
+  })();
+  return {
+    receivers,
+    publishedAt,
+    stop: async () => {
+      publishing = false;
+      await loop;
+    },
+  };
+}
+
+/**
+ * The checker of a flow across subscription drops: nothing twice; nothing no server heard on
+ * disk; what a server heard and is absent published inside a window the servers counted (the
+ * metric) and logged, with 100 ms of slack (the servers time a message by their 50 ms tick).
+ * Returns how many were heard, and how many of those were lost.
+ */
+async function expectLostInsideWindows(flow: ReturnType<typeof publishTicks>, names: string[], hearers: ServerProcess[]) {
+  const { receivers, publishedAt } = flow;
+  const counts = tokenCounts(allRecords(names), /t\d+x/);
+  expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
+  expect(receivers.flatMap((heard, n) => (heard <= 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
+  const windows = loggedWindows(hearers.map((server) => server.output()));
+  let counted = 0;
+  for (const server of hearers) counted += await metric(server, 'logger_pubsub_bridge_unplaced_windows_total');
+  expect(counted).toBe(windows.length);
+  expect(counted).toBeGreaterThanOrEqual(1);
+  const lost = receivers.flatMap((heard, n) => (heard > 0 && !counts.has(`t${n}x`) ? [n] : []));
+  expect(lost.filter((n) => !windows.some((w) => publishedAt[n]! >= w.from - 100 && publishedAt[n]! <= w.to + 100))).toEqual([]);
+  for (const server of hearers) expect(await metric(server, 'logger_pubsub_bridge_lost_messages_total')).toBe(0);
+  return { heard: receivers.filter((count) => count > 0).length, lost: lost.length, windows };
+}
+
 it('Redis drops every subscription (CLIENT KILL TYPE pubsub) while messages flow: what no server heard is absent, what was lost is inside a counted and logged window, the rest on disk once', async () => {
   const random = seeded(`migration subscription drop`);
   dir = tempDir('migration-drop');
@@ -250,47 +299,20 @@ it('Redis drops every subscription (CLIENT KILL TYPE pubsub) while messages flow
   const a = await start(channel, 'app1');
   const b = await start(channel, 'app2');
   await bridgeHolder([a, b]);
-  // The history: when each message was published (just before its PUBLISH) and how many servers heard it.
-  const receivers: number[] = [];
-  const publishedAt: number[] = [];
-  let publishing = true;
-  const loop = (async () => {
-    for (let n = 0; publishing; n++) {
-      publishedAt[n] = Date.now();
-      receivers[n] = await shared.client.publish(channel, `tick t${n}x`);
-      if (random.int(3) === 0) await sleep(random.int(3));
-    }
-  })();
+  const flow = publishTicks(shared.client, channel, random);
   await sleep(500 + random.int(1000));
   await shared.client.sendCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']);
   await sleep(2000 + random.int(1000));
-  publishing = false;
-  await loop;
+  await flow.stop();
   await sleep(500);
   await groupSettled(shared.client, channel);
   await sleep(300);
 
-  const counts = tokenCounts(allRecords(['app1', 'app2']), /t\d+x/);
-  expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
-  // heard by no server (PUBLISH answered 0): absent, of course
-  expect(receivers.flatMap((heard, n) => (heard === 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
-  // heard by a server and absent: inside a window a server counted and logged (the server that
-  // took the bridge over had not heard them: the other one came back first); 100 ms of slack:
-  // the servers time a message by their 50 ms tick
-  const windows = loggedWindows([a.output(), b.output()]);
-  const counted = (await metric(a, 'logger_pubsub_bridge_unplaced_windows_total')) + (await metric(b, 'logger_pubsub_bridge_unplaced_windows_total'));
-  expect(counted).toBe(windows.length);
-  expect(counted).toBeGreaterThanOrEqual(1);
-  const lost = receivers.flatMap((heard, n) => (heard > 0 && !counts.has(`t${n}x`) ? [n] : []));
-  const outside = lost.filter((n) => !windows.some((w) => publishedAt[n]! >= w.from - 100 && publishedAt[n]! <= w.to + 100));
-  expect(outside).toEqual([]);
-  expect((await metric(a, 'logger_pubsub_bridge_lost_messages_total')) + (await metric(b, 'logger_pubsub_bridge_lost_messages_total'))).toBe(0);
+  // lost: what the server that took the bridge over had not heard (the other came back first)
+  const { heard, lost, windows } = await expectLostInsideWindows(flow, ['app1', 'app2'], [a, b]);
   expect(await metric(a, 'logger_pubsub_disconnects')).toBe(1);
-  const unheard = receivers.filter((heard) => heard === 0).length;
-  console.log(
-    `subscription drop: ${receivers.length} published, ${unheard} heard by no server, ${lost.length} heard by one and lost inside the ${counted} counted window(s) ${JSON.stringify(windows)}`,
-  );
-  expect(receivers.length - unheard - lost.length).toBeGreaterThan(300);
+  console.log(`subscription drop: ${flow.receivers.length} published, ${heard} heard by a server, ${lost} of those lost inside the counted window(s) ${JSON.stringify(windows)}`);
+  expect(heard - lost).toBeGreaterThan(300);
 }, 60_000);
 
 describe('on a real Redis Cluster (3 masters, a replica each), LOG_SHARDS=3', () => {
@@ -366,28 +388,17 @@ it('a standby that subscribed after the bridge (messages flowing) takes over fro
   const channel = 'migrate-late';
   const a = await start(channel, 'app1');
   await bridgeHolder([a]);
-  // The history: how many servers heard each message, and whether it was published after the kill.
-  const receivers: number[] = [];
-  const afterKill: boolean[] = [];
-  let killed = false;
-  let publishing = true;
-  const loop = (async () => {
-    for (let n = 0; publishing; n++) {
-      afterKill[n] = killed;
-      receivers[n] = await shared.client.publish(channel, `tick t${n}x`);
-      if (random.int(3) === 0) await sleep(random.int(3));
-    }
-  })();
+  const flow = publishTicks(shared.client, channel, random);
   await sleep(300 + random.int(500));
   const b = await start(channel, 'app2');
   await sleep(200 + random.int(1000));
   await a.kill9();
-  killed = true;
+  const killedAt = Date.now();
   servers.splice(servers.indexOf(a), 1);
   await waitUntil('the late standby holds the bridge', async () => (await metric(b, 'logger_pubsub_bridge_holder')) === 1, { timeoutMs: 15_000 });
   await sleep(500 + random.int(500));
-  publishing = false;
-  await loop;
+  await flow.stop();
+  const { receivers, publishedAt } = flow;
   await start(channel, 'app1');
   await sleep(500);
   await groupSettled(shared.client, channel);
@@ -396,7 +407,7 @@ it('a standby that subscribed after the bridge (messages flowing) takes over fro
   const counts = tokenCounts(allRecords(['app1', 'app2']), /t\d+x/);
   expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
   // heard by both (the standby was subscribed), or published after the kill (heard by the standby alone): on disk
-  const standbyHeard = receivers.flatMap((heard, n) => (heard === 2 || (afterKill[n] && heard === 1) ? [n] : []));
+  const standbyHeard = receivers.flatMap((heard, n) => (heard === 2 || (publishedAt[n]! > killedAt && heard === 1) ? [n] : []));
   expect(standbyHeard.filter((n) => !counts.has(`t${n}x`))).toEqual([]);
   expect((await metric(b, 'logger_pubsub_bridge_lost_messages_total')) + (await metric(b, 'logger_pubsub_bridge_unplaced_windows_total'))).toBe(0);
   console.log(`late standby: ${receivers.length} published, ${standbyHeard.length} heard by the standby, all on disk`);
@@ -415,42 +426,21 @@ it('Redis restarts (SIGTERM, AOF kept) while messages flow: every subscription d
     const a = await start(channel, 'app1', extra);
     const b = await start(channel, 'app2', extra);
     await bridgeHolder([a, b]);
-    // The history: when each message was published and how many servers heard it (-1: PUBLISH failed).
-    const receivers: number[] = [];
-    const publishedAt: number[] = [];
-    let publishing = true;
-    const loop = (async () => {
-      for (let n = 0; publishing; n++) {
-        publishedAt[n] = Date.now();
-        receivers[n] = await client.publish(channel, `tick t${n}x`).catch(() => -1);
-        if (receivers[n] === -1) await sleep(20);
-        else if (random.int(3) === 0) await sleep(random.int(3));
-      }
-    })();
+    const flow = publishTicks(client, channel, random);
     await sleep(500 + random.int(1000));
     await redis.stop();
     await sleep(random.int(500));
     await redis.start();
     await sleep(3000 + random.int(1000));
-    publishing = false;
-    await loop;
+    await flow.stop();
     await sleep(500);
     await settled(channel, 1, client);
     await sleep(300);
 
-    const counts = tokenCounts(allRecords(['app1', 'app2']), /t\d+x/);
-    expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
-    expect(receivers.flatMap((heard, n) => (heard <= 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
-    const windows = loggedWindows([a.output(), b.output()]);
-    const counted = (await metric(a, 'logger_pubsub_bridge_unplaced_windows_total')) + (await metric(b, 'logger_pubsub_bridge_unplaced_windows_total'));
-    expect(counted).toBe(windows.length);
-    expect(counted).toBeGreaterThanOrEqual(1);
-    const lost = receivers.flatMap((heard, n) => (heard > 0 && !counts.has(`t${n}x`) ? [n] : []));
-    expect(lost.filter((n) => !windows.some((w) => publishedAt[n]! >= w.from - 100 && publishedAt[n]! <= w.to + 100))).toEqual([]);
-    const heard = receivers.filter((count) => count > 0).length;
-    console.log(`redis restart: ${receivers.length} tried, ${heard} heard by a server, ${lost.length} of those lost inside the ${counted} counted window(s) ${JSON.stringify(windows)}`);
-    expect(heard - lost.length).toBeGreaterThan(300);
-    expect(receivers.slice(-50).every((count) => count === 2)).toBe(true); // both subscribed again
+    const { heard, lost, windows } = await expectLostInsideWindows(flow, ['app1', 'app2'], [a, b]);
+    console.log(`redis restart: ${flow.receivers.length} tried, ${heard} heard by a server, ${lost} of those lost inside the counted window(s) ${JSON.stringify(windows)}`);
+    expect(heard - lost).toBeGreaterThan(300);
+    expect(flow.receivers.slice(-50).every((count) => count === 2)).toBe(true); // both subscribed again
   } finally {
     for (const server of servers.splice(0)) await server.stop();
     client.destroy();
