@@ -95,6 +95,9 @@ export class HeardRing {
   }
 
   push(message: Buffer, now: number): void {
+    // A message is usually a view into the socket chunk it arrived in (up to 64 KiB): kept for
+    // seconds, a small one would hold its whole chunk, and the byte bound would not be the memory.
+    if (message.buffer.byteLength > 2 * message.length) message = Buffer.from(message);
     this.messages.push(message);
     this.times.push(now);
     this.heldBytes += message.length;
