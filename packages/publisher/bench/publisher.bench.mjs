@@ -6,14 +6,22 @@
 // --quick (or BENCH_QUICK=1): a tenth of the records, one round, a 5 s outage: for CI and dev runs.
 // Every contender runs in this one process, interleaved over ROUNDS rounds; medians are reported.
 // BENCH_ONLY=signing runs only the signing section (signingKey on against off, side by side).
+// BENCH_BASE_PUBLISHER=/tmp/base/packages/publisher/dist runs that build's publisher (the one
+// before a change) in the matrix's rounds too, beside this one: before/after from one run.
+// BENCH_ONLY=shapes runs only the matrix and prints it (BENCHMARKS.md is left as it is).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
 
 const require = createRequire(import.meta.url);
 const { createPublisher } = require('../dist');
+const BASE_PUBLISHER = process.env.BENCH_BASE_PUBLISHER;
+const baseCreatePublisher = BASE_PUBLISHER ? require(BASE_PUBLISHER).createPublisher : undefined;
+/** The 1-minute load average (the machine is shared): written into the tables. */
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const { startRedis } = require('@log/test-kit');
 const { createClient } = require('redis');
 const pino = require('pino');
@@ -147,8 +155,8 @@ const shapes = [
   { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
 ];
 
-async function shapeOurs(url, shape, n, signingKey) {
-  const root = createPublisher('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey });
+async function shapeOurs(url, shape, n, signingKey, create = createPublisher) {
+  const root = create('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey });
   await root.flush();
   const log = shape.child ? root.child(shape.child) : root;
   const { message, fields } = shape;
@@ -177,16 +185,36 @@ async function shapesSection(url) {
     const n = shape.n ?? SHAPE_N;
     const ours = [];
     const theirs = [];
+    const before = [];
     let dropped = 0;
+    let beforeDropped = 0;
+    const loadAtStart = load();
+    // Who goes first rotates by round: a run after another one finds memory the process has
+    // already touched (a fresh megabyte costs ~10 ms of page faults here), pino needs none.
+    const contenders = [
+      async () => {
+        const run = await shapeOurs(url, shape, n);
+        // A record neither sent nor counted as dropped is lost: that fails the benchmark. A
+        // counted drop (the buffer bound reached) fails the row's target.
+        if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+        dropped += run.dropped;
+        ours.push(run.ns);
+      },
+      async () => theirs.push(await shapePino(shape, n)),
+    ];
+    if (baseCreatePublisher) {
+      contenders.push(async () => {
+        const run = await shapeOurs(url, shape, n, undefined, baseCreatePublisher);
+        if (run.sent + run.dropped !== n) throw new Error(`${shape.name} (before): sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+        beforeDropped += run.dropped;
+        before.push(run.ns);
+      });
+    }
     for (let round = 0; round < SHAPE_ROUNDS; round++) {
-      const run = await shapeOurs(url, shape, n);
-      // A record neither sent nor counted as dropped is lost: that fails the benchmark. A counted
-      // drop (the buffer bound reached) fails the row's target.
-      if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
-      dropped += run.dropped;
-      ours.push(run.ns);
-      theirs.push(await shapePino(shape, n));
-      await redis.flushAll();
+      for (let k = 0; k < contenders.length; k++) {
+        await contenders[(round + k) % contenders.length]();
+        await redis.flushAll();
+      }
     }
     const oursUs = median(ours) / n / 1000;
     const pinoUs = median(theirs) / n / 1000;
@@ -204,11 +232,26 @@ async function shapesSection(url) {
       String(dropped),
       rateTarget,
       shape.yields ? (perSecond >= 500_000 && dropped === 0 ? 'met' : '**not met**') : '-',
+      loadAtStart,
+      ...(baseCreatePublisher ? [(median(before) / n / 1000).toFixed(2), (median(before) / median(theirs)).toFixed(2), rate(median(before), n).toLocaleString('en'), String(beforeDropped)] : []),
     ]);
     process.stderr.write(`shape ${shape.name}: ${oursUs.toFixed(2)} us vs pino ${pinoUs.toFixed(2)} (${ratio.toFixed(2)}), ${perSecond}/s\n`);
   }
   return table(
-    ['shape (default: 50-byte message, 5 fields)', 'records', '@log/publisher µs per record', 'pino µs per record', 'ratio', 'target <= 0.7', 'records/s into Redis', 'dropped', 'target', 'met'],
+    [
+      'shape (default: 50-byte message, 5 fields)',
+      'records',
+      '@log/publisher µs per record',
+      'pino µs per record',
+      'ratio',
+      'target <= 0.7',
+      'records/s into Redis',
+      'dropped',
+      'target',
+      'met',
+      'load (1 min) at the start',
+      ...(baseCreatePublisher ? ['before: µs per record', 'before: ratio', 'before: records/s', 'before: dropped'] : []),
+    ],
     rows,
   );
 }
@@ -261,6 +304,14 @@ const redis = await startRedis();
 if (process.env.BENCH_ONLY === 'signing') {
   try {
     await signingSection(redis.url);
+  } finally {
+    await redis.dispose();
+  }
+  process.exit(0);
+}
+if (process.env.BENCH_ONLY === 'shapes') {
+  try {
+    console.log(await shapesSection(redis.url));
   } finally {
     await redis.dispose();
   }
@@ -323,7 +374,8 @@ const outageTable = table(
   ],
 );
 
-const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.\n\n${shapesTable}`;
+const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.${baseCreatePublisher ? ' "before" is the build at `BENCH_BASE_PUBLISHER` (the publisher before this change) running the same loop in the same rounds, its ratio against the same pino runs.' : ''}\n\n${shapesTable}`;
 const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
 console.log(body);
-record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `pnpm bench (packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''})`, body);
+const baseEnv = BASE_PUBLISHER ? `BENCH_BASE_PUBLISHER=${BASE_PUBLISHER} ` : '';
+record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `${baseEnv}node packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''}`, body);
