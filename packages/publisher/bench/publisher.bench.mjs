@@ -155,8 +155,8 @@ const shapes = [
   { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
 ];
 
-async function shapeOurs(url, shape, n, signingKey, create = createPublisher) {
-  const root = create('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey });
+async function shapeOurs(url, shape, n, signingKey, create = createPublisher, options = {}) {
+  const root = create('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey, ...options });
   await root.flush();
   const log = shape.child ? root.child(shape.child) : root;
   const { message, fields } = shape;
@@ -166,7 +166,7 @@ async function shapeOurs(url, shape, n, signingKey, create = createPublisher) {
   const ns = Number(process.hrtime.bigint() - start);
   const stats = root.stats();
   await root.close();
-  return { ns, sent: stats.sent, dropped: stats.dropped };
+  return { ns, sent: stats.sent, dropped: stats.dropped, frames: stats.frames };
 }
 
 async function shapePino(shape, n) {
@@ -256,6 +256,51 @@ async function shapesSection(url) {
   );
 }
 
+// Frame size (issue #11): how many records one XADD carries, cut by maxFrameRecords and
+// maxFrameBytes, against the cost per record and records/s; the loop yields every 5000 calls.
+const frameSizes = [
+  { name: 'maxFrameRecords 10', options: { maxFrameRecords: 10 } },
+  { name: 'maxFrameRecords 100', options: { maxFrameRecords: 100 } },
+  { name: 'maxFrameRecords 1000', options: { maxFrameRecords: 1000 } },
+  { name: 'maxFrameBytes 256 KiB', options: { maxFrameBytes: 256 * 1024 } },
+  { name: 'default (10,000 records, 1 MiB)', options: {} },
+  { name: 'maxFrameRecords 20,000, maxFrameBytes 2 MiB', options: { maxFrameRecords: 20_000, maxFrameBytes: 2 * 1024 * 1024 } },
+];
+
+async function framesSection(url) {
+  const shape = shapes[2];
+  const n = SHAPE_N;
+  const runs = frameSizes.map(() => ({ ns: [], frames: [], dropped: 0 }));
+  const loadAtStart = load();
+  for (let round = 0; round < SHAPE_ROUNDS; round++) {
+    // who goes first rotates by round, as in the matrix
+    for (let k = 0; k < frameSizes.length; k++) {
+      const index = (round + k) % frameSizes.length;
+      const run = await shapeOurs(url, shape, n, undefined, createPublisher, frameSizes[index].options);
+      if (run.sent + run.dropped !== n) throw new Error(`${frameSizes[index].name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+      runs[index].ns.push(run.ns);
+      runs[index].frames.push(run.frames);
+      runs[index].dropped += run.dropped;
+      await redis.flushAll();
+    }
+  }
+  const defaultNs = median(runs[frameSizes.findIndex((f) => f.name.startsWith('default'))].ns);
+  const rows = frameSizes.map((size, i) => {
+    const ns = median(runs[i].ns);
+    const frames = median(runs[i].frames);
+    return [
+      size.name,
+      frames.toLocaleString('en'),
+      Math.round(n / frames).toLocaleString('en'),
+      (ns / n / 1000).toFixed(2),
+      rate(ns, n).toLocaleString('en'),
+      (ns / defaultNs).toFixed(2),
+      String(runs[i].dropped),
+    ];
+  });
+  return `**Frame size**: the loop "${shape.name}" (${n.toLocaleString('en')} records, ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} rounds, who goes first rotating, medians`}) with frames cut smaller or larger than the default; load (1 min) at the start: ${loadAtStart}.\n\n${table(['frame limit', 'frames sent', 'records per frame', 'µs per record', 'records/s into Redis', 'cost / default', 'dropped'], rows)}`;
+}
+
 // Signing (issue #14): the same loops with signingKey on and off, interleaved in each round.
 const SIGNING_KEY = `bench-key:${randomBytes(32).toString('base64')}`;
 
@@ -312,6 +357,7 @@ if (process.env.BENCH_ONLY === 'signing') {
 if (process.env.BENCH_ONLY === 'shapes') {
   try {
     console.log(await shapesSection(redis.url));
+    console.log(await framesSection(redis.url));
   } finally {
     await redis.dispose();
   }
@@ -319,6 +365,7 @@ if (process.env.BENCH_ONLY === 'shapes') {
 }
 const results = { ours: [], pino: [], winston: [], naive: [], xadd: [] };
 let shapesTable;
+let framesText;
 try {
   for (let round = 0; round < ROUNDS; round++) {
     results.ours.push(await ours(redis.url, round));
@@ -330,6 +377,7 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   shapesTable = await shapesSection(redis.url);
+  framesText = await framesSection(redis.url);
   await signingSection(redis.url);
 } finally {
   await redis.dispose();
@@ -375,7 +423,7 @@ const outageTable = table(
 );
 
 const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.${baseCreatePublisher ? ' "before" is the build at `BENCH_BASE_PUBLISHER` (the publisher before this change) running the same loop in the same rounds, its ratio against the same pino runs.' : ''}\n\n${shapesTable}`;
-const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
+const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${framesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
 console.log(body);
 const baseEnv = BASE_PUBLISHER ? `BENCH_BASE_PUBLISHER=${BASE_PUBLISHER} ` : '';
 record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `${baseEnv}node packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''}`, body);
