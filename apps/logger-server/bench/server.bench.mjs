@@ -15,7 +15,7 @@
 //     LOG_SIGNING_KEYS, against unsigned frames drained by a server without, in the same round.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -159,11 +159,13 @@ async function naiveDrain(key, lastId, entries) {
   const dir = tempDir('bench-naive');
   const client = connected(redis.url);
   await client.connect();
+  if (process.env.BENCH_REDIS_STATS) await client.sendCommand(['CONFIG', 'RESETSTAT']);
   const child = spawn(process.execPath, [NAIVE, redis.url, key, 'naive', join(dir, 'naive.log'), String(entries)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await lineSeen(child, 'ready');
   child.stdout.resume();
   const end = await drained(client, key, 'naive', lastId);
   const memory = procMemory(child.pid);
+  if (process.env.BENCH_REDIS_STATS) process.stderr.write(`naive consumer:\n${await client.sendCommand(['INFO', 'commandstats'])}\n`);
   await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
   client.destroy();
   removeDir(dir);
@@ -288,12 +290,19 @@ async function throughputSection() {
   process.stderr.write(`end to end done: ${e2eRate}\n`);
 
   // 4. latency from the log call to the line in the file, READ_COUNT 16 (the default)
+  const LATENCY_WARMUP_MS = 1000;
   async function latencyRun({ perSecond, seconds, readCount }) {
     await redis.flushAll();
     const dir = tempDir('bench-latency');
     const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat', READ_COUNT: String(readCount) });
     const log = createPublisher('lat', { app: 'lat', url: redis.url });
     const latencies = [];
+    // The first LATENCY_WARMUP_MS at the rate are logged and written but not counted: the
+    // server's and the publisher's code is compiled by then, and their connections are up.
+    const measureFrom = Date.now() + LATENCY_WARMUP_MS;
+    let warmup = 0;
+    // BENCH_LATENCY_TRACE=<dir>: every record's send time and latency, a file per rate, to see where the tail sits
+    const trace = process.env.BENCH_LATENCY_TRACE ? [] : undefined;
     const file = join(dir, 'log', 'lat', 'lat.log');
     // Follows the file like tail -F: the descriptor keeps reading a file the server rotated away
     // (renamed), drained to its end before the new one is opened.
@@ -308,7 +317,15 @@ async function throughputSection() {
         const lines = (rest + buffer.toString('utf8', 0, n)).split('\n');
         rest = lines.pop();
         const now = Date.now();
-        for (const line of lines) latencies.push(now - JSON.parse(line).sentAt);
+        for (const line of lines) {
+          const sentAt = JSON.parse(line).sentAt;
+          if (sentAt < measureFrom) {
+            warmup++;
+            continue;
+          }
+          latencies.push(now - sentAt);
+          if (trace) trace.push(`${sentAt} ${now - sentAt}`);
+        }
       }
     };
     const tail = setInterval(() => {
@@ -327,17 +344,24 @@ async function throughputSection() {
     }, 1);
     let sent = 0;
     const perTick = perSecond / 100;
+    let warm = 0;
     const ticker = setInterval(() => {
-      for (let k = 0; k < perTick; k++) log.info('request handled', { sentAt: Date.now(), ...fields(sent++) });
+      for (let k = 0; k < perTick; k++) {
+        const sentAt = Date.now();
+        if (sentAt < measureFrom) warm++;
+        else sent++;
+        log.info('request handled', { sentAt, ...fields(sent + warm) });
+      }
     }, 10);
-    await sleep(seconds * 1000);
+    await sleep(LATENCY_WARMUP_MS + seconds * 1000);
     clearInterval(ticker);
     await log.close();
-    while (latencies.length < sent) await sleep(20);
+    while (latencies.length < sent || warmup < warm) await sleep(20);
     clearInterval(tail);
     if (fd !== undefined) closeSync(fd);
     await server.stop();
     removeDir(dir);
+    if (trace) writeFileSync(join(process.env.BENCH_LATENCY_TRACE, `latency-${perSecond}.txt`), `${trace.join('\n')}\n`);
     latencies.sort((a, b) => a - b);
     const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
     return { p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], records: latencies.length };
@@ -366,7 +390,7 @@ ${table(['backlog (records)', 'server peak RSS MiB', 'records/s'], memoryRows)}
 
 ${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher process -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), e2eRate.toLocaleString('en'), '>= 300,000', met(e2eRate >= 300_000)]])}
 
-**Latency**, log call -> line in the file (read back by a tail in the benchmark's process), ${SECONDS} s at a steady rate (a tick every 10 ms logs a hundredth of the rate), READ_COUNT 16.
+**Latency**, log call -> line in the file (read back by a tail in the benchmark's process), ${SECONDS} s at a steady rate (a tick every 10 ms logs a hundredth of the rate) after ${LATENCY_WARMUP_MS / 1000} s at the same rate that is written but not counted (the server's first batches compile its code and open the file: 300-700 ms each, measured in its first second), READ_COUNT 16. "records" is how many were counted: the publisher and the tail share the benchmark's process, and a rate that process could not keep up shows as fewer records than rate x seconds.
 
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
   console.log(body);

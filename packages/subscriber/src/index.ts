@@ -1,4 +1,4 @@
-export { StreamReader, compareIds } from './stream-reader';
+export { StreamReader, compareIds, idRange } from './stream-reader';
 export type { StreamEntry, StreamReaderOptions } from './stream-reader';
 export { PubSubReader } from './pubsub-reader';
 export type { PubSubReaderOptions } from './pubsub-reader';
