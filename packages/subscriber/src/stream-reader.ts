@@ -50,6 +50,15 @@ export interface StreamReaderOptions {
   redis?: Omit<RedisClientOptions, 'url'>;
 }
 
+/** A batch as read() and readNow() return it. */
+export interface ReadResult {
+  entries: StreamEntry[];
+  /** New entries ('>'): each delivered once, just now. */
+  fresh: boolean;
+  /** New entries came back fewer than asked for: the stream was caught up. */
+  short: boolean;
+}
+
 /** One entry of a reply: its id and its fields as [name, value, ...] (null for an entry trimmed while pending). */
 type RawEntry = [Buffer, Buffer[] | null];
 /** XREADGROUP's reply: an array of [stream, entries] under RESP2, a map stream -> entries under RESP3. */
@@ -213,33 +222,50 @@ export class StreamReader {
    * Reads the next batch: first this consumer's own pending entries, then new ones (blocking up
    * to blockMs). `entries` is [] when nothing arrived; `fresh` is true when they are new ('>'):
    * each was delivered once, just now, so there is no delivery count to check and nobody else
-   * has had a chance to claim them. A vanished group is recreated.
+   * has had a chance to claim them. `short` is true when new entries came back fewer than asked
+   * for (the stream was caught up): more may arrive soon, see readNow. A vanished group is recreated.
    */
-  async read(): Promise<{ entries: StreamEntry[]; fresh: boolean }> {
+  async read(): Promise<ReadResult> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
-    const replaying = this.cursor !== '>';
+    if (this.cursor === '>') return this.readNew(true);
+    const raw = await this.readRaw(true, this.count);
+    // Replaying our own pending entries: continue after the last one, or go on to new entries.
+    const last = raw[raw.length - 1];
+    this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
+    if (raw.length === 0) return this.read();
+    return { entries: raw.map(toEntry), fresh: false, short: false };
+  }
+
+  /**
+   * New entries there are now, without blocking, sized like read()'s. For a batch read ahead
+   * that came back short a while ago (a blocking read answers with the first entries to arrive):
+   * those that arrived since join it instead of waiting in Redis a batch more. No entries while
+   * this consumer's pending ones are to be replayed first (see read).
+   */
+  async readNow(): Promise<ReadResult> {
+    if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
+    if (this.cursor !== '>') return { entries: [], fresh: true, short: true };
+    return this.readNew(false);
+  }
+
+  private async readNew(block: boolean): Promise<ReadResult> {
     // With batchBytes, a new read asks for no more entries than the bytes hold at the size of the
     // last batch's largest entry: ten-thousand-record frames make batches of a few entries, read
     // while the one before is written, instead of one of tens of MiB.
     // Before the first batch the size is unknown: one entry, and the further reads take the rest.
     let count = this.count;
-    if (!replaying && this.batchBytes > 0) count = this.largest === 0 ? 1 : Math.max(1, Math.min(this.count, Math.floor(this.batchBytes / this.largest)));
-    const raw = await this.readRaw(true, count);
-    if (replaying) {
-      // Replaying our own pending entries: continue after the last one, or go on to new entries.
-      const last = raw[raw.length - 1];
-      this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
-      if (raw.length === 0) return this.read();
-    } else if (this.batchBytes > 0 && raw.length > 0) {
-      await this.readMore(raw, raw.length === count);
-    }
-    const entries: StreamEntry[] = [];
-    for (const entry of raw) entries.push(toEntry(entry));
-    return { entries, fresh: !replaying };
+    if (this.batchBytes > 0) count = this.largest === 0 ? 1 : Math.max(1, Math.min(this.count, Math.floor(this.batchBytes / this.largest)));
+    const raw = await this.readRaw(block, count);
+    let short = raw.length < count;
+    if (this.batchBytes > 0 && raw.length > 0) short = await this.readMore(raw, !short);
+    return { entries: raw.map(toEntry), fresh: true, short };
   }
 
-  /** Notes the batch's largest entry, and appends further new entries to a full read while the batch is small (see batchBytes). */
-  private async readMore(raw: RawEntry[], full: boolean): Promise<void> {
+  /**
+   * Notes the batch's largest entry, and appends further new entries to a full read while the
+   * batch is small (see batchBytes). Returns true when a read came back short (caught up).
+   */
+  private async readMore(raw: RawEntry[], full: boolean): Promise<boolean> {
     let bytes = 0;
     let largest = 1;
     for (const entry of raw) {
@@ -248,7 +274,8 @@ export class StreamReader {
       if (size > largest) largest = size;
     }
     this.largest = largest;
-    if (!full || bytes >= this.batchBytes || this.cursor !== '>') return;
+    if (!full) return true;
+    if (bytes >= this.batchBytes || this.cursor !== '>') return false;
     // Plain XREADGROUPs (no BLOCK), a few in flight on the reader's connection: a Lua script doing
     // the same cost Redis about 7 us per entry (each reply turned into Lua tables and back), where
     // XREADGROUP alone costs 1. A read is sized by the bytes left once the reads in flight are
@@ -257,6 +284,7 @@ export class StreamReader {
     let projected = bytes;
     let reads = 1;
     let more = true;
+    let short = false;
     const send = (): void => {
       const count = Math.min(4 * this.count, Math.max(1, Math.floor((this.batchBytes - projected) / largest)));
       const reply = this.readRaw(false, count);
@@ -286,9 +314,11 @@ export class StreamReader {
       }
       projected = bytes;
       for (const read of inFlight) projected += read.count * largest;
-      if (entries.length < count || bytes >= this.batchBytes || this.cursor !== '>') more = false;
+      if (entries.length < count) short = true;
+      if (short || bytes >= this.batchBytes || this.cursor !== '>') more = false;
     }
     this.largest = largest;
+    return short;
   }
 
   private async readRaw(block = true, count = this.count): Promise<RawEntry[]> {
