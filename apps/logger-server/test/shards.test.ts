@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { FRAME_FIELD, encodeFrame, encodeRecord, shardsOf, streamKey } from '@log/protocol';
-import { removeDir, sleep, tempDir, waitUntil } from '@log/test-kit';
+import { FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, shardsOf, streamKey } from '@log/protocol';
+import { createRedisConnection } from '@log/protocol/redis';
+import { removeDir, sleep, startRedisCluster, tempDir, waitUntil } from '@log/test-kit';
 import { expectExactlyOnce, httpGet, readLogs, rng, startServer, useRedis, type ServerProcess } from './harness';
 
 // A server of a channel in 3 shards reports each shard's group gauges under its own `shard` label,
@@ -11,6 +13,7 @@ import { expectExactlyOnce, httpGet, readLogs, rng, startServer, useRedis, type 
 
 const SEED = Number(process.env.SHARDS_SEED ?? Date.now() % 1e9);
 const SHARDS = 3;
+const LOGCTL = join(__dirname, '..', '..', 'logctl', 'dist', 'main.js');
 
 const shared = useRedis();
 let dir: string;
@@ -116,3 +119,82 @@ it(`labels group gauges by shard, and /healthz stays unready naming the shard wh
   const stats = JSON.parse((await httpGet(port, '/stats')).body) as { totals: { missing: number; received: number } };
   expect(stats.totals).toMatchObject({ missing: 0, received: sent.reduce((sum, s) => sum + s.count, 0) });
 }, 90_000);
+
+it(`on a Redis Cluster: a master killed keeps /healthz unready naming its shards, the others write on; logctl reads every shard (seed ${SEED})`, async () => {
+  const r = rng(SEED + 1);
+  // No replicas: the killed master's slots stay down until it is started again (without its data: no persistence).
+  const cluster = await startRedisCluster({ masters: 3, replicas: 0 });
+  const client = createRedisConnection({ clusterNodes: cluster.seeds });
+  try {
+    await client.connect();
+    dir = tempDir('shards-cluster');
+    const logDir = join(dir, 'log');
+    const channel = `cshards${SEED}`;
+    const keys = shardsOf(SHARDS).map((shard) => streamKey(channel, shard));
+    const masters = await Promise.all(keys.map(async (key) => cluster.masterOf(await cluster.slotOf(key))));
+    const victim = masters[r.int(SHARDS)]!;
+    const down = [0, 1, 2].filter((shard) => masters[shard]!.id === victim.id);
+    const up = [0, 1, 2].filter((shard) => !down.includes(shard));
+    console.log(`cluster shards: masters ${masters.map((m) => m.port).join(',')}; killing ${victim.port} (shards ${down.join(',')})`);
+    server = await startServer({ REDIS_CLUSTER_NODES: cluster.seeds.join(','), LOG_DIR: logDir, LOG_CHANNEL: channel, LOG_SHARDS: String(SHARDS) });
+    const port = server.httpPort;
+    const sent = [0, 0, 0];
+    const send = async (shard: number, n: number) => {
+      for (let i = 0; i < n; i++) {
+        const lines = [encodeRecord({ time: Date.now(), level: 'info', message: `c${shard} r${sent[shard]! + 1}` })];
+        await client.sendCommand([
+          'XADD',
+          keys[shard]!,
+          '*',
+          FRAME_FIELD,
+          encodeFrame({ producer: `cprod${shard}`.padEnd(16, '0'), app: `app${shard}`, host: 'h', pid: 1, seq: sent[shard]! + 1, count: 1, dropped: 0 }, lines),
+        ]);
+        sent[shard]! += 1;
+      }
+    };
+    const onDisk = (shard: number) => (readLogs(logDir).get(`app${shard}`) ?? []).length;
+    for (const shard of up) await send(shard, 5 + r.int(10));
+    await waitUntil('the live shards written', async () => up.every((shard) => onDisk(shard) === sent[shard]));
+
+    await victim.server.kill();
+    await waitUntil('healthz unready', async () => (await httpGet(port, '/healthz')).status === 503, { timeoutMs: 15_000 });
+    for (const shard of up) await send(shard, 5);
+    for (let i = 0; i < 15; i++) {
+      const reply = await httpGet(port, '/healthz');
+      expect(reply.status).toBe(503);
+      expect((JSON.parse(reply.body) as Healthz).failingShards?.map((f) => f.shard)).toEqual(down);
+      await sleep(100);
+    }
+    await waitUntil('the live shards written while the other is down', async () => up.every((shard) => onDisk(shard) === sent[shard]), { timeoutMs: 15_000 });
+
+    // The master back (empty): the server makes its groups again; every shard is written.
+    await victim.server.start();
+    await cluster.waitHealthy(30_000);
+    await waitUntil('healthz ready again', async () => (await httpGet(port, '/healthz')).status === 200, { timeoutMs: 30_000, output: () => server!.output() });
+    for (const shard of [0, 1, 2]) await send(shard, 3);
+    await waitUntil('every shard written', async () => [0, 1, 2].every((shard) => onDisk(shard) === sent[shard]), { timeoutMs: 20_000, output: () => server!.output() });
+    const logs = readLogs(logDir);
+    for (const shard of [0, 1, 2]) expectExactlyOnce(logs.get(`app${shard}`) ?? [], `cprod${shard}`.padEnd(16, '0'), sent[shard]!);
+
+    // logctl on the cluster: tail reads every shard (polled: a cluster cannot XREAD keys of several slots at once), dead letters of every shard, check.
+    const env = { PATH: process.env.PATH, REDIS_CLUSTER_NODES: cluster.seeds.join(','), LOG_SHARDS: String(SHARDS), LOG_CHANNEL: channel, LOG_DIR: logDir };
+    const logctl = (...args: string[]) => spawnSync(process.execPath, [LOGCTL, ...args], { encoding: 'utf8', env });
+    const tail = logctl('tail', '--no-follow', '--json');
+    expect(tail.status).toBe(0);
+    const tailed = tail.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { message: string }).message);
+    expect(tailed.sort()).toEqual([0, 1, 2].flatMap((shard) => Array.from({ length: sent[shard]! }, (_, i) => `c${shard} r${i + 1}`)).sort());
+    await client.sendCommand(['XADD', keys[down[0]!]!, '*', FRAME_FIELD, 'not a frame']);
+    await waitUntil('dead-lettered', async () => Number(await client.sendCommand(['XLEN', deadLetterKey(channel, down[0])])) === 1);
+    const dead = logctl('dead', 'list', '--json');
+    expect(JSON.parse(dead.stdout.trim())).toMatchObject({ id: expect.stringMatching(new RegExp(`^${down[0]}/\\d+-\\d+$`)) as unknown, shard: down[0], reason: 'FRAME_FORMAT' });
+    const check = logctl('check');
+    expect(check.stdout).toContain(`reachable, authenticated; LOG_SHARDS=3: ${keys.map((key) => `${key} exists`).join(', ')}`);
+    expect(check.status).toBe(0);
+  } finally {
+    client.destroy();
+    await cluster.dispose();
+  }
+}, 120_000);
