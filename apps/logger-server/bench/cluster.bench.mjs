@@ -1,6 +1,7 @@
 // Records/s through a Redis Cluster (3 masters, a replica each), side by side in one run: the
 // channel unsharded (LOG_SHARDS=1: one stream, one master), in 3 shards (one stream per master),
-// and in 3 shards with waitReplicas: 1 (WAIT after each frame). Per row: records/s accepted by the
+// in 3 shards with waitReplicas: 1 (WAIT after each frame), and with the server's REDIS_WAIT_REPLICAS=1
+// as well (WAIT after each read). Per row: records/s accepted by the
 // cluster (the publishers' flush) and end to end (until the server has written every record).
 // Run: pnpm bench (or, after pnpm build: node apps/logger-server/bench/cluster.bench.mjs [--quick]).
 // --quick (or BENCH_QUICK=1): a tenth of the records, one round. BENCH_ROUNDS (default 3).
@@ -25,12 +26,19 @@ const ROWS = [
   { name: '1 shard (one stream, one master)', shards: 1, waitReplicas: 0 },
   { name: '3 shards (a stream per master)', shards: 3, waitReplicas: 0 },
   { name: '3 shards, waitReplicas: 1', shards: 3, waitReplicas: 1 },
+  { name: '3 shards, waitReplicas: 1, server REDIS_WAIT_REPLICAS=1', shards: 3, waitReplicas: 1, serverWait: 1 },
 ];
 
 async function run(cluster, row, round) {
   const dir = tempDir('cluster-bench');
-  const channel = `bench-${row.shards}-${row.waitReplicas}-${round}`;
-  const server = await runServer({ REDIS_CLUSTER_NODES: cluster.seeds.join(','), LOG_SHARDS: String(row.shards), LOG_CHANNEL: channel, LOG_DIR: join(dir, 'log') });
+  const channel = `bench-${row.shards}-${row.waitReplicas}-${row.serverWait ?? 0}-${round}`;
+  const server = await runServer({
+    REDIS_CLUSTER_NODES: cluster.seeds.join(','),
+    LOG_SHARDS: String(row.shards),
+    LOG_CHANNEL: channel,
+    LOG_DIR: join(dir, 'log'),
+    REDIS_WAIT_REPLICAS: String(row.serverWait ?? 0),
+  });
   const logs = Array.from({ length: PUBLISHERS }, () => createPublisher(channel, { app: 'bench', host: 'benchhost', clusterNodes: cluster.seeds, shards: row.shards, waitReplicas: row.waitReplicas }));
   try {
     await Promise.all(logs.map((log) => log.flush()));
@@ -77,7 +85,8 @@ try {
     'every node of the cluster, the publishers and the server share the machine.\n\n' +
     'What the rows say: on one shared machine the Node processes (publishers, the one server writing every shard in turn) are the bound, not ' +
     "Redis, so 3 shards do not add throughput here; what they spread is each master's memory and CPU when the masters are separate hosts. " +
-    'waitReplicas: 1 costs a WAIT round trip per frame (the frame waits for the replica before it counts as sent).';
+    'waitReplicas: 1 costs a WAIT round trip per frame (the frame waits for the replica before it counts as sent); ' +
+    "the server's REDIS_WAIT_REPLICAS=1 a WAIT round trip per batch read (a batch is written once a replica has its delivery).";
   console.log(body);
   if (!QUICK) record(root, 'cluster', 'Redis Cluster: records/s with 1 and 3 shards, and with waitReplicas', 'pnpm bench (apps/logger-server/bench/cluster.bench.mjs)', body);
 } finally {

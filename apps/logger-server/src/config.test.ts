@@ -70,6 +70,13 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads REDIS_WAIT_REPLICAS (no WAIT by default) and refuses it with Pub/Sub alone', () => {
+    expect(loadConfig({}, '/srv').waitReplicas).toBe(0);
+    expect(loadConfig({ REDIS_WAIT_REPLICAS: '2', LOG_TRANSPORT: 'stream,pubsub' }, '/srv').waitReplicas).toBe(2);
+    expect(() => loadConfig({ REDIS_WAIT_REPLICAS: '-1' }, '/srv')).toThrow(/REDIS_WAIT_REPLICAS="-1": must be a whole number >= 0/);
+    expect(() => loadConfig({ REDIS_WAIT_REPLICAS: '1', LOG_TRANSPORT: 'pubsub' }, '/srv')).toThrow(/REDIS_WAIT_REPLICAS: applies to LOG_TRANSPORT=stream only/);
+  });
+
   it('reports every bad value at once, one line each', () => {
     let caught: unknown;
     try {

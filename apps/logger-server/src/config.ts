@@ -12,6 +12,11 @@ export interface ServerConfig {
   clusterNodes: readonly string[] | undefined;
   /** The channel's streams: 1 is log:{<channel>}, N > 1 are log:{<channel>:0} .. log:{<channel>:N-1}, each read by its own loop. */
   shards: number;
+  /**
+   * REDIS_WAIT_REPLICAS: entries are written only once this many replicas have their delivery to
+   * this server (WAIT after each read), so a failover cannot hand them to another server as new.
+   */
+  waitReplicas: number;
   channel: string;
   /** What this server writes from: the stream's consumer group, or Pub/Sub directly. */
   transport: 'stream' | 'pubsub';
@@ -82,6 +87,7 @@ export const ENV_KEYS = [
   'REDIS_URL',
   'REDIS_CLUSTER_NODES',
   'LOG_SHARDS',
+  'REDIS_WAIT_REPLICAS',
   'LOG_CHANNEL',
   'LOG_TRANSPORT',
   'LOG_DIR',
@@ -118,6 +124,7 @@ export const SETTING_HELP: Readonly<Record<(typeof ENV_KEYS)[number], string>> =
   REDIS_URL: 'Redis to read from (default redis://127.0.0.1:6379; rediss:// for TLS)',
   REDIS_CLUSTER_NODES: 'comma-separated seed URLs of a Redis Cluster; set, the server reads from the cluster instead of REDIS_URL (default: unset)',
   LOG_SHARDS: 'streams the channel is split into, log:{<channel>:0..N-1}; publishers must use the same (default 1; that is log:{<channel>})',
+  REDIS_WAIT_REPLICAS: 'write a batch only once this many replicas have its delivery (WAIT after each read), so a failover cannot hand it to a second server (default 0; that is no WAIT)',
   LOG_CHANNEL: 'channel name; the stream is log:{<channel>} (default logger)',
   LOG_TRANSPORT: 'stream (consumer group, at-least-once; default), pubsub (at-most-once), or stream,pubsub (both: Pub/Sub moved into the stream by one server)',
   LOG_DIR: 'where <app>/<app>.log files are written (default ./log)',
@@ -203,6 +210,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     if (clusterNodes.length === 0) problems.push('REDIS_CLUSTER_NODES: must list at least one redis://host:port');
   }
   const shards = integer('LOG_SHARDS', 1, 1);
+  const waitReplicas = integer('REDIS_WAIT_REPLICAS', 0, 0);
+  if (waitReplicas > 0 && (values.LOG_TRANSPORT ?? 'stream') === 'pubsub') problems.push('REDIS_WAIT_REPLICAS: applies to LOG_TRANSPORT=stream only');
   const transports = new Set((values.LOG_TRANSPORT ?? 'stream').split(',').map((t) => t.trim()));
   const pubsubBridge = transports.size === 2 && transports.has('stream') && transports.has('pubsub');
   const transport = pubsubBridge ? 'stream' : (values.LOG_TRANSPORT ?? 'stream');
@@ -231,6 +240,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
     redisUrl,
     clusterNodes,
     shards,
+    waitReplicas,
     channel: name('LOG_CHANNEL', 'logger'),
     transport: transport as ServerConfig['transport'],
     pubsubBridge,

@@ -103,7 +103,7 @@ export async function startConsumer(config: Readonly<ServerConfig>, parts: Consu
     const lock = shards.length > 1 ? new BatchLock() : undefined;
     const consumers: StreamConsumer[] = [];
     for (const [i, shard] of shards.entries()) {
-      const reader = new StreamReader({ url, clusterNodes, channel, shard, group: config.group, consumer, count, blockMs, batchBytes });
+      const reader = new StreamReader({ url, clusterNodes, channel, shard, group: config.group, consumer, count, blockMs, batchBytes, waitReplicas: config.waitReplicas });
       await reader.start();
       const spool = sink.statePath(shard === undefined ? `dead-letters-${consumer}.jsonl` : `dead-letters-${consumer}.${shard}.jsonl`);
       const deadLetters = new DeadLetters(spool, (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload), metrics, log);

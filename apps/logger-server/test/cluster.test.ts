@@ -265,6 +265,75 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     120_000,
   );
 
+  it.each([
+    ["without it, the entries a lost delivery hands out again are on two servers' disks", 0],
+    ['REDIS_WAIT_REPLICAS=1: a server writes only deliveries a replica has, so every record is on one disk once', 1],
+  ])(
+    "two servers and a failover that loses the group's record of a delivery; %s",
+    async (_name, waitReplicas) => {
+      const r = rng(SEED + 11 + waitReplicas);
+      const { channel, masters } = await channelOverAllMasters();
+      const names = ['a', 'b'];
+      const [a, b] = await startServers(channel, names, { REDIS_WAIT_REPLICAS: String(waitReplicas) });
+      const shard = r.int(SHARDS);
+      const victim = masters[shard]!;
+      const victimStream = streamKey(channel, shardsOf(SHARDS)[shard]);
+      const replica = (await cluster.nodes()).find((node) => node.masterId === victim.id)!;
+      expect(replica).toBeDefined();
+      // History: a backlog every replica has (the publishers WAIT for one), then the victim's replica
+      // is cut off and server a alone reads it: a's deliveries (and, without WAIT, its commits) live
+      // on the victim alone. The victim dies; b, resumed first, reads from the promoted replica.
+      for (const server of [a!, b!]) server.child.kill('SIGSTOP');
+      const logs = publishersOnEveryShard(channel, { waitReplicas: 1 });
+      const perPublisher = logs.map(() => 500 + r.int(1500));
+      for (const [p, log] of logs.entries()) for (let i = 0; i < perPublisher[p]!; i++) log.info(`record ${i}`, { i });
+      await Promise.all(logs.map((log) => log.flush()));
+      const onVictim = logs.filter((log) => log.stream === victimStream);
+      const elsewhere = logs.filter((log) => log.stream !== victimStream);
+      replica.server.pause();
+      await cluster.cli(victim.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
+      a!.child.kill('SIGCONT');
+      const written = (names: string[], group: Logger[]) => {
+        const tally = tallyDisk(names);
+        return group.every((log) => (tally.onDisk.get(log.producer)?.size ?? 0) === log.stats().logged);
+      };
+      const until = async (done: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) => {
+        for (const deadline = Date.now() + timeoutMs; !(await done()); await sleep(100)) if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      };
+      const pendingOnVictim = async () => Number(((await client.sendCommand(['XPENDING', victimStream, 'logger-server'])) as unknown[])[0]);
+      await until(() => written(['a'], elsewhere), 'a wrote the other shards');
+      // ... and committed it (acknowledged on the victim alone), so no commit of a's is in flight
+      if (waitReplicas === 0) await until(async () => written(['a'], onVictim) && (await pendingOnVictim()) === 0, 'a wrote and committed the victim shard');
+      else await sleep(1500 + r.int(1000)); // a reads the victim shard and holds it back: no replica confirms
+      if (waitReplicas > 0) expect(onVictim.some((log) => tallyDisk(['a']).onDisk.has(log.producer))).toBe(false);
+      a!.child.kill('SIGSTOP');
+      await victim.server.kill();
+      replica.server.resume();
+      await cluster.waitHealthy();
+      expect((await cluster.masterOf(victim.slots[0]![0])).id).toBe(replica.id);
+      // the killed master comes back as a replica of the new one (REDIS_WAIT_REPLICAS needs one)
+      await victim.server.start();
+      await cluster.waitHealthy();
+      b!.child.kill('SIGCONT');
+      await until(() => written(['b'], onVictim), 'b wrote the victim shard from the promoted replica');
+      a!.child.kill('SIGCONT');
+      const { tally, lines, report } = await settle(logs, names, b!);
+      console.log(
+        `two servers, failover (REDIS_WAIT_REPLICAS ${waitReplicas}): on two disks ${tally.duplicates}; ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} missing ${l.missing}`).join('; ')}`,
+      );
+
+      for (const line of lines) expect(line).toMatchObject({ buffered: 0, dropped: 0, absent: 0, missing: 0 });
+      if (waitReplicas > 0) {
+        expect(tally.duplicates).toBe(0);
+        expect(report!.totals.duplicates ?? 0).toBe(0);
+      } else {
+        // the hazard is real: the victim shard's records are on both disks, which nothing counts
+        expect(tally.duplicates).toBe(onVictim.reduce((sum, log) => sum + log.stats().logged, 0));
+      }
+    },
+    120_000,
+  );
+
   it('a slot migrated to another master mid-run loses nothing', async () => {
     const r = rng(SEED + 7);
     const { channel, masters } = await channelOverAllMasters();

@@ -1,5 +1,5 @@
 /** Codes of the subscriber's errors. */
-export type SubscriberErrorCode = 'INVALID_OPTION' | 'CLOSED' | 'REDIS';
+export type SubscriberErrorCode = 'INVALID_OPTION' | 'CLOSED' | 'REDIS' | 'REPLICAS_BEHIND';
 
 export class SubscriberError extends Error {
   readonly code: SubscriberErrorCode;

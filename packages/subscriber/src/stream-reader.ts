@@ -45,6 +45,16 @@ export interface StreamReaderOptions {
    * @defaultValue 0 (one XREADGROUP of `count` per read())
    */
   batchBytes?: number;
+  /**
+   * When above 0, entries are returned only once this many replicas have the record of their
+   * delivery to this consumer (WAIT after each read and claim). Without it, a failover to a replica
+   * that had not received the delivery hands the entries to the group again as new: another
+   * consumer then stores them too, on top of this one's copy. A read that fewer replicas confirm
+   * within WAIT_TIMEOUT_MS fails with REPLICAS_BEHIND; the next read() returns the same entries
+   * (this consumer's pending ones) and waits again.
+   * @defaultValue 0 (no WAIT)
+   */
+  waitReplicas?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
   redis?: Omit<RedisClientOptions, 'url'>;
 }
@@ -111,6 +121,9 @@ const ACK_OWNED = LuaScript.fromFile(join(__dirname, '..', 'lua', 'ack-owned.lua
 /** Bulk strings come back as Buffers: a frame's bytes are checked as UTF-8 by the decoder, never replaced. */
 const AS_BUFFERS = { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } } as const;
 
+/** How long the WAIT of waitReplicas waits for the replicas before the read fails (and is tried again). */
+const WAIT_TIMEOUT_MS = 1000;
+
 /** Most XREADGROUPs one read() makes with batchBytes (see StreamReaderOptions.batchBytes). */
 const MAX_READS_PER_BATCH = 64;
 
@@ -137,6 +150,7 @@ export class StreamReader {
   private readonly count: number;
   private readonly blockMs: number;
   private readonly batchBytes: number;
+  private readonly waitReplicas: number;
   private readonly reader: RedisConnection;
   private readonly writer: RedisConnection;
   /** With batchBytes: the largest entry (bytes) of the last batch of new entries; 0 before the first. */
@@ -153,6 +167,7 @@ export class StreamReader {
     this.count = options.count ?? 64;
     this.blockMs = options.blockMs ?? 1000;
     this.batchBytes = options.batchBytes ?? 0;
+    this.waitReplicas = options.waitReplicas ?? 0;
     // On a cluster each is a cluster client of its own: the blocking read holds only its own
     // connection to the shard's master.
     const clientOptions = { ...options.redis, url: options.url, clusterNodes: options.clusterNodes };
@@ -208,6 +223,7 @@ export class StreamReader {
     } else if (this.batchBytes > 0 && raw.length > 0) {
       await this.readMore(raw, raw.length === count);
     }
+    if (raw.length > 0) await this.confirmReplicated(this.reader, raw.length);
     const entries: StreamEntry[] = [];
     for (const entry of raw) entries.push(toEntry(entry));
     return { entries, fresh: !replaying };
@@ -237,6 +253,30 @@ export class StreamReader {
       raw.push(entry);
       const size = entryBytes(entry);
       if (size > this.largest) this.largest = size;
+    }
+  }
+
+  /**
+   * waitReplicas: WAIT until the replicas have every write this connection made (the deliveries
+   * just read or claimed). Fewer in time: the entries stay pending to this consumer and the next
+   * read() replays them (cursor '0'), so nothing is handed out before a failover could keep it.
+   */
+  private async confirmReplicated(connection: RedisConnection, entries: number): Promise<void> {
+    if (this.waitReplicas <= 0) return;
+    let replicas: number;
+    try {
+      replicas = Number(await connection.sendCommand(['WAIT', String(this.waitReplicas), String(WAIT_TIMEOUT_MS)], undefined, this.key));
+    } catch (error) {
+      this.cursor = '0';
+      throw this.redisError('WAIT', error);
+    }
+    if (replicas < this.waitReplicas) {
+      this.cursor = '0';
+      throw new SubscriberError(
+        'REPLICAS_BEHIND',
+        `only ${replicas} of ${this.waitReplicas} replicas confirmed the delivery of ${entries} entries of ${this.key} within ${WAIT_TIMEOUT_MS} ms (waitReplicas); they are read again`,
+        { key: this.key },
+      );
     }
   }
 
@@ -282,6 +322,7 @@ export class StreamReader {
       cursor = reply[0].toString();
       for (const raw of reply[1]) claimed.push(toEntry(raw));
     } while (cursor !== '0-0' && claimed.length < max);
+    if (claimed.length > 0) await this.confirmReplicated(this.writer, claimed.length);
     return claimed;
   }
 

@@ -133,6 +133,41 @@ describe('StreamReader', () => {
   });
 });
 
+describe('StreamReader with waitReplicas', () => {
+  it('returns entries only once a replica has their delivery; fewer replicas in time: REPLICAS_BEHIND, and the next read returns the same entries', async () => {
+    const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(redis.port)] });
+    const replicaClient = createClient({ url: replica.url });
+    replicaClient.on('error', () => {});
+    try {
+      await replicaClient.connect();
+      for (let tries = 0; !(await replicaClient.info('replication')).includes('master_link_status:up'); tries++) {
+        if (tries > 100) throw new Error('the replica did not connect to its master');
+        await sleep(100);
+      }
+      const channel = `s${++n}`;
+      const r = new StreamReader({ url: redis.url, channel, consumer: 'c1', count: 100, blockMs: 100, waitReplicas: 1 });
+      readers.push(r);
+      await r.start();
+      const add = async (text: string) => String(await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: text }));
+      const first = [await add('a'), await add('b')];
+      expect((await r.read()).entries.map((e) => e.id)).toEqual(first);
+
+      replica.pause(); // the replica stops acknowledging: a delivery now lives on the master alone
+      const second = [await add('c'), await add('d'), await add('e')];
+      await expect(r.read()).rejects.toMatchObject({ code: 'REPLICAS_BEHIND', key: streamKey(channel) });
+      // the entries are pending to this consumer, not handed out to anyone else
+      expect(Number(((await client.sendCommand(['XPENDING', streamKey(channel), 'logger-server'])) as unknown[])[0])).toBe(first.length + second.length);
+      replica.resume();
+      const again = await r.read();
+      expect(again.entries.map((e) => e.id)).toEqual([...first, ...second]); // replayed: first were never acknowledged
+      expect(again.fresh).toBe(false);
+    } finally {
+      replicaClient.destroy();
+      await replica.dispose();
+    }
+  });
+});
+
 describe('StreamReader across consumers', () => {
   it('claims entries another consumer left pending too long, and tells which entries it still owns', async () => {
     const channel = `s${++n}`;
