@@ -53,7 +53,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ READ_BATCH_BYTES: '0' }, '/srv')).toMatchObject({ readBatchBytes: 0 });
   });
 
-  it('reads REDIS_CLUSTER_NODES and LOG_SHARDS (one unsharded stream on one Redis by default), and refuses them with Pub/Sub', () => {
+  it('reads REDIS_CLUSTER_NODES and LOG_SHARDS (one unsharded stream on one Redis by default), and refuses them with Pub/Sub alone', () => {
     expect(loadConfig({}, '/srv')).toMatchObject({ clusterNodes: undefined, shards: 1 });
     const config = loadConfig({ REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000, redis://u:secret@10.0.0.2:7000', LOG_SHARDS: '3' }, '/srv');
     expect(config).toMatchObject({ clusterNodes: ['redis://10.0.0.1:7000', 'redis://u:secret@10.0.0.2:7000'], shards: 3 });
@@ -64,10 +64,8 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'pubsub' }, '/srv')).toThrow(
       /REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only[\s\S]*LOG_SHARDS: applies to LOG_TRANSPORT=stream only/,
     );
-    // the Pub/Sub bridge moves messages into the one stream beside its lease, on one Redis
-    expect(() => loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'stream,pubsub' }, '/srv')).toThrow(
-      /REDIS_CLUSTER_NODES: LOG_TRANSPORT=stream,pubsub runs on a single Redis only[\s\S]*LOG_SHARDS: LOG_TRANSPORT=stream,pubsub needs LOG_SHARDS=1/,
-    );
+    // the Pub/Sub bridge runs over shards and on a cluster too (it adds into the first shard)
+    expect(loadConfig({ REDIS_CLUSTER_NODES: 'redis://a:1', LOG_SHARDS: '2', LOG_TRANSPORT: 'stream,pubsub' }, '/srv')).toMatchObject({ transport: 'stream', pubsubBridge: true, shards: 2 });
   });
 
   it('reads REDIS_WAIT_REPLICAS (no WAIT by default) and refuses it with Pub/Sub alone', () => {

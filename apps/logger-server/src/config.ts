@@ -217,10 +217,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd(), limit = 
   const transport = pubsubBridge ? 'stream' : (values.LOG_TRANSPORT ?? 'stream');
   if (transport === 'pubsub' && clusterNodes !== undefined) problems.push('REDIS_CLUSTER_NODES: applies to LOG_TRANSPORT=stream only');
   if (transport === 'pubsub' && shards > 1) problems.push('LOG_SHARDS: applies to LOG_TRANSPORT=stream only');
-  // The bridge's script moves messages into the channel's one stream beside its lease (one hash
-  // slot), and listens on one Redis: not yet on a cluster or over shards.
-  if (pubsubBridge && clusterNodes !== undefined) problems.push('REDIS_CLUSTER_NODES: LOG_TRANSPORT=stream,pubsub runs on a single Redis only');
-  if (pubsubBridge && shards > 1) problems.push('LOG_SHARDS: LOG_TRANSPORT=stream,pubsub needs LOG_SHARDS=1');
   if (transport !== 'stream' && transport !== 'pubsub') {
     problems.push(`LOG_TRANSPORT=${JSON.stringify(values.LOG_TRANSPORT)}: must be stream, pubsub, or stream,pubsub (both)`);
   }

@@ -88,14 +88,14 @@ export function createMetrics(groupTotals?: GroupTotalsSource, shards = 1) {
     }),
     bridgeForwarded: new Counter({ name: 'logger_pubsub_bridged_messages_total', help: 'Pub/Sub messages this server moved into the stream as the bridge', registers: [registry] }),
     bridgeTakeovers: new Counter({ name: 'logger_pubsub_bridge_takeovers_total', help: 'Times this server became the Pub/Sub bridge', registers: [registry] }),
-    bridgeSkipped: new Counter({
-      name: 'logger_pubsub_bridge_skipped_messages_total',
-      help: 'Pub/Sub messages heard while taking the bridge over, before the barrier: published before the takeover, by the old bridge forwarded or lost',
+    bridgeUnplaced: new Counter({
+      name: 'logger_pubsub_bridge_unplaced_windows_total',
+      help: 'Windows of Pub/Sub messages this server, as the bridge, may not have moved into the stream: a takeover that could not find where its predecessor stopped (it subscribed later, its subscription was down), or its own subscription down; each is logged with its window',
       registers: [registry],
     }),
     bridgeLost: new Counter({
       name: 'logger_pubsub_bridge_lost_messages_total',
-      help: 'Pub/Sub messages this server heard as the bridge and did not add to the stream: its lease was lost first (its successor added those published after its barrier), or its buffer was full',
+      help: 'Pub/Sub messages this server heard, as the bridge, and did not add to the stream: its buffer was full (redis did not take them), or on taking over they had already left its ring',
       registers: [registry],
     }),
     archiveUploads: new Counter({

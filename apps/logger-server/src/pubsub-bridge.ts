@@ -1,79 +1,98 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { Backoff, FRAME_FIELD, encodeFrame, encodeRecord, isFrame, pubsubBridgeKeys, streamKey } from '@log/protocol';
-import { LuaScript, createRedisClient } from '@log/protocol/redis';
-import type { PubSubReader } from '@log/subscriber';
-import type { RedisClientType } from 'redis';
+import { Backoff, FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, isFrame, pubsubBridgeKeys, shardsOf, streamKey } from '@log/protocol';
+import { LuaScript, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import { PubSubReader, deadLetterCommand } from '@log/subscriber';
+import { HeardRing, decodePosition, encodePosition, type RingPosition } from './bridge-ring';
 import type { ServerConfig } from './config';
-import type { DeadLetters } from './dead-letters';
+import { DeadLetters } from './dead-letters';
+import { StartupError } from './errors';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
 import { decodePubSubMessage } from './records';
 
-const ACQUIRE = LuaScript.fromFile(join(__dirname, '..', 'lua', 'lease.lua'));
-const RELEASE = LuaScript.fromFile(join(__dirname, '..', 'lua', 'release.lua'));
 const FORWARD = LuaScript.fromFile(join(__dirname, '..', 'lua', 'bridge.lua'));
+const RELEASE = LuaScript.fromFile(join(__dirname, '..', 'lua', 'release.lua'));
 
 /** The bridge lease's expiry: a killed bridge is replaced this long (plus a poll) after its last forward. */
 export const BRIDGE_LEASE_TTL_MS = 3_000;
 /** How often a standby looks for a free lease, and a holder renews it when it has nothing to forward. */
 const LEASE_POLL_MS = 500;
-/** How often heard messages are forwarded: one script call (XADDs and renewal) per tick. */
+/** How often heard messages are forwarded: one script call (XADDs, position and renewal) per tick. */
 const FORWARD_MS = 50;
-/** A barrier not heard back this long is published again (the subscription may have been down). */
-const BARRIER_RETRY_MS = 2_000;
+/** How often the bridge publishes a mark: a position is counted from the last one (see bridge-ring.ts). */
+const MARK_MS = 1_000;
+/** How long a server taking over waits to hear its predecessor's mark and last message (they may be on their way still). */
+const PLACE_WAIT_MS = 2_000;
+/** A bridge whose own subscription went down hands the lease over: it does not try to take it back this long, so a standby that heard everything does. */
+const HAND_OVER_MS = 2 * LEASE_POLL_MS;
 /** A frame the bridge builds from plain messages holds at most this many records or UTF-16 units. */
 const FRAME_RECORDS = 1_000;
 const FRAME_UNITS = 512 * 1024;
-/** Frames sent per script call, at most this many bytes (a bigger backlog goes over several ticks). */
+/** Messages sent per script call, at most this many bytes (a bigger backlog goes over several ticks). */
 const CALL_BYTES = 8 * 1024 * 1024;
-/** Past this many bytes waiting (Redis down), new messages are dropped and counted (logger_pubsub_bridge_lost_messages_total). */
+/** Past this many bytes not forwarded (Redis down), the oldest are dropped and counted (logger_pubsub_bridge_lost_messages_total). */
 const MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
-type State = 'standby' | 'syncing' | 'forwarding';
-
-interface Pending {
-  payload: Buffer;
-  /** Pub/Sub messages it carries: one (a publisher's frame) or the plain messages it was built from. */
-  messages: number;
-}
+type State = 'standby' | 'placing' | 'forwarding';
 
 /**
  * LOG_TRANSPORT=stream,pubsub: moves the channel's Pub/Sub messages into the stream, so that they
  * are durable from then on and written once by the group, however many servers run. Every such
- * server subscribes; one holds the bridge lease (per channel) and forwards, the others stand by.
+ * server subscribes and keeps what it heard lately (HeardRing); one holds the bridge lease (per
+ * channel) and forwards, the others stand by.
  *
  * - Our publishers' frames are added as they came (signature and all). Plain messages (existing
  *   publishers) become frames of this bridge's own producer id, per app, numbered from 1, so the
  *   group's dedup and loss report cover them like any producer's records.
- * - Every forward is one script call that adds the frames only while this server holds the lease
- *   (lua/bridge.lua), and renews it: a bridge that was paused past its expiry adds nothing, so
- *   what its successor forwarded is never added twice.
- * - A server taking the lease over first publishes a barrier on the barrier channel, subscribed on
- *   the same connection as the channel, and forwards only what it hears after its own barrier:
- *   what it hears before was published before the takeover (the old bridge forwarded it, or it
- *   is lost with it). A resumed process whose timers run before its socket is read therefore
- *   never forwards a backlog its predecessor already forwarded.
+ * - Every forward is one script call (lua/bridge.lua) that, only while this server holds the
+ *   lease, adds the frames, records the position they end at, and renews the lease: a bridge
+ *   paused past its expiry adds nothing, and the position always matches what is in the stream.
+ * - Redis delivers a channel's messages to every subscriber in the same order, so a position is
+ *   the same place in every server's ring: a count of messages after a mark (a random id the
+ *   bridge publishes every MARK_MS on the barrier channel, subscribed on the same connection;
+ *   every server also publishes one when it subscribes, so it can be placed soon after). A
+ *   server taking over finds its predecessor's position in its own ring and forwards everything
+ *   after it: nothing it heard is lost, nothing is forwarded twice.
+ * - What cannot be placed is counted: a takeover by a server that did not hear the
+ *   predecessor's mark, or whose subscription was down in between (logger_pubsub_bridge_
+ *   unplaced_windows_total, logged with the window; the server forwards only what it hears from
+ *   then on), and messages gone from its ring (logger_pubsub_bridge_lost_messages_total). A
+ *   bridge whose own subscription goes down forwards up to the gap and hands the lease over, so
+ *   a standby that heard the messages forwards them.
  *
- * What it loses is Pub/Sub's own loss: messages the old bridge heard and had not added when it
- * died (at most FORWARD_MS of them), and what is published from then until the new bridge's
- * barrier (the lease's expiry, BRIDGE_LEASE_TTL_MS, plus a poll). It never duplicates one.
+ * Time is read once per tick (FORWARD_MS), not per message: a message is timed when its tick ran.
  */
 export class PubSubBridge {
-  private readonly client: RedisClientType;
+  private readonly client: RedisConnection;
   private readonly keys: ReturnType<typeof pubsubBridgeKeys>;
   private readonly stream: string;
   private readonly leaseValue = `${randomBytes(8).toString('hex')} ${hostname()} ${process.pid} ${new Date().toISOString()}`;
   /** This bridge's producer id for frames built from plain messages; their sequence numbers run per app. */
   private readonly producer = randomBytes(8).toString('hex');
   private readonly nextSeq = new Map<string, number>();
+  private readonly ring = new HeardRing();
   private state: State = 'standby';
-  private barrier = '';
-  private barrierAt = 0;
-  private heard: Buffer[] = [];
-  private pending: Pending[] = [];
-  private pendingBytes = 0;
+  private now = Date.now();
+  /** Forwarding: the absolute index of the first message heard not yet in pending. */
+  private cursor = 0;
+  /** Frames of the messages before cursor not yet added, and the position they end at. */
+  private pending: Buffer[] = [];
+  private pendingMessages = 0;
+  private pendingPosition = '';
+  /** The first sequence number per app of the pending frames, to take back when they are certainly not added. */
+  private readonly pendingFirstSeq = new Map<string, number>();
+  /** A call with the pending frames failed without an answer: they may be in the stream. */
+  private pendingInDoubt = false;
+  /** Placing: the predecessor's position (undefined: none ever forwarded), and until when to wait for it. */
+  private predecessor: RingPosition | undefined;
+  private placeUntil = 0;
+  /** Forwarding after this server's own subscription went down: forward up to here, then hand over. */
+  private handOverAt: number | undefined;
+  private standbyUntil = 0;
+  private seenDisconnects = 0;
+  private lastMarkAt = 0;
   private forwarding: Promise<void> | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
   private forwardTimer: NodeJS.Timeout | undefined;
@@ -84,16 +103,29 @@ export class PubSubBridge {
   private lastCallAt = 0;
   private stopped = false;
 
+  private reader: PubSubReader | undefined;
+  private readonly deadLetters: DeadLetters;
+  private readonly deadLetterKey: string;
+
+  /** `spool`: where dead letters Redis cannot take are kept (see DeadLetters). */
   constructor(
     private readonly config: Readonly<ServerConfig>,
-    private readonly reader: PubSubReader,
-    private readonly deadLetters: DeadLetters,
+    spool: string,
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
   ) {
-    this.client = createRedisClient({ url: config.redisUrl });
-    this.keys = pubsubBridgeKeys(config.channel);
-    this.stream = streamKey(config.channel);
+    this.client = createRedisConnection({ url: config.redisUrl, clusterNodes: config.clusterNodes });
+    // A sharded channel's bridge adds into its first shard: one producer id's frames on one stream, in order.
+    const shard = shardsOf(config.shards)[0];
+    this.keys = pubsubBridgeKeys(config.channel, shard);
+    this.stream = streamKey(config.channel, shard);
+    this.deadLetterKey = deadLetterKey(config.channel, shard);
+    this.deadLetters = new DeadLetters(
+      spool,
+      (_entry, reason, detail, payload) => this.client.sendCommand(deadLetterCommand(this.deadLetterKey, 'pubsub', reason, detail, payload)).then(() => undefined),
+      metrics,
+      log,
+    );
   }
 
   /** True while this server forwards the channel into the stream. */
@@ -103,10 +135,13 @@ export class PubSubBridge {
 
   async start(): Promise<void> {
     await this.client.connect();
-    await this.reader.start((message, channel) => this.heardMessage(message, channel), [this.keys.barrier]);
+    this.reader = new PubSubReader({ url: await this.subscriptionUrl(), channel: this.config.channel });
+    await this.reader.start((message, channel) => this.heard(message, channel), [this.keys.barrier]);
+    this.seenDisconnects = this.reader!.disconnects;
+    await this.publishMark().catch(() => undefined);
     this.leaseTimer = setInterval(() => void this.lookAtLease(), LEASE_POLL_MS);
     this.forwardTimer = setInterval(() => {
-      this.forwarding ??= this.forward().finally(() => (this.forwarding = undefined));
+      this.forwarding ??= this.tick().finally(() => (this.forwarding = undefined));
     }, FORWARD_MS);
     await this.lookAtLease();
   }
@@ -120,85 +155,153 @@ export class PubSubBridge {
     await this.forwarding;
     if (this.state === 'forwarding') {
       this.retryAt = 0;
-      await this.forward();
+      this.lastCallAt = 0;
+      await this.forward().catch(() => undefined);
       await RELEASE.run(this.client, [this.keys.lease], [this.leaseValue]).catch(() => undefined);
-      this.lose('stopping', this.pendingMessages());
+      const left = this.pendingMessages + (this.ring.end - this.cursor);
+      if (left > 0) this.log('warn', 'stopping with Pub/Sub messages not moved into the stream: a standby that heard them forwards them', { messages: left });
     }
     this.setState('standby');
-    await this.reader.close();
+    await this.reader?.close();
     this.client.destroy();
   }
 
-  private heardMessage(message: Buffer, channel: string): void {
-    if (channel === this.keys.barrier) {
-      if (this.state === 'syncing' && message.toString('latin1') === this.barrier) {
-        this.setState('forwarding');
-        this.log('info', 'this server is the Pub/Sub bridge now: messages heard from here on are moved into the stream', { barrier: this.barrier });
-      }
-      return;
-    }
-    if (this.state === 'forwarding') this.heard.push(message);
-    else if (this.state === 'syncing') this.metrics.bridgeSkipped.inc();
+  /**
+   * Where to subscribe. On a cluster, PUBLISH reaches every node, but messages published on
+   * different nodes may reach two nodes in different orders: every server subscribes on the same
+   * node, the master serving the bridge's keys when it starts, so that their rings agree.
+   */
+  private async subscriptionUrl(): Promise<string> {
+    const seed = this.config.clusterNodes?.[0];
+    if (seed === undefined) return this.config.redisUrl;
+    const slot = Number(await this.client.sendCommand(['CLUSTER', 'KEYSLOT', this.keys.lease]));
+    const ranges = (await this.client.sendCommand(['CLUSTER', 'SLOTS'], undefined, this.keys.lease)) as Array<[number, number, [string, number]]>;
+    const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
+    if (owner === undefined) throw new StartupError('REDIS_UNUSABLE', 'REDIS_CLUSTER_NODES', `no node of the cluster serves slot ${slot} (of ${this.keys.lease}), where the Pub/Sub bridge subscribes`);
+    const url = new URL(seed);
+    url.hostname = String(owner[0]);
+    url.port = String(owner[1]);
+    return url.toString();
   }
 
-  /** Standby: takes a free lease and publishes the barrier. Syncing: publishes the barrier again when it was not heard back. */
+  /** Every message heard, on every server: kept in the ring (no I/O, no allocation of ours). */
+  private heard(message: Buffer, channel: string): void {
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
+    if (channel === this.keys.barrier) this.ring.mark(message.toString('latin1'), this.now);
+    else this.ring.push(message, this.now);
+  }
+
+  /** The subscription was down (node-redis subscribed again): a gap in the ring; a bridge hands over after it. */
+  private sawGap(): void {
+    this.seenDisconnects = this.reader!.disconnects;
+    this.metrics.pubsubDisconnects.set(this.seenDisconnects);
+    this.ring.gap(Date.now());
+    if (this.state === 'forwarding' && this.handOverAt === undefined) {
+      this.handOverAt = this.ring.end;
+      this.log('warn', "the Pub/Sub bridge's subscription was down: it forwards what it heard before and hands the bridge over to a server that heard the rest", {
+        messages: this.handOverAt - this.cursor,
+      });
+    }
+    void this.publishMark().catch(() => undefined);
+  }
+
+  private async publishMark(): Promise<void> {
+    this.lastMarkAt = this.now;
+    await this.client.sendCommand(['PUBLISH', this.keys.barrier, randomBytes(12).toString('hex')]);
+  }
+
+  /** Standby: takes a free lease. Placing: keeps it while looking for the predecessor's position. */
   private async lookAtLease(): Promise<void> {
     if (this.stopped) return;
     try {
       if (this.state === 'standby') {
-        const holder = await ACQUIRE.run<string>(this.client, [this.keys.lease], [this.leaseValue, BRIDGE_LEASE_TTL_MS]);
+        if (this.now < this.standbyUntil) return;
+        const [holder, position] = await FORWARD.run<[string, string?]>(this.client, [this.keys.lease, this.keys.position, this.stream], ['take', this.leaseValue, BRIDGE_LEASE_TTL_MS]);
         if (String(holder) !== '' || this.stopped) return;
         this.metrics.bridgeTakeovers.inc();
-        this.setState('syncing');
-        await this.publishBarrier();
-      } else if (this.state === 'syncing') {
-        // Keeps the lease while the barrier travels; strict, as a forward would be.
-        if (!(await this.renew())) return;
-        if (Date.now() - this.barrierAt > BARRIER_RETRY_MS) await this.publishBarrier();
+        this.predecessor = decodePosition(position === undefined ? undefined : String(position));
+        this.placeUntil = Date.now() + PLACE_WAIT_MS;
+        this.setState('placing');
+        this.place();
+      } else if (this.state === 'placing') {
+        await this.renew();
       }
     } catch (error) {
       this.log('warn', 'the Pub/Sub bridge could not reach redis; trying again', describeError(error));
     }
   }
 
-  private async publishBarrier(): Promise<void> {
-    this.barrier = randomBytes(12).toString('hex');
-    this.barrierAt = Date.now();
-    await this.client.publish(this.keys.barrier, this.barrier);
-  }
-
-  /** Renews a lease this server holds (with no frames); false, and back to standby, when it is no longer this server's. */
+  /** Renews a lease this server holds (no frames, position kept); false, and back to standby, when it is no longer this server's. */
   private async renew(): Promise<boolean> {
-    const holder = String(await FORWARD.run<string>(this.client, [this.keys.lease, this.stream], [this.leaseValue, BRIDGE_LEASE_TTL_MS, FRAME_FIELD]));
-    if (holder === '') return true;
-    this.lostLease(holder);
+    const [holder] = await FORWARD.run<[string]>(this.client, [this.keys.lease, this.keys.position, this.stream], ['forward', this.leaseValue, BRIDGE_LEASE_TTL_MS, '', FRAME_FIELD]);
+    if (String(holder) === '') return true;
+    this.lostLease(String(holder));
     return false;
   }
 
-  private async forward(): Promise<void> {
-    this.metrics.pubsubDisconnects.set(this.reader.disconnects);
-    if (this.state !== 'forwarding') return;
-    this.prepare();
-    if (Date.now() < this.retryAt) return;
-    const batch: Pending[] = [];
-    let bytes = 0;
-    for (const item of this.pending) {
-      if (batch.length > 0 && bytes + item.payload.length > CALL_BYTES) break;
-      batch.push(item);
-      bytes += item.payload.length;
+  /** Where to forward from: after the predecessor's position in this server's ring, or (none ever forwarded) all of it. */
+  private place(): void {
+    if (this.predecessor === undefined) {
+      this.startForwarding(this.ring.base, 'no bridge forwarded before: from the oldest message this server heard');
+      return;
     }
+    const placement = this.ring.place(this.predecessor);
+    if (placement.kind === 'wait' && Date.now() < this.placeUntil) return;
+    if (placement.kind !== 'placed') {
+      this.metrics.bridgeUnplaced.inc();
+      const heard = this.ring.end - this.ring.base;
+      this.log('warn', 'Pub/Sub messages may be lost: could not find where the previous bridge stopped; forwarding what is heard from now on', {
+        why: placement.why,
+        window: `${new Date(this.predecessor.at).toISOString()} .. ${new Date(this.now).toISOString()}`,
+        heardNotForwarded: heard,
+      });
+      this.startForwarding(this.ring.end, 'from now on');
+      return;
+    }
+    if (placement.rolledOver > 0) this.lose("they had left this server's ring before it took over", placement.rolledOver);
+    for (const gap of placement.gaps) {
+      this.metrics.bridgeUnplaced.inc();
+      this.log('warn', "Pub/Sub messages may be lost: this server's subscription was down after the previous bridge's last forward", {
+        window: `${new Date(gap.from).toISOString()} .. ${new Date(gap.to).toISOString()}`,
+      });
+    }
+    this.startForwarding(placement.cursor, 'after where the previous bridge stopped');
+  }
+
+  private startForwarding(cursor: number, from: string): void {
+    this.cursor = cursor;
+    this.handOverAt = undefined;
+    this.setState('forwarding');
+    this.log('info', `this server is the Pub/Sub bridge now: it moves the messages it heard into the stream, ${from}`, { messages: this.ring.end - cursor });
+  }
+
+  private async tick(): Promise<void> {
+    this.now = Date.now();
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
+    if (this.state === 'placing') this.place();
+    if (this.state === 'forwarding') {
+      await this.forward();
+      if (this.state === 'forwarding' && this.now - this.lastMarkAt >= MARK_MS) await this.publishMark().catch(() => undefined);
+    }
+    this.ring.trim(this.now, this.state === 'forwarding' ? this.cursor : undefined);
+  }
+
+  private async forward(): Promise<void> {
+    if (this.pending.length === 0 && this.pendingPosition === '') this.prepare();
+    if (Date.now() < this.retryAt) return;
     // Nothing to add: the call still renews the lease, once per poll.
-    if (batch.length === 0 && Date.now() - this.lastCallAt < LEASE_POLL_MS) return;
-    const args: Array<string | number | Buffer> = [this.leaseValue, BRIDGE_LEASE_TTL_MS, FRAME_FIELD];
-    for (const item of batch) args.push(item.payload);
+    if (this.pendingPosition === '' && Date.now() - this.lastCallAt < LEASE_POLL_MS) return;
+    const args: Array<string | number | Buffer> = ['forward', this.leaseValue, BRIDGE_LEASE_TTL_MS, this.pendingPosition, FRAME_FIELD];
+    for (const frame of this.pending) args.push(frame);
     let holder: string;
     try {
       this.lastCallAt = Date.now();
-      holder = String(await FORWARD.run<string>(this.client, [this.keys.lease, this.stream], args));
+      holder = String((await FORWARD.run<[string]>(this.client, [this.keys.lease, this.keys.position, this.stream], args))[0]);
     } catch (error) {
       // In doubt: the frames may have been added. They are sent again as they are; the group's
-      // dedup drops a frame added twice (same producer id and numbers).
+      // dedup drops a frame added twice (same producer id and numbers), and the position is the same.
       if (this.retryAt === 0) this.log('warn', 'the Pub/Sub bridge could not add messages to the stream; trying again', describeError(error));
+      this.pendingInDoubt = this.pendingPosition !== '';
       this.retryAt = Date.now() + this.backoff.next();
       return;
     }
@@ -208,32 +311,46 @@ export class PubSubBridge {
       this.lostLease(holder);
       return;
     }
-    let messages = 0;
-    for (const item of batch) messages += item.messages;
-    this.pending.splice(0, batch.length);
-    this.pendingBytes -= bytes;
-    if (messages > 0) this.metrics.bridgeForwarded.inc(messages);
+    if (this.pendingMessages > 0) this.metrics.bridgeForwarded.inc(this.pendingMessages);
+    this.clearPending();
+    if (this.handOverAt !== undefined && this.cursor >= this.handOverAt) await this.handOver();
   }
 
-  /** Turns the messages heard into frames: ours as they are, plain ones into this bridge's own frames. */
+  /** After its own gap: gives the lease up and stays a standby for a while, so a server that heard what it missed takes over. */
+  private async handOver(): Promise<void> {
+    await RELEASE.run(this.client, [this.keys.lease], [this.leaseValue]).catch(() => undefined);
+    this.standbyUntil = Date.now() + HAND_OVER_MS;
+    this.setState('standby');
+  }
+
+  /**
+   * Turns the messages heard after the cursor (at most CALL_BYTES of them, and none after a gap
+   * of its own) into frames: ours as they are, plain ones into this bridge's own frames; and
+   * the position they end at.
+   */
   private prepare(): void {
-    if (this.heard.length === 0) return;
-    const messages = this.heard;
-    this.heard = [];
-    const now = Date.now();
+    if (this.ring.bytes > MAX_PENDING_BYTES) {
+      let excess = this.ring.bytesFrom(this.cursor) - MAX_PENDING_BYTES;
+      let dropped = 0;
+      for (; excess > 0 && this.cursor < this.ring.end; dropped++) excess -= this.ring.at(this.cursor++).length;
+      this.lose('its buffer is full (redis does not take them)', dropped);
+    }
+    const end = Math.min(this.ring.end, this.handOverAt ?? Number.POSITIVE_INFINITY);
+    if (this.cursor >= end) return;
     const lines = new Map<string, string[]>();
-    for (const message of messages) {
-      if (this.pendingBytes + message.length > MAX_PENDING_BYTES) {
-        this.lose('its buffer is full (redis does not take them)', 1);
-        continue;
-      }
+    let bytes = 0;
+    let to = this.cursor;
+    for (; to < end && (to === this.cursor || bytes + this.ring.at(to).length <= CALL_BYTES); to++) {
+      const message = this.ring.at(to);
+      bytes += message.length;
       if (isFrame(message)) {
-        this.add({ payload: message, messages: 1 });
+        this.pending.push(message);
+        this.pendingMessages++;
         continue;
       }
       this.metrics.legacyMessages.inc();
       // The legacy decoding of Pub/Sub mode, without keys: the stream's readers check signatures.
-      const decoded = decodePubSubMessage(message, now, this.config.consumer, this.producer, () => 0);
+      const decoded = decodePubSubMessage(message, this.ring.heardAt(to), this.config.consumer, this.producer, () => 0);
       for (const rejected of decoded.rejected) {
         this.deadLetters.store('pubsub', rejected).catch((error: unknown) => {
           this.metrics.deadLetterFailures.inc();
@@ -249,36 +366,41 @@ export class PubSubBridge {
     for (const [app, list] of lines) {
       let start = 0;
       while (start < list.length) {
-        let end = start;
+        let stop = start;
         let units = 0;
-        while (end < list.length && end - start < FRAME_RECORDS && (end === start || units + list[end]!.length <= FRAME_UNITS)) units += list[end++]!.length;
+        while (stop < list.length && stop - start < FRAME_RECORDS && (stop === start || units + list[stop]!.length <= FRAME_UNITS)) units += list[stop++]!.length;
         const seq = this.nextSeq.get(app) ?? 1;
-        const count = end - start;
+        if (!this.pendingFirstSeq.has(app)) this.pendingFirstSeq.set(app, seq);
+        const count = stop - start;
         this.nextSeq.set(app, seq + count);
-        const frame = encodeFrame({ producer: this.producer, seq, count, app, host: this.config.consumer, pid: process.pid, dropped: 0 }, list.slice(start, end));
-        this.add({ payload: Buffer.from(frame, 'utf8'), messages: count });
-        start = end;
+        const frame = encodeFrame({ producer: this.producer, seq, count, app, host: this.config.consumer, pid: process.pid, dropped: 0 }, list.slice(start, stop));
+        this.pending.push(Buffer.from(frame, 'utf8'));
+        this.pendingMessages += count;
+        start = stop;
       }
     }
+    this.cursor = to;
+    this.pendingPosition = encodePosition(this.ring.position(to, this.now));
   }
 
-  private add(item: Pending): void {
-    this.pending.push(item);
-    this.pendingBytes += item.payload.length;
-  }
-
-  private pendingMessages(): number {
-    let messages = this.heard.length;
-    for (const item of this.pending) messages += item.messages;
-    return messages;
-  }
-
+  /** Its lease went to another server (or expired): what it had not added is that server's to forward, from the position. */
   private lostLease(holder: string): void {
-    this.lose(`the bridge lease went to ${holder === 'nobody' ? 'nobody (it expired)' : 'another server'}`, this.pendingMessages());
-    this.heard = [];
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.log('warn', `the Pub/Sub bridge lease went to ${holder === 'nobody' ? 'nobody (it expired)' : 'another server'}: the next bridge forwards what this one had not added`, {
+      messages: this.pendingMessages + (this.ring.end - this.cursor),
+    });
+    // Numbers never added are taken back, or the group would count them missing when this server
+    // bridges again. Frames in doubt keep theirs (reused, they would be dropped as duplicates).
+    if (!this.pendingInDoubt) for (const [app, seq] of this.pendingFirstSeq) this.nextSeq.set(app, seq);
+    this.clearPending();
     this.setState('standby');
+  }
+
+  private clearPending(): void {
+    this.pending = [];
+    this.pendingMessages = 0;
+    this.pendingPosition = '';
+    this.pendingFirstSeq.clear();
+    this.pendingInDoubt = false;
   }
 
   private lose(why: string, messages: number): void {

@@ -112,14 +112,7 @@ export async function startConsumer(config: Readonly<ServerConfig>, parts: Consu
     const stream = consumers.length === 1 ? consumers[0]! : new ShardedConsumer(consumers);
     stream.start();
     if (!config.pubsubBridge) return stream;
-    const subscriber = new PubSubReader({ url, channel });
-    const bridgeLetters = new DeadLetters(
-      sink.statePath(`dead-letters-${config.consumer}-bridge.jsonl`),
-      (_entry, reason, detail, payload) => subscriber.deadLetter(reason, detail, payload),
-      metrics,
-      log,
-    );
-    const bridge = new PubSubBridge(config, subscriber, bridgeLetters, metrics, log);
+    const bridge = new PubSubBridge(config, sink.statePath(`dead-letters-${config.consumer}-bridge.jsonl`), metrics, log);
     await bridge.start();
     return new BridgedStream(stream, bridge);
   }

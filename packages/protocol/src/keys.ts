@@ -72,14 +72,17 @@ export function groupStateKeys(channel: string, group: string, shard?: number) {
 /**
  * The Pub/Sub bridge of servers that read both transports (LOG_TRANSPORT=stream,pubsub): the
  * lease held by the one server that moves the channel's Pub/Sub messages into the stream (one
- * per channel, whatever the group: two bridges would add every message twice), and the Pub/Sub
- * channel of the barrier a server publishes when it takes over.
+ * per channel, whatever the group: two bridges would add every message twice), where it stopped,
+ * and the Pub/Sub channel of the marks every listener counts positions from. A sharded channel's
+ * bridge adds into one shard (`shard`), and its keys are that shard's (one hash slot).
  */
-export function pubsubBridgeKeys(channel: string) {
+export function pubsubBridgeKeys(channel: string, shard?: number) {
   return {
     /** String held by the bridging server, with an expiry it renews with every forward. */
-    lease: `${streamKey(channel)}:bridge:lease:pubsub`,
-    /** Pub/Sub channel, subscribed on the same connection as the channel itself. */
+    lease: `${streamKey(channel, shard)}:bridge:lease:pubsub`,
+    /** String: where the bridge's last forward ended, among the messages every listener heard (see the server's bridge-ring.ts). */
+    position: `${streamKey(channel, shard)}:bridge:position:pubsub`,
+    /** Pub/Sub channel of the marks, subscribed on the same connection as the channel itself. */
     barrier: `${pubsubChannel(channel)}:bridge`,
   };
 }
