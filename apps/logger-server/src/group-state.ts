@@ -84,7 +84,7 @@ export class GroupState {
     channel: string,
     private readonly group: string,
     readonly consumer: string,
-    shard?: number,
+    readonly shard?: number,
   ) {
     this.keys = groupStateKeys(channel, group, shard);
     this.reports = new LossReportReader(client, channel, group, [shard]);

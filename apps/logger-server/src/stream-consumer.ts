@@ -5,7 +5,7 @@ import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
 import type { DeadLetters } from './dead-letters';
 import type { Checkpoint, GroupState, ProducerCommit } from './group-state';
-import type { Health } from './health';
+import type { HealthReporter } from './health';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
 import type { RecordWriter } from './record-writer';
@@ -81,7 +81,8 @@ export class StreamConsumer {
     private readonly sink: FileSink,
     private readonly group: GroupState,
     private readonly local: LocalCheckpoints,
-    private readonly health: Health,
+    /** Its shard's view of the server's health (Health.shard): one shard down shows as that shard failing. */
+    private readonly health: HealthReporter,
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
     private readonly hooks: ConsumerHooks,
@@ -201,13 +202,9 @@ export class StreamConsumer {
   }
 
   private async trim(): Promise<void> {
-    const { trimmed, groups, slowest } = await this.reader.trim();
-    if (trimmed > 0) this.metrics.streamTrimmedEntries.inc(trimmed);
-    for (const group of groups) {
-      this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
-      this.metrics.groupPending.set({ group: group.name }, group.pending);
-      if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
-    }
+    const trim = await this.reader.trim();
+    if (trim.trimmed > 0) this.metrics.streamTrimmedEntries.inc(trim.trimmed);
+    this.metrics.setGroupGauges(this.group.shard, trim);
   }
 
   /** store(), holding the BatchLock of a sharded channel; the writer is reset (still holding it) when Redis failed before the batch was written. */
