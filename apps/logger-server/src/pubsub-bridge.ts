@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Backoff, FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, isFrame, pubsubBridgeKeys, shardsOf, streamKey } from '@log/protocol';
-import { LuaScript, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import { LuaScript, createRedisClient, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
 import { PubSubReader, SubscriberError, deadLetterCommand } from '@log/subscriber';
 import { HeardRing, decodePosition, encodePosition, type RingPosition } from './bridge-ring';
 import type { ServerConfig } from './config';
@@ -32,6 +32,8 @@ const HAND_OVER_MS = 2 * LEASE_POLL_MS;
  * again (a fresh connection to the node the map names), rather than left to the client's retries.
  */
 const RESUBSCRIBE_AFTER_MS = 5_000;
+/** How long a node asked for the slot map (its subscription's node gone) may take to connect. */
+const ASK_NODE_MS = 1_000;
 /** A frame the bridge builds from plain messages holds at most this many records or UTF-16 units. */
 const FRAME_RECORDS = 1_000;
 const FRAME_UNITS = 512 * 1024;
@@ -65,7 +67,11 @@ type State = 'standby' | 'placing' | 'forwarding';
  *   unplaced_windows_total, logged with the window; the server forwards only what it hears from
  *   then on), and messages gone from its ring (logger_pubsub_bridge_lost_messages_total). A
  *   bridge whose own subscription goes down forwards up to the gap and hands the lease over, so
- *   a standby that heard the messages forwards them.
+ *   a standby that heard the messages forwards them. A server whose subscription is down takes
+ *   no lease over until it hears again: the gap's window is then closed, and what it logs covers
+ *   everything it missed.
+ * - On a cluster every server subscribes on the node serving the bridge's slot, and follows it
+ *   when that node fails over (followSlot).
  *
  * Time is read once per tick (FORWARD_MS), not per message: a message is timed when its tick ran.
  */
@@ -103,6 +109,9 @@ export class PubSubBridge {
   private downSince: number | undefined;
   /** On a cluster: the node subscribed on (host:port), and a move to another in progress. */
   private subscribedTo: string | undefined;
+  /** On a cluster: the bridge's slot, and every node the last slot map named (host:port). */
+  private slot: number | undefined;
+  private knownNodes: string[] = [];
   private moving: Promise<void> | undefined;
   private lastMarkAt = 0;
   private forwarding: Promise<void> | undefined;
@@ -236,11 +245,40 @@ export class PubSubBridge {
    * master), so that their rings agree. The same rule after a failover (followSlot).
    */
   private async slotOwner(): Promise<string> {
-    const slot = Number(await this.client.sendCommand(['CLUSTER', 'KEYSLOT', this.keys.lease], undefined, this.keys.lease));
-    const ranges = (await this.client.sendCommand(['CLUSTER', 'SLOTS'], undefined, this.keys.lease)) as Array<[number, number, [string, number]]>;
+    const slot = (this.slot ??= Number(await this.client.sendCommand(['CLUSTER', 'KEYSLOT', this.keys.lease], undefined, this.keys.lease)));
+    const ranges = await this.slotMap();
+    this.knownNodes = [...new Set(ranges.flatMap(([, , ...nodes]) => nodes.map(([host, port]) => `${String(host)}:${String(port)}`)))];
     const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
     if (owner === undefined) throw new StartupError('REDIS_UNUSABLE', 'REDIS_CLUSTER_NODES', `no node of the cluster serves slot ${slot} (of ${this.keys.lease}), where the Pub/Sub bridge subscribes`);
     return `${String(owner[0])}:${String(owner[1])}`;
+  }
+
+  /**
+   * CLUSTER SLOTS: asked through the cluster client while the subscription is up. While it is
+   * down, of the other nodes the last map named, one at a time on a connection of its own: the
+   * cluster client would ask the node it believes serves the slot, the one gone, until it
+   * refreshes its own map (seconds later), and every second here is messages nobody hears.
+   */
+  private async slotMap(): Promise<Array<[number, number, ...Array<[string, number]>]>> {
+    const others = this.downSince === undefined ? [] : this.knownNodes.filter((node) => node !== this.subscribedTo);
+    if (others.length === 0) return this.client.sendCommand(['CLUSTER', 'SLOTS'], undefined, this.keys.lease);
+    let lastError: unknown;
+    for (const node of others) {
+      const client = createRedisClient({ url: this.nodeUrl(node), disableOfflineQueue: true, socket: { connectTimeout: ASK_NODE_MS, reconnectStrategy: false } });
+      try {
+        await client.connect();
+        return (await client.sendCommand(['CLUSTER', 'SLOTS'])) as Array<[number, number, ...Array<[string, number]>]>;
+      } catch (error) {
+        lastError = error;
+      } finally {
+        try {
+          client.destroy();
+        } catch {
+          // never connected
+        }
+      }
+    }
+    throw lastError;
   }
 
   /**
