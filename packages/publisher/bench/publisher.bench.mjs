@@ -3,17 +3,26 @@
 // matrix of issue #11: per loop shape and record shape, the publisher against pino side by side,
 // and records/s into Redis with none dropped.
 // Run: pnpm bench (or, after pnpm build: node packages/publisher/bench/publisher.bench.mjs [--quick]).
-// --quick (or BENCH_QUICK=1): a tenth of the records, one round, a 5 s outage: for CI and dev runs.
+// --quick (or BENCH_QUICK=1): a tenth of the records, one round, an outage of 1,000,000 drops (20,000,000 in a full run): for CI and dev runs.
 // Every contender runs in this one process, interleaved over ROUNDS rounds; medians are reported.
 // BENCH_ONLY=signing runs only the signing section (signingKey on against off, side by side).
+// BENCH_BASE_PUBLISHER=/tmp/base/packages/publisher/dist runs that build's publisher (the one
+// before a change) in the matrix's rounds too, beside this one: before/after from one run.
+// BENCH_ONLY=shapes runs only the matrix and prints it (BENCHMARKS.md is left as it is).
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
+import { loops, matrixShapes } from './shapes.mjs';
 
 const require = createRequire(import.meta.url);
 const { createPublisher } = require('../dist');
+const BASE_PUBLISHER = process.env.BENCH_BASE_PUBLISHER;
+const baseCreatePublisher = BASE_PUBLISHER ? require(BASE_PUBLISHER).createPublisher : undefined;
+/** The 1-minute load average (the machine is shared): written into the tables. */
+const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 const { startRedis } = require('@log/test-kit');
 const { createClient } = require('redis');
 const pino = require('pino');
@@ -92,63 +101,10 @@ async function xaddPerRecord(url) {
 // The matrix (issue #11): loop shapes and record shapes, ours against pino in the same round.
 const SHAPE_N = Number(process.env.BENCH_SHAPE_RECORDS ?? (QUICK ? 30_000 : 300_000));
 const SHAPE_ROUNDS = Number(process.env.BENCH_SHAPE_ROUNDS ?? (QUICK ? 1 : 3));
-const turn = () => new Promise((resolve) => setImmediate(resolve));
-/** Loop shapes: how the app's calls meet the event loop. `call(i)` logs record i. */
-const loops = {
-  burst: async (n, call) => {
-    for (let i = 0; i < n; i++) call(i);
-  },
-  yield1000: async (n, call) => {
-    for (let i = 0; i < n; i++) {
-      call(i);
-      if (i % 1000 === 999) await turn();
-    }
-  },
-  yield5000: async (n, call) => {
-    for (let i = 0; i < n; i++) {
-      call(i);
-      if (i % 5000 === 4999) await turn();
-    }
-  },
-  perTurn: async (n, call) => {
-    for (let i = 0; i < n; i++) {
-      call(i);
-      await turn();
-    }
-  },
-  microtask: async (n, call) => {
-    for (let i = 0; i < n; i++) {
-      call(i);
-      if (i % 1000 === 999) await null;
-    }
-  },
-};
-const words = 'order created for the customer at the front desk with express shipping and gift wrap '.repeat(40);
-const message50 = words.slice(0, 50);
-const message2k = words.slice(0, 2048);
-const fieldsOf = (count) => {
-  const names = Array.from({ length: count }, (_, k) => ['orderId', 'user', 'total', 'path', 'region'][k] ?? `field${k}`);
-  return (i) => {
-    const out = {};
-    for (let k = 0; k < names.length; k++) out[names[k]] = k === 0 ? i : k === 2 ? 12.5 : k === 1 ? 'user' + (i % 100) : '/api/orders';
-    return out;
-  };
-};
-const five = fieldsOf(5);
-const shapes = [
-  { name: 'synchronous burst', loop: 'burst', message: message50, fields: five },
-  { name: 'setImmediate every 1000 calls', loop: 'yield1000', message: message50, fields: five, yields: true },
-  { name: 'setImmediate every 5000 calls', loop: 'yield5000', message: message50, fields: five, yields: true },
-  { name: 'one call per turn (request handler)', loop: 'perTurn', message: message50, fields: five, yields: true, n: Math.round(SHAPE_N / 3) },
-  { name: 'microtask (await) every 1000 calls, no yield', loop: 'microtask', message: message50, fields: five },
-  { name: "every 5000: child logger's bindings (2) + 5 fields", loop: 'yield5000', message: message50, fields: five, child: { requestId: 'req-8d1f0c', tenant: 'acme' }, yields: true },
-  { name: 'every 5000: 1 field', loop: 'yield5000', message: message50, fields: fieldsOf(1), yields: true },
-  { name: 'every 5000: 20 fields', loop: 'yield5000', message: message50, fields: fieldsOf(20), yields: true },
-  { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
-];
+const shapes = matrixShapes(SHAPE_N);
 
-async function shapeOurs(url, shape, n, signingKey) {
-  const root = createPublisher('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey });
+async function shapeOurs(url, shape, n, signingKey, create = createPublisher, options = {}) {
+  const root = create('bench-shapes', { app: 'bench', url, host: 'benchhost', signingKey, ...options });
   await root.flush();
   const log = shape.child ? root.child(shape.child) : root;
   const { message, fields } = shape;
@@ -158,7 +114,7 @@ async function shapeOurs(url, shape, n, signingKey) {
   const ns = Number(process.hrtime.bigint() - start);
   const stats = root.stats();
   await root.close();
-  return { ns, sent: stats.sent, dropped: stats.dropped };
+  return { ns, sent: stats.sent, dropped: stats.dropped, frames: stats.frames };
 }
 
 async function shapePino(shape, n) {
@@ -177,16 +133,36 @@ async function shapesSection(url) {
     const n = shape.n ?? SHAPE_N;
     const ours = [];
     const theirs = [];
+    const before = [];
     let dropped = 0;
+    let beforeDropped = 0;
+    const loadAtStart = load();
+    // Who goes first rotates by round: a run after another one finds memory the process has
+    // already touched (a fresh megabyte costs ~10 ms of page faults here), pino needs none.
+    const contenders = [
+      async () => {
+        const run = await shapeOurs(url, shape, n);
+        // A record neither sent nor counted as dropped is lost: that fails the benchmark. A
+        // counted drop (the buffer bound reached) fails the row's target.
+        if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+        dropped += run.dropped;
+        ours.push(run.ns);
+      },
+      async () => theirs.push(await shapePino(shape, n)),
+    ];
+    if (baseCreatePublisher) {
+      contenders.push(async () => {
+        const run = await shapeOurs(url, shape, n, undefined, baseCreatePublisher);
+        if (run.sent + run.dropped !== n) throw new Error(`${shape.name} (before): sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+        beforeDropped += run.dropped;
+        before.push(run.ns);
+      });
+    }
     for (let round = 0; round < SHAPE_ROUNDS; round++) {
-      const run = await shapeOurs(url, shape, n);
-      // A record neither sent nor counted as dropped is lost: that fails the benchmark. A counted
-      // drop (the buffer bound reached) fails the row's target.
-      if (run.sent + run.dropped !== n) throw new Error(`${shape.name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
-      dropped += run.dropped;
-      ours.push(run.ns);
-      theirs.push(await shapePino(shape, n));
-      await redis.flushAll();
+      for (let k = 0; k < contenders.length; k++) {
+        await contenders[(round + k) % contenders.length]();
+        await redis.flushAll();
+      }
     }
     const oursUs = median(ours) / n / 1000;
     const pinoUs = median(theirs) / n / 1000;
@@ -204,13 +180,73 @@ async function shapesSection(url) {
       String(dropped),
       rateTarget,
       shape.yields ? (perSecond >= 500_000 && dropped === 0 ? 'met' : '**not met**') : '-',
+      loadAtStart,
+      ...(baseCreatePublisher ? [(median(before) / n / 1000).toFixed(2), (median(before) / median(theirs)).toFixed(2), rate(median(before), n).toLocaleString('en'), String(beforeDropped)] : []),
     ]);
     process.stderr.write(`shape ${shape.name}: ${oursUs.toFixed(2)} us vs pino ${pinoUs.toFixed(2)} (${ratio.toFixed(2)}), ${perSecond}/s\n`);
   }
   return table(
-    ['shape (default: 50-byte message, 5 fields)', 'records', '@log/publisher µs per record', 'pino µs per record', 'ratio', 'target <= 0.7', 'records/s into Redis', 'dropped', 'target', 'met'],
+    [
+      'shape (default: 50-byte message, 5 fields)',
+      'records',
+      '@log/publisher µs per record',
+      'pino µs per record',
+      'ratio',
+      'target <= 0.7',
+      'records/s into Redis',
+      'dropped',
+      'target',
+      'met',
+      'load (1 min) at the start',
+      ...(baseCreatePublisher ? ['before: µs per record', 'before: ratio', 'before: records/s', 'before: dropped'] : []),
+    ],
     rows,
   );
+}
+
+// Frame size (issue #11): how many records one XADD carries, cut by maxFrameRecords and
+// maxFrameBytes, against the cost per record and records/s; the loop yields every 5000 calls.
+const frameSizes = [
+  { name: 'maxFrameRecords 10', options: { maxFrameRecords: 10 } },
+  { name: 'maxFrameRecords 100', options: { maxFrameRecords: 100 } },
+  { name: 'maxFrameRecords 1000', options: { maxFrameRecords: 1000 } },
+  { name: 'maxFrameBytes 256 KiB', options: { maxFrameBytes: 256 * 1024 } },
+  { name: 'default (10,000 records, 1 MiB)', options: {} },
+  { name: 'maxFrameRecords 20,000, maxFrameBytes 2 MiB', options: { maxFrameRecords: 20_000, maxFrameBytes: 2 * 1024 * 1024 } },
+];
+
+async function framesSection(url) {
+  const shape = shapes[2];
+  const n = SHAPE_N;
+  const runs = frameSizes.map(() => ({ ns: [], frames: [], dropped: 0 }));
+  const loadAtStart = load();
+  for (let round = 0; round < SHAPE_ROUNDS; round++) {
+    // who goes first rotates by round, as in the matrix
+    for (let k = 0; k < frameSizes.length; k++) {
+      const index = (round + k) % frameSizes.length;
+      const run = await shapeOurs(url, shape, n, undefined, createPublisher, frameSizes[index].options);
+      if (run.sent + run.dropped !== n) throw new Error(`${frameSizes[index].name}: sent ${run.sent} + dropped ${run.dropped} of ${n}`);
+      runs[index].ns.push(run.ns);
+      runs[index].frames.push(run.frames);
+      runs[index].dropped += run.dropped;
+      await redis.flushAll();
+    }
+  }
+  const defaultNs = median(runs[frameSizes.findIndex((f) => f.name.startsWith('default'))].ns);
+  const rows = frameSizes.map((size, i) => {
+    const ns = median(runs[i].ns);
+    const frames = median(runs[i].frames);
+    return [
+      size.name,
+      frames.toLocaleString('en'),
+      Math.round(n / frames).toLocaleString('en'),
+      (ns / n / 1000).toFixed(2),
+      rate(ns, n).toLocaleString('en'),
+      (ns / defaultNs).toFixed(2),
+      String(runs[i].dropped),
+    ];
+  });
+  return `**Frame size**: the loop "${shape.name}" (${n.toLocaleString('en')} records, ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} rounds, who goes first rotating, medians`}) with frames cut smaller or larger than the default; load (1 min) at the start: ${loadAtStart}.\n\n${table(['frame limit', 'frames sent', 'records per frame', 'µs per record', 'records/s into Redis', 'cost / default', 'dropped'], rows)}`;
 }
 
 // Signing (issue #14): the same loops with signingKey on and off, interleaved in each round.
@@ -266,8 +302,18 @@ if (process.env.BENCH_ONLY === 'signing') {
   }
   process.exit(0);
 }
+if (process.env.BENCH_ONLY === 'shapes') {
+  try {
+    console.log(await shapesSection(redis.url));
+    console.log(await framesSection(redis.url));
+  } finally {
+    await redis.dispose();
+  }
+  process.exit(0);
+}
 const results = { ours: [], pino: [], winston: [], naive: [], xadd: [] };
 let shapesTable;
+let framesText;
 try {
   for (let round = 0; round < ROUNDS; round++) {
     results.ours.push(await ours(redis.url, round));
@@ -279,6 +325,7 @@ try {
     process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   shapesTable = await shapesSection(redis.url);
+  framesText = await framesSection(redis.url);
   await signingSection(redis.url);
 } finally {
   await redis.dispose();
@@ -305,16 +352,17 @@ const rateTable = table(
   ],
 );
 // Memory during an outage: an app logging flat out into a Redis that is not there.
-const OUTAGE_SECONDS = Number(process.env.BENCH_OUTAGE_SECONDS ?? (QUICK ? 5 : 60));
+// The app logs until it has dropped this many records past its bound, for at most 60 s.
+const OUTAGE_DROPS = Number(process.env.BENCH_OUTAGE_DROPS ?? (QUICK ? 1_000_000 : 20_000_000));
 const OUTAGE_BUFFER = 64 * 1024 * 1024;
 const outage = JSON.parse(
-  execFileSync(process.execPath, [join(import.meta.dirname, '..', 'test', 'fixtures', 'outage-app.js'), 'redis://127.0.0.1:1', String(OUTAGE_BUFFER), String(OUTAGE_SECONDS)], {
+  execFileSync(process.execPath, [join(import.meta.dirname, '..', 'test', 'fixtures', 'outage-app.js'), 'redis://127.0.0.1:1', String(OUTAGE_BUFFER), String(OUTAGE_DROPS)], {
     encoding: 'utf8',
   }),
 );
 const mib = (bytes) => (bytes / 2 ** 20).toFixed(1);
 const outageTable = table(
-  ['outage of ' + OUTAGE_SECONDS + ' s, maxBufferBytes 64 MiB', 'value'],
+  [`outage: logging until ${OUTAGE_DROPS.toLocaleString('en')} records dropped (60 s at most), maxBufferBytes 64 MiB`, 'value'],
   [
     ['RSS before logging (MiB)', mib(outage.baselineRss)],
     ['RSS growth, max during the outage (MiB)', mib(outage.maxRss - outage.baselineRss)],
@@ -323,7 +371,8 @@ const outageTable = table(
   ],
 );
 
-const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.\n\n${shapesTable}`;
-const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
+const shapesText = `**Matrix (issue #11)**: each row runs the publisher and pino ${SHAPE_ROUNDS === 1 ? 'once' : `${SHAPE_ROUNDS} times, interleaved (medians)`} in this process with the same loop and records. Publisher: the calls plus flush() until Redis accepted every record (so the sending is in it); pino 10: sync destination /dev/null, minLength 4096, its child() for bindings. "records/s into Redis" is the publisher's rate over the same run, and "dropped" the records it counted as dropped (its buffer bound, maxBufferBytes 64 MiB, reached) over all rounds: a row with drops does not meet the target, and its cost per record is then too low (a dropped call is cheap). A record neither sent nor counted fails the benchmark. Targets: <= 0.7x pino per record on every row; >= 500,000 records/s without drops where the app yields at least every 5000 calls.${baseCreatePublisher ? ' "before" is the build at `BENCH_BASE_PUBLISHER` (the publisher before this change) running the same loop in the same rounds, its ratio against the same pino runs.' : ''}\n\n${shapesTable}`;
+const body = `${QUICK ? '**Quick run** (--quick). ' : ''}${N.toLocaleString('en')} records per contender per round, ${ROUNDS} rounds interleaved, medians. Redis: a local redis-server started by the benchmark.\n\n${costTable}\n\n${rateTable}\n\n${shapesText}\n\n${framesText}\n\n${outageTable}\n\nOnce the buffer is full, a log call is dropped before its record is serialized, so the calls in the outage row are cheap and the row's logged count is large.`;
 console.log(body);
-record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `pnpm bench (packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''})`, body);
+const baseEnv = BASE_PUBLISHER ? `BENCH_BASE_PUBLISHER=${BASE_PUBLISHER} ` : '';
+record(root, 'publisher', 'Publisher: cost per record and throughput into Redis', `${baseEnv}node packages/publisher/bench/publisher.bench.mjs${QUICK ? ' --quick' : ''}`, body);

@@ -119,6 +119,45 @@ describe('FrameQueue, property tests', () => {
     expect(queue.bufferedBytes).toBe(0);
   });
 
+  it('frames of any size, several in flight, keep their own bytes while the buffers of accepted ones are written again', () => {
+    // Frames of 64 KiB and more keep the buffer they were filled in and accepted ones come back
+    // as spares: a frame still waiting must never see a later frame's lines. Non-ASCII lines
+    // (3 bytes a unit) outgrow the buffer and take the copying path.
+    const line = fc.record({ length: fc.integer({ min: 50, max: 6000 }), wide: fc.boolean() });
+    const action = fc.oneof(
+      { weight: 20, arbitrary: line.map((l) => ({ kind: 'log' as const, ...l })) },
+      { weight: 1, arbitrary: fc.constant({ kind: 'seal' as const }) },
+      { weight: 2, arbitrary: fc.constant({ kind: 'accept' as const }) },
+    );
+    fc.assert(
+      fc.property(fc.array(action, { minLength: 100, maxLength: 400 }), (actions) => {
+        const queue = new FrameQueue({ maxFrameRecords: 10_000, maxFrameBytes: 128 * 1024, maxBufferBytes: 4 * 1024 * 1024 }, origin);
+        const accepted: string[] = [];
+        const delivered: string[] = [];
+        const deliverOldest = () => {
+          const frame = queue.frames[0];
+          if (!frame) return;
+          const decoded = decodeFrame(Buffer.from(queue.encode(frame)));
+          for (let i = 0; i < decoded.lines.length; i++) delivered.push(encodeRecord(decodeRecord(decoded, i)));
+          queue.remove(frame);
+        };
+        let n = 0;
+        for (const a of actions) {
+          if (a.kind === 'log') {
+            const text = `${n++} `.padEnd(a.length, a.wide ? '\u4e16' : 'm');
+            const record = encodeRecord({ time: 1_700_000_000_000, level: 'info', message: text });
+            if (queue.append(record)) accepted.push(record);
+          } else if (a.kind === 'seal') queue.seal();
+          else deliverOldest();
+        }
+        queue.seal();
+        while (queue.frames.length > 0) deliverOldest();
+        expect(delivered).toEqual(accepted);
+      }),
+      { numRuns: 60 },
+    );
+  }, 60_000);
+
   it('reports more drops than one header may carry over several frames, each one decodable', () => {
     const queue = new FrameQueue({ maxFrameRecords: 10, maxFrameBytes: 1000, maxBufferBytes: 10_000 }, origin);
     // a long outage of a busy app: more than 2^32 records dropped before any frame could be sent

@@ -3,6 +3,12 @@ import { LIMITS, encodeFrameHeader, signatureLineLength, writeSignatureLine, typ
 /** Spare frame buffers kept for reuse (see FrameQueue.spare), and the smallest worth keeping. */
 const MAX_SPARE = 8;
 const MIN_SPARE_BYTES = 64 * 1024;
+/**
+ * A frame whose lines fill at least this share of the buffer they were written into keeps that
+ * buffer (no copy; the next frame is written into a spare or a new one); a smaller one is
+ * copied into a buffer of its size, so that a frame holds little more memory than its lines.
+ */
+const KEEP_WORK_SHARE = 4;
 
 /** A sealed frame waiting for Redis to accept it. */
 export interface Frame {
@@ -46,9 +52,14 @@ export interface FrameOrigin {
 export class FrameQueue {
   /** Sealed frames, oldest first, until Redis accepts them. */
   readonly frames: Frame[] = [];
-  /** The frame being filled: its lines as UTF-8, joined by '\n'; reused frame after frame. */
-  private work = Buffer.allocUnsafe(64 * 1024);
-  private workBytes = 0;
+  /**
+   * The frame being filled: room for its header (headerRoom), then its lines as UTF-8, joined
+   * by '\n', up to workEnd. A large frame is sealed with this very buffer (see seal()).
+   */
+  private work: Buffer;
+  private workEnd: number;
+  /** Size of a new work buffer: a frame of maxFrameBytes ASCII lines fits without growing it. */
+  private readonly workCapacity: number;
   private lineCount = 0;
   private linesBytes = 0;
   private nextSeq = 1;
@@ -74,6 +85,9 @@ export class FrameQueue {
     const longest = encodeFrameHeader({ ...origin, seq: Number.MAX_SAFE_INTEGER, count: Number.MAX_SAFE_INTEGER, dropped: LIMITS.maxDropped });
     this.signatureBytes = signingKey === undefined ? 0 : signatureLineLength(signingKey);
     this.headerRoom = this.signatureBytes + Buffer.byteLength(longest) + 1;
+    this.workCapacity = this.headerRoom + limits.maxFrameBytes + limits.maxFrameRecords;
+    this.work = Buffer.allocUnsafe(this.workCapacity);
+    this.workEnd = this.headerRoom;
   }
 
   /**
@@ -102,14 +116,17 @@ export class FrameQueue {
 
   /** Encodes a line into the frame being filled: a small string written once, never joined into a large one. */
   private writeLine(line: string): void {
-    const worst = this.workBytes + 1 + line.length * 3; // a UTF-16 unit takes at most 3 bytes
-    if (worst > this.work.length) {
-      const bigger = Buffer.allocUnsafe(Math.max(worst, this.work.length * 2));
-      this.work.copy(bigger, 0, 0, this.workBytes);
-      this.work = bigger;
+    // A UTF-16 unit takes at most 3 bytes: only a line that might not fit is measured.
+    if (this.workEnd + 1 + line.length * 3 > this.work.length) {
+      const needed = this.workEnd + 1 + Buffer.byteLength(line);
+      if (needed > this.work.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(needed, this.work.length * 2));
+        this.work.copy(bigger, this.headerRoom, this.headerRoom, this.workEnd);
+        this.work = bigger;
+      }
     }
-    if (this.lineCount > 0) this.work[this.workBytes++] = 0x0a;
-    this.workBytes += this.work.write(line, this.workBytes, 'utf8');
+    if (this.lineCount > 0) this.work[this.workEnd++] = 0x0a;
+    this.workEnd += this.work.write(line, this.workEnd, 'utf8');
     this.lineCount++;
   }
 
@@ -129,14 +146,22 @@ export class FrameQueue {
       if (this.droppedSinceReport === 0 || this.frames.some((frame) => frame.payload === undefined)) return false;
     }
     const count = this.lineCount;
-    const end = this.headerRoom + this.workBytes;
-    const buffer = this.bufferFor(end);
-    this.work.copy(buffer, this.headerRoom, 0, this.workBytes);
+    const end = this.workEnd;
+    let buffer: Buffer;
+    if (end * KEEP_WORK_SHARE >= this.work.length) {
+      // Copying a frame of a megabyte cost more than logging its records: in a loop that never
+      // yields, every frame waits in memory, and each copy went to fresh pages (page faults).
+      buffer = this.work;
+      this.work = this.newWork();
+    } else {
+      buffer = this.bufferFor(end);
+      this.work.copy(buffer, this.headerRoom, this.headerRoom, end);
+    }
     this.frames.push({ firstSeq: this.nextSeq, count, buffer, end, payload: undefined, bytes: this.linesBytes, inFlight: false });
     this.queuedBytes += this.linesBytes;
     this.nextSeq += count;
     this.lineCount = 0;
-    this.workBytes = 0;
+    this.workEnd = this.headerRoom;
     this.linesBytes = 0;
     return true;
   }
@@ -187,6 +212,18 @@ export class FrameQueue {
     }
   }
 
+  /** A buffer to fill the next frame in: a spare one of full size when there is one. */
+  private newWork(): Buffer {
+    for (let i = this.spare.length - 1; i >= 0; i--) {
+      const buffer = this.spare[i] as Buffer;
+      if (buffer.length >= this.workCapacity) {
+        this.spare.splice(i, 1);
+        return buffer;
+      }
+    }
+    return Buffer.allocUnsafe(this.workCapacity);
+  }
+
   /** A buffer of at least `bytes` (and at most twice that, so a frame holds little more than its lines): a spare one when one fits. */
   private bufferFor(bytes: number): Buffer {
     for (let i = this.spare.length - 1; i >= 0; i--) {
@@ -214,7 +251,7 @@ export class FrameQueue {
   discard(): number {
     const records = this.bufferedRecords;
     this.frames.length = 0;
-    this.workBytes = 0;
+    this.workEnd = this.headerRoom;
     this.lineCount = 0;
     this.linesBytes = 0;
     this.queuedBytes = 0;

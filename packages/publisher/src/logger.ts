@@ -2,7 +2,7 @@ import { LEVELS, LEVEL_VALUES, LIMITS, isValidName, type Fields, type Level, typ
 import { PublisherCore, type PublisherStats } from './core';
 import { resolveOptions, type PublisherOptions } from './options';
 import type { Redactor } from './redact';
-import { MAX_ERROR_KEYS, fieldsJson, safeString, serializeError, walked, type SerializeCounters } from './serialize';
+import { MAX_ERROR_KEYS, fieldsJson, jsonString, safeString, serializeError, walked, type SerializeCounters } from './serialize';
 
 /**
  * A log method, in our call shape or pino's. An Error as the message, as the fields, or as the
@@ -159,8 +159,8 @@ class PublisherLogger implements Logger {
   }
 
   /**
-   * The hot path: one line by concatenation, appended to the current frame. No I/O, no timer, no
-   * promise; without redact and `err`, no allocation but the line.
+   * The hot path: one line by concatenation, appended to the current frame. No I/O, no timer, no promise; without redact
+   * and `err`, no allocation but the line's parts.
    */
   private write(prefix: string, first: unknown, second: unknown, at?: number): void {
     const core = this.core;
@@ -210,14 +210,13 @@ class PublisherLogger implements Logger {
     // A transport's own time (pino's) is a whole number of ms: it cannot break the line.
     const time = at ?? Date.now();
     let truncated = this.bindingsTruncated;
-    let line = '{"t":' + time + prefix + JSON.stringify(text);
+    let line: string;
     if (fields !== undefined && fields !== null && typeof fields === 'object') {
-      const json = fieldsJson(fields, core, keyBudget);
+      const json = fieldsJson(fields, core, keyBudget, this.bindings);
       if (walked.truncated) truncated = true;
-      if (this.bindings === '') line += ',"f":' + json;
-      else line += json.length === 2 ? ',"f":{' + this.bindings + '}' : ',"f":{' + this.bindings + ',' + json.slice(1);
-    } else if (this.bindings !== '') line += ',"f":{' + this.bindings + '}';
-    line += error + '}';
+      line = '{"t":' + time + prefix + jsonString(text) + ',"f":' + json + error + '}';
+    } else if (this.bindings !== '') line = '{"t":' + time + prefix + jsonString(text) + ',"f":{' + this.bindings + '}' + error + '}';
+    else line = '{"t":' + time + prefix + jsonString(text) + error + '}';
     // A UTF-16 unit takes up to 3 bytes: only a line that long can be over, and only then is it measured.
     if (line.length * 3 > core.options.maxRecordBytes && Buffer.byteLength(line) > core.options.maxRecordBytes) {
       line = this.truncate(time, prefix, text, line.length);

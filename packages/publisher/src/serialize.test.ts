@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { LIMITS, decodeFrame, decodeRecord } from '@log/protocol';
-import { fieldsJson, walked } from './serialize';
+import { fieldsJson, jsonString, walked } from './serialize';
 
 const counters = () => ({ unserializable: 0 });
 /** Decodes fields JSON the way the server does, as one record of a frame: throws where it would refuse. */
@@ -24,6 +24,51 @@ describe('fieldsJson', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  it('quotes any string as JSON.stringify does (controls, quotes, lone surrogates; short and long)', () => {
+    const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 100 }), fc.string({ maxLength: 300 }));
+    fc.assert(
+      fc.property(text, (value) => {
+        expect(jsonString(value)).toBe(JSON.stringify(value));
+      }),
+      { numRuns: 2000 },
+    );
+    expect(jsonString('a'.repeat(100) + '\ud800')).toBe(JSON.stringify('a'.repeat(100) + '\ud800'));
+  });
+
+  it("opens the object with a child's bindings, on the fast path as on the walk", () => {
+    const object = fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 4 }).filter((v) => !JSON.stringify(v).includes('"__proto__"'));
+    const bindings = '"requestId":"r-1","tenant":"acme"';
+    const expected = (value: object): string => {
+      const json = JSON.stringify(value);
+      return json === '{}' ? `{${bindings}}` : `{${bindings},${json.slice(1)}`;
+    };
+    fc.assert(
+      fc.property(object, (value) => {
+        expect(fieldsJson(value, counters(), LIMITS.maxKeys, bindings)).toBe(expected(value));
+        expect(fieldsJson({ toJSON: () => value }, counters(), LIMITS.maxKeys, bindings)).toBe(expected(value));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('writes own keys only, as JSON.stringify: inherited enumerable keys (a class, a polluted Object.prototype) stay out', () => {
+    class Order {
+      id = 1;
+    }
+    (Order.prototype as unknown as { inherited: number }).inherited = 2;
+    const values: object[] = [new Order(), Object.assign(Object.create({ inherited: 1 }) as object, { own: 1 }), Object.assign(Object.create(null) as object, { own: [1, { a: 2 }] })];
+    for (const value of values) expect(fieldsJson(value, counters(), LIMITS.maxKeys)).toBe(JSON.stringify(value));
+    const prototype = Object.prototype as unknown as { polluted?: number };
+    prototype.polluted = 1;
+    try {
+      const value = { a: 1, nested: { b: [2, { c: 3 }] } };
+      expect(fieldsJson(value, counters(), LIMITS.maxKeys)).toBe(JSON.stringify(value));
+    } finally {
+      delete prototype.polluted;
+    }
+    expect(fieldsJson({ a: 1 }, counters(), LIMITS.maxKeys)).toBe('{"a":1}');
   });
 
   it.each([
