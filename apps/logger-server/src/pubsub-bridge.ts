@@ -356,6 +356,9 @@ export class PubSubBridge {
   /** Standby: takes a free lease. Placing: keeps it while looking for the predecessor's position. */
   private async lookAtLease(): Promise<void> {
     if (this.stopped) return;
+    // A drop is otherwise noticed at the next tick or message: a takeover before that would place
+    // the predecessor in a ring whose gap is not recorded yet, and lose what it missed silently.
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
     try {
       if (this.downSince !== undefined) {
         // Hearing its own mark tells a server its subscription is back, when nothing else is published.
@@ -393,6 +396,7 @@ export class PubSubBridge {
 
   /** Where to forward from: after the predecessor's position in this server's ring, or (none ever forwarded) all of it. */
   private place(): void {
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
     if (this.downSince !== undefined) return; // the gap's window ends when it hears again (see lookAtLease)
     if (this.predecessor === undefined) {
       this.startForwarding(this.ring.base, 'no bridge forwarded before: from the oldest message this server heard');

@@ -297,6 +297,15 @@ async function expectLostInsideWindows(flow: Pick<ReturnType<typeof publishTicks
   expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
   expect(receivers.flatMap((heard, n) => (heard <= 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
   const windows = loggedWindows(hearers.map((server) => server.output()));
+  if (process.env.BRIDGE_DEBUG)
+    for (const server of hearers)
+      console.log(
+        server
+          .output()
+          .split('\n')
+          .filter((line) => !line.includes('"info"') || /bridge|Pub\/Sub|subscri/.test(line))
+          .join('\n'),
+      );
   let counted = 0;
   for (const server of hearers) counted += await metric(server, 'logger_pubsub_bridge_unplaced_windows_total');
   expect(counted).toBe(windows.length);
