@@ -285,6 +285,20 @@ function publishTicks(clients: RedisClientType | RedisClientType[], channel: str
   };
 }
 
+/** With BRIDGE_DEBUG set: prints the servers' warnings and the bridge's own lines, to see why a run failed. */
+function printWarnings(servers: ServerProcess[]): void {
+  if (!process.env.BRIDGE_DEBUG) return;
+  for (const server of servers) {
+    console.log(
+      server
+        .output()
+        .split('\n')
+        .filter((line) => !line.includes('"info"') || /bridge|Pub\/Sub|subscri/.test(line))
+        .join('\n'),
+    );
+  }
+}
+
 /**
  * The checker of a flow across subscription drops: nothing twice; nothing no server heard on
  * disk; what a server heard and is absent published inside a window the servers counted (the
@@ -297,15 +311,7 @@ async function expectLostInsideWindows(flow: Pick<ReturnType<typeof publishTicks
   expect([...counts].filter(([, count]) => count > 1)).toEqual([]);
   expect(receivers.flatMap((heard, n) => (heard <= 0 && counts.has(`t${n}x`) ? [n] : []))).toEqual([]);
   const windows = loggedWindows(hearers.map((server) => server.output()));
-  if (process.env.BRIDGE_DEBUG)
-    for (const server of hearers)
-      console.log(
-        server
-          .output()
-          .split('\n')
-          .filter((line) => !line.includes('"info"') || /bridge|Pub\/Sub|subscri/.test(line))
-          .join('\n'),
-      );
+  printWarnings(hearers);
   let counted = 0;
   for (const server of hearers) counted += await metric(server, 'logger_pubsub_bridge_unplaced_windows_total');
   expect(counted).toBe(windows.length);
@@ -464,14 +470,7 @@ describe('on a real Redis Cluster (3 masters, a replica each), LOG_SHARDS=3', ()
       expect(holders).toBe(1);
     } finally {
       if (process.env.BRIDGE_DEBUG) {
-        for (const server of [a, b])
-          console.log(
-            server
-              .output()
-              .split('\n')
-              .filter((line) => !line.includes('"info"') || /bridge|Pub\/Sub|subscri/.test(line))
-              .join('\n'),
-          );
+        printWarnings([a, b]);
         console.log(JSON.stringify(await connection.sendCommand(['XINFO', 'GROUPS', streamKey(channel, 0)]).catch(String)));
       }
       for (const node of nodes) node.destroy();
