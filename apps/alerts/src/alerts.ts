@@ -1,11 +1,21 @@
-import { Backoff, LEVEL_VALUES, decodeFrame, decodeRecord } from '@log/protocol';
+import { BadSignatureError, Backoff, LEVEL_VALUES, decodeFrame, decodeRecord, shardsOf, type SigningKeys } from '@log/protocol';
 import { StreamReader } from '@log/subscriber';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { ErrorCounter } from './error-counter';
 
 export interface AlertsOptions {
   url: string;
+  /** Seed URLs of a Redis Cluster (REDIS_CLUSTER_NODES): read from it instead of `url`. */
+  clusterNodes?: readonly string[];
   channel: string;
+  /** The channel's shards (LOG_SHARDS): its group reads every shard's stream. @defaultValue 1 */
+  shards?: number;
+  /**
+   * The logger servers' LOG_SIGNING_KEYS: frames are checked as the servers check them, and one
+   * that fails is not counted (the servers dead-letter it) but counted in
+   * alerts_bad_signature_frames_total. Undefined: a signature line is skipped unchecked.
+   */
+  signingKeys?: SigningKeys;
   /** Its own consumer group: it reads every record, beside the logger servers' group, taking nothing from them. */
   group: string;
   consumer: string;
@@ -39,60 +49,72 @@ export class Alerts {
   private readonly records = new Counter({ name: 'alerts_records_total', help: 'Records read', registers: [this.registry] });
   private readonly alertsSent = new Counter({ name: 'alerts_sent_total', help: 'Alerts sent to the webhook', labelNames: ['app'], registers: [this.registry] });
   private readonly webhookFailures = new Counter({ name: 'alerts_webhook_failures_total', help: 'Alerts the webhook did not take (logged, not retried)', registers: [this.registry] });
+  private readonly badSignatures = new Counter({
+    name: 'alerts_bad_signature_frames_total',
+    help: 'Frames whose signature failed the check against LOG_SIGNING_KEYS: their records are not counted (the servers dead-letter them)',
+    registers: [this.registry],
+  });
   private readonly lastMinute = new Gauge({ name: 'alerts_errors_this_minute', help: 'Error records of the current minute, per app', labelNames: ['app'], registers: [this.registry] });
   private readonly counter: ErrorCounter;
-  private readonly reader: StreamReader;
+  /** One reader per shard of the channel, each in its group on that shard's stream. */
+  private readonly readers: StreamReader[];
   private running = false;
-  private loop: Promise<void> | undefined;
+  private loops: Array<Promise<void>> = [];
+  private nextPrune = 0;
 
   constructor(private readonly options: AlertsOptions) {
     this.counter = new ErrorCounter(options.threshold);
-    this.reader = new StreamReader({ url: options.url, channel: options.channel, group: options.group, consumer: options.consumer, blockMs: 500 });
+    const { url, clusterNodes, channel, group, consumer } = options;
+    this.readers = shardsOf(options.shards ?? 1).map((shard) => new StreamReader({ url, clusterNodes, channel, shard, group, consumer, blockMs: 500 }));
   }
 
   async start(): Promise<void> {
-    await this.reader.start();
+    for (const reader of this.readers) await reader.start();
     this.running = true;
-    this.loop = this.run();
+    // A loop per shard: one shard's Redis failing (a cluster master down) holds none of the others back.
+    this.loops = this.readers.map((reader, i) => this.run(reader, this.readers.length === 1 ? undefined : i));
   }
 
   async stop(): Promise<void> {
     this.running = false;
-    await this.loop;
-    await this.reader.close();
+    await Promise.all(this.loops);
+    for (const reader of this.readers) await reader.close();
   }
 
-  private async run(): Promise<void> {
-    let nextPrune = 0;
+  private async run(reader: StreamReader, shard: number | undefined): Promise<void> {
     const backoff = new Backoff({ initialMs: 100, maxMs: 5000 });
     while (this.running) {
       let entries;
       try {
-        ({ entries } = await this.reader.read());
+        ({ entries } = await reader.read());
         backoff.reset();
       } catch (error) {
-        this.options.log?.('reading failed; retrying', { error: (error as Error).message, retryInMs: backoff.delayMs });
+        this.options.log?.('reading failed; retrying', { shard, error: (error as Error).message, retryInMs: backoff.delayMs });
         await backoff.wait();
         continue;
       }
       const alerts: Alert[] = [];
-      for (const entry of entries) if (entry.frame) this.count(entry.frame, entry.id, alerts);
-      await this.reader.ack(entries.map((entry) => entry.id));
+      for (const entry of entries) if (entry.frame) this.count(entry.frame, entry.id, shard, alerts);
+      await reader.ack(entries.map((entry) => entry.id));
       for (const alert of alerts) await this.send(alert);
       const now = Date.now();
-      if (now >= nextPrune) {
+      if (now >= this.nextPrune) {
         this.counter.prune(now);
-        nextPrune = now + 60_000;
+        this.nextPrune = now + 60_000;
       }
     }
   }
 
-  /** Counts one frame's records; what does not decode is the logger servers' to dead-letter, not ours. */
-  private count(frame: Buffer, entryId: string, alerts: Alert[]): void {
+  /** Counts one frame's records; what does not decode (or, with signing keys, fails its signature) is the logger servers' to dead-letter, not ours. */
+  private count(frame: Buffer, entryId: string, shard: number | undefined, alerts: Alert[]): void {
     let decoded;
     try {
-      decoded = decodeFrame(frame, { entryId });
-    } catch {
+      decoded = decodeFrame(frame, { entryId, keys: this.options.signingKeys });
+    } catch (error) {
+      if (error instanceof BadSignatureError) {
+        this.badSignatures.inc();
+        this.options.log?.('frame not counted: bad signature', { shard, entryId, error: error.message });
+      }
       return;
     }
     for (let i = 0; i < decoded.lines.length; i++) {

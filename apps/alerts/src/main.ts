@@ -2,7 +2,7 @@
 // apps/alerts: `node apps/alerts/dist/main.js`, configured by the environment (see README).
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
-import { DEFAULT_REDIS_URL, toValidName } from '@log/protocol';
+import { DEFAULT_REDIS_URL, SigningKeys, toValidName } from '@log/protocol';
 import { Alerts } from './alerts';
 
 const log = (message: string, fields?: Record<string, unknown>) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), level: 'info', app: 'alerts', message, ...fields }) + '\n');
@@ -14,8 +14,29 @@ async function main(): Promise<void> {
     process.stderr.write(`alerts: ALERT_THRESHOLD=${JSON.stringify(env.ALERT_THRESHOLD)}: must be a whole number >= 1\n`);
     process.exit(2);
   }
+  // The logger servers' own settings, so alerts reads what they read and checks what they check.
+  const shards = Number(env.LOG_SHARDS || 1);
+  if (!Number.isSafeInteger(shards) || shards < 1) {
+    process.stderr.write(`alerts: LOG_SHARDS=${JSON.stringify(env.LOG_SHARDS)}: must be a whole number >= 1\n`);
+    process.exit(2);
+  }
+  const clusterNodes = env.REDIS_CLUSTER_NODES?.split(',')
+    .map((node) => node.trim())
+    .filter((node) => node !== '');
+  let signingKeys: SigningKeys | undefined;
+  if (env.LOG_SIGNING_KEYS) {
+    const parsed = SigningKeys.parse(env.LOG_SIGNING_KEYS);
+    if (parsed.keys === undefined) {
+      process.stderr.write(`alerts: LOG_SIGNING_KEYS: ${parsed.problems.join('; ')}\n`);
+      process.exit(2);
+    }
+    signingKeys = parsed.keys;
+  }
   const alerts = new Alerts({
     url: env.REDIS_URL || DEFAULT_REDIS_URL,
+    clusterNodes: clusterNodes?.length ? clusterNodes : undefined,
+    shards,
+    signingKeys,
     channel: env.LOG_CHANNEL ?? 'logger',
     group: env.ALERTS_GROUP ?? 'alerts',
     consumer: env.ALERTS_CONSUMER ?? toValidName(hostname()),

@@ -9,7 +9,7 @@ import { TAIL_HELP, tail } from './tail';
 type Command = (args: string[], settings: Settings, io: Io) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string; summary: string }> = {
-  tail: { run: tail, help: TAIL_HELP, summary: 'records as they arrive (XREAD, no group: takes nothing from the servers)' },
+  tail: { run: tail, help: TAIL_HELP, summary: 'records as they arrive from every shard (XREAD, no group: takes nothing from the servers)' },
   stats: { run: stats, help: STATS_HELP, summary: "the group's loss report over every server; exit 1 when records are missing" },
   dead: { run: dead, help: DEAD_HELP, summary: 'dead letters: list, show, replay after a fix, purge' },
   archive: { run: archive, help: ARCHIVE_HELP, summary: 'archives in S3 by app and time: ls, cat, grep' },
@@ -17,8 +17,9 @@ const COMMANDS: Record<string, { run: Command; help: string; summary: string }> 
 };
 
 export const HELP = `logctl <command> [options]: the log pipeline for operators. Settings come from the server's
-environment variables: REDIS_URL, LOG_CHANNEL, LOG_GROUP, LOG_DIR, S3_BUCKET, S3_PREFIX,
-S3_ENDPOINT, S3_FORCE_PATH_STYLE, AWS_REGION and the AWS SDK's credential chain.
+environment variables: REDIS_URL (or REDIS_CLUSTER_NODES), LOG_SHARDS, LOG_CHANNEL, LOG_GROUP,
+LOG_DIR, LOG_SIGNING_KEYS, S3_BUCKET, S3_PREFIX, S3_ENDPOINT, S3_FORCE_PATH_STYLE, AWS_REGION and
+the AWS SDK's credential chain; LOG_SIGNING_KEY (a publisher's) signs what dead replay sends.
 
 ${Object.entries(COMMANDS)
   .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)

@@ -1,9 +1,14 @@
-import { createRedisClient } from '@log/protocol/redis';
-import { RESP_TYPES, type RedisClientType } from 'redis';
+import { createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import { RESP_TYPES } from 'redis';
+import type { Settings } from './settings';
 
-/** A client for one command: no reconnect loop, so an unreachable Redis fails fast with its error. */
-export async function connect(url: string): Promise<RedisClientType> {
-  const client = createRedisClient({ url, socket: { connectTimeout: 3000, reconnectStrategy: false } }); // the failed command or connect() reports errors
+/**
+ * The Redis the servers read: REDIS_URL, or the cluster of REDIS_CLUSTER_NODES. Connected, with no
+ * reconnect loop, so an unreachable Redis fails fast with its error (the failed command or
+ * connect() reports it).
+ */
+export async function connect(settings: Pick<Settings, 'redisUrl' | 'clusterNodes'>): Promise<RedisConnection> {
+  const client = createRedisConnection({ url: settings.redisUrl, clusterNodes: settings.clusterNodes, socket: { connectTimeout: 3000, reconnectStrategy: false } });
   await client.connect();
   return client;
 }

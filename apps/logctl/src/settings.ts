@@ -1,13 +1,17 @@
-import { DEFAULT_GROUP, DEFAULT_REDIS_URL, nameProblem } from '@log/protocol';
+import { DEFAULT_GROUP, DEFAULT_REDIS_URL, SigningKeys, nameProblem, parseSigningKey, type SigningKey } from '@log/protocol';
 import { UsageError } from './io';
 
 /** The server's settings logctl needs, from the same environment variables (see the root README). */
 export interface Settings {
   redisUrl: string;
-  /** REDIS_CLUSTER_NODES split at commas: the servers read a Redis Cluster (stats reads it too). */
+  /** REDIS_CLUSTER_NODES split at commas: the servers read a Redis Cluster (so does every command). */
   clusterNodes: string[] | undefined;
-  /** LOG_SHARDS: the channel's streams (stats merges the loss report over them). */
+  /** LOG_SHARDS: the channel's streams; every command reads (and stats merges over) all of them. */
   shards: number;
+  /** LOG_SIGNING_KEYS as the servers have it (tail verifies with it; parsed by signingKeysOf when used). */
+  signingKeys: string | undefined;
+  /** LOG_SIGNING_KEY as a publisher has it (`[app=]keyid:secret`): dead replay signs with it. */
+  signingKey: string | undefined;
   channel: string;
   group: string;
   logDir: string;
@@ -44,6 +48,8 @@ export function settingsFrom(env: NodeJS.ProcessEnv): Settings {
     redisUrl: env.REDIS_URL || DEFAULT_REDIS_URL,
     clusterNodes: clusterNodes === undefined || clusterNodes.length === 0 ? undefined : clusterNodes,
     shards,
+    signingKeys: env.LOG_SIGNING_KEYS || undefined,
+    signingKey: env.LOG_SIGNING_KEY || undefined,
     channel,
     group,
     logDir: env.LOG_DIR || './log',
@@ -78,4 +84,20 @@ export function parseTime(text: string, now = Date.now()): number {
   const ms = Date.parse(text);
   if (Number.isNaN(ms)) throw new UsageError(`not a time: ${JSON.stringify(text)} (use an ISO time like 2026-11-25T13:00Z, or 10m for ten minutes ago)`);
   return ms;
+}
+
+/** LOG_SIGNING_KEYS parsed (undefined when unset); a bad value is a usage error naming every problem, never a secret. */
+export function signingKeysOf(settings: Pick<Settings, 'signingKeys'>): SigningKeys | undefined {
+  if (settings.signingKeys === undefined) return undefined;
+  const { keys, problems } = SigningKeys.parse(settings.signingKeys);
+  if (keys === undefined) throw new UsageError(`LOG_SIGNING_KEYS: ${problems.join('; ')}`);
+  return keys;
+}
+
+/** LOG_SIGNING_KEY parsed (undefined when unset). */
+export function signingKeyOf(settings: Pick<Settings, 'signingKey'>): SigningKey | undefined {
+  if (settings.signingKey === undefined) return undefined;
+  const key = parseSigningKey(settings.signingKey);
+  if (typeof key === 'string') throw new UsageError(`LOG_SIGNING_KEY: ${key}`);
+  return key;
 }

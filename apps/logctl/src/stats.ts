@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { createRedisConnection } from '@log/protocol/redis';
 import { LossReportReader, type ProducerReport } from '@log/subscriber';
 import type { Io } from './io';
 import { connect } from './redis';
@@ -27,9 +26,8 @@ const COLUMNS: Array<[string, (p: ProducerReport) => string]> = [
 
 export async function stats(args: string[], settings: Settings, io: Io): Promise<number> {
   const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
-  const client = settings.clusterNodes ? createRedisConnection({ clusterNodes: settings.clusterNodes, socket: { connectTimeout: 3000, reconnectStrategy: false } }) : await connect(settings.redisUrl);
+  const client = await connect(settings);
   try {
-    if (settings.clusterNodes) await client.connect();
     // Over every shard of the channel (LOG_SHARDS): a producer's row is on its shard's keys.
     const reader = new LossReportReader(client, settings.channel, settings.group, settings.shards);
     const producers: ProducerReport[] = [];

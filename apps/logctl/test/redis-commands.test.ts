@@ -1,34 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
 import { FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, streamKey, type FrameHeader, type WireRecord } from '@log/protocol';
 import { deadLetterCommand } from '@log/subscriber';
-import { freePort, removeDir, sleep, startRedis, stopProcess, tempDir, type RedisServer } from '@log/test-kit';
-import { createClient, type RedisClientType } from 'redis';
-import { logctl } from './helpers';
+import { sleep, tempDir } from '@log/test-kit';
+import { logctl, useRedis, useServer } from './helpers';
 
-let redis: RedisServer;
-let client: RedisClientType;
+const shared = useRedis();
 let channelNo = 0;
-const env = (channel: string): Record<string, string> => ({ REDIS_URL: redis.url, LOG_CHANNEL: channel });
+const env = (channel: string): Record<string, string> => ({ REDIS_URL: shared.redis.url, LOG_CHANNEL: channel });
 const nextChannel = () => `logctl-${process.pid}-${++channelNo}`;
-
-beforeAll(async () => {
-  redis = await startRedis();
-  client = createClient({ url: redis.url }) as RedisClientType;
-  client.on('error', () => {});
-  await client.connect();
-});
-afterAll(async () => {
-  client.destroy();
-  await redis.dispose();
-});
 
 function frame(header: Partial<FrameHeader> & { seq: number }, records: WireRecord[]): string {
   return encodeFrame({ producer: 'aaaabbbbccccdddd', app: 'shop', host: 'web1', pid: 7, dropped: 0, count: records.length, ...header }, records.map(encodeRecord));
 }
 
 async function xadd(channel: string, text: string): Promise<string> {
-  return (await client.sendCommand(['XADD', streamKey(channel), '*', FRAME_FIELD, text])) as string;
+  return (await shared.client.sendCommand(['XADD', streamKey(channel), '*', FRAME_FIELD, text])) as string;
 }
 
 const at = Date.UTC(2026, 10, 25, 13);
@@ -78,7 +63,7 @@ describe('logctl tail', () => {
     ]);
     // an escape sequence in a record never reaches the terminal raw
     expect((await logctl(env(channel), ['tail', '--no-follow', '--app', 'billing'])).out).toContain('invoice late\\u001b[31m');
-    expect(await client.sendCommand(['XINFO', 'GROUPS', streamKey(channel)])).toEqual([]);
+    expect(await shared.client.sendCommand(['XINFO', 'GROUPS', streamKey(channel)])).toEqual([]);
   });
 
   it('follows new records from now, from an id or since a time, and stops after --count', async () => {
@@ -107,9 +92,9 @@ describe('logctl dead', () => {
     const channel = nextChannel();
     const key = deadLetterKey(channel);
     const badFrame = frame({ seq: 5 }, [{ time: at, level: 'info', message: 'kept in a frame' }]);
-    await client.sendCommand(deadLetterCommand(key, '1-1', 'DELIVERY_LIMIT', 'delivered 11 times', Buffer.from(badFrame)));
-    await client.sendCommand(deadLetterCommand(key, '1-2', 'RECORD_INVALID', 'level (l) must be one of ...', Buffer.from('{"t":1764075600000,"l":"info","m":"lone line"}')));
-    await client.sendCommand(deadLetterCommand(key, '1-3', 'UNSAFE_PATH', 'app ../x', undefined));
+    await shared.client.sendCommand(deadLetterCommand(key, '1-1', 'DELIVERY_LIMIT', 'delivered 11 times', Buffer.from(badFrame)));
+    await shared.client.sendCommand(deadLetterCommand(key, '1-2', 'RECORD_INVALID', 'level (l) must be one of ...', Buffer.from('{"t":1764075600000,"l":"info","m":"lone line"}')));
+    await shared.client.sendCommand(deadLetterCommand(key, '1-3', 'UNSAFE_PATH', 'app ../x', undefined));
     const list = await logctl(env(channel), ['dead', 'list', '--json']);
     const letters = list.out
       .trim()
@@ -141,29 +126,18 @@ describe('logctl dead', () => {
     // purge: no terminal and no --yes refuses; a "no" keeps them; --yes deletes
     expect((await logctl(env(channel), ['dead', 'purge', '--all'])).code).toBe(2);
     expect((await logctl(env(channel), ['dead', 'purge', '--all'], { ask: () => Promise.resolve('no') })).code).toBe(1);
-    expect(Number(await client.sendCommand(['XLEN', key]))).toBe(1);
+    expect(Number(await shared.client.sendCommand(['XLEN', key]))).toBe(1);
     expect((await logctl(env(channel), ['dead', 'purge', '--all'], { ask: () => Promise.resolve('yes') })).out).toContain('deleted 1 dead letters');
-    expect(Number(await client.sendCommand(['XLEN', key]))).toBe(0);
+    expect(Number(await shared.client.sendCommand(['XLEN', key]))).toBe(0);
   });
 });
 
 describe('logctl stats', () => {
-  let server: ChildProcess | undefined;
-  let logDir = '';
-  afterEach(async () => {
-    if (server) await stopProcess(server, 15_000);
-    server = undefined;
-    if (logDir) removeDir(logDir);
-  });
+  const servers = useServer();
 
   it("prints the group's loss report as the server computes it, and exits 1 when records are missing", async () => {
     const channel = nextChannel();
-    logDir = tempDir('logctl-stats');
-    const httpPort = await freePort();
-    server = spawn(process.execPath, [join(__dirname, '..', '..', 'logger-server', 'dist', 'main.js')], {
-      env: { PATH: process.env.PATH, REDIS_URL: redis.url, LOG_CHANNEL: channel, LOG_DIR: logDir, HTTP_PORT: String(httpPort), READ_BLOCK_MS: '200', LOG_CONSUMER: 'test' },
-      stdio: 'ignore',
-    });
+    const { httpPort } = await servers.start({ REDIS_URL: shared.redis.url, LOG_CHANNEL: channel, LOG_DIR: tempDir('logctl-stats') });
     // producer A: seqs 1-3 and 6-8 (4 and 5 never arrive); producer B: 1-2, complete
     await xadd(
       channel,

@@ -15,7 +15,7 @@
 //     LOG_SIGNING_KEYS, against unsigned frames drained by a server without, in the same round.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -159,11 +159,13 @@ async function naiveDrain(key, lastId, entries) {
   const dir = tempDir('bench-naive');
   const client = connected(redis.url);
   await client.connect();
+  if (process.env.BENCH_REDIS_STATS) await client.sendCommand(['CONFIG', 'RESETSTAT']);
   const child = spawn(process.execPath, [NAIVE, redis.url, key, 'naive', join(dir, 'naive.log'), String(entries)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await lineSeen(child, 'ready');
   child.stdout.resume();
   const end = await drained(client, key, 'naive', lastId);
   const memory = procMemory(child.pid);
+  if (process.env.BENCH_REDIS_STATS) process.stderr.write(`naive consumer:\n${await client.sendCommand(['INFO', 'commandstats'])}\n`);
   await new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
   client.destroy();
   removeDir(dir);
@@ -253,10 +255,18 @@ async function throughputSection() {
   // 3. end to end: a publisher in another process, logging flat out (yielding every 5000 calls)
   const E2E = Math.round(500_000 * SCALE);
   const e2eTimes = [];
+  const e2eBaseTimes = [];
+  // With BENCH_BASE_MAIN each round runs both servers, one after the other, who goes first alternating.
+  const e2eRuns = [];
   for (let round = 0; round < (PARTS.has('e2e') ? ROUNDS : 0); round++) {
+    const pair = [{ main: MAIN, times: e2eTimes }, ...(BASE_MAIN ? [{ main: BASE_MAIN, times: e2eBaseTimes }] : [])];
+    if (round % 2 === 1) pair.reverse();
+    e2eRuns.push(...pair);
+  }
+  for (const { main, times: e2eRoundTimes } of e2eRuns) {
     await redis.flushAll();
     const dir = tempDir('bench-e2e');
-    const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' });
+    const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'e2e' }, main);
     const started = process.hrtime.bigint();
     const app = spawn(
       process.execPath,
@@ -278,22 +288,32 @@ async function throughputSection() {
     app.once('exit', () => (published = process.hrtime.bigint() - started));
     // Every 50 ms, not faster: rendering /metrics takes the server's time (at 5 ms it cut this row by half).
     while ((await written(server.httpPort)) < E2E) await sleep(50);
-    e2eTimes.push(Number(process.hrtime.bigint() - started));
+    e2eRoundTimes.push(Number(process.hrtime.bigint() - started));
     await new Promise((resolve) => (app.exitCode !== null ? resolve() : app.once('exit', resolve)));
-    process.stderr.write(`end to end round: publisher closed after ${Number(published ?? 0n) / 1e6} ms, all written after ${e2eTimes.at(-1) / 1e6} ms\n`);
+    process.stderr.write(
+      `end to end round (${main === MAIN ? 'this build' : 'before'}): publisher closed after ${Number(published ?? 0n) / 1e6} ms, all written after ${e2eRoundTimes.at(-1) / 1e6} ms\n`,
+    );
     await server.stop();
     removeDir(dir);
   }
   const e2eRate = rate(E2E, median(e2eTimes));
-  process.stderr.write(`end to end done: ${e2eRate}\n`);
+  const e2eBaseRate = BASE_MAIN && e2eBaseTimes.length > 0 ? rate(E2E, median(e2eBaseTimes)) : undefined;
+  process.stderr.write(`end to end done: ${e2eRate}${e2eBaseRate === undefined ? '' : ` (before: ${e2eBaseRate})`}\n`);
 
   // 4. latency from the log call to the line in the file, READ_COUNT 16 (the default)
-  async function latencyRun({ perSecond, seconds, readCount }) {
+  const LATENCY_WARMUP_MS = 1000;
+  async function latencyRun({ perSecond, seconds, readCount, main = MAIN }) {
     await redis.flushAll();
     const dir = tempDir('bench-latency');
-    const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat', READ_COUNT: String(readCount) });
+    const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'lat', READ_COUNT: String(readCount) }, main);
     const log = createPublisher('lat', { app: 'lat', url: redis.url });
     const latencies = [];
+    // The first LATENCY_WARMUP_MS at the rate are logged and written but not counted: the
+    // server's and the publisher's code is compiled by then, and their connections are up.
+    const measureFrom = Date.now() + LATENCY_WARMUP_MS;
+    let warmup = 0;
+    // BENCH_LATENCY_TRACE=<dir>: every record's send time and latency, a file per rate, to see where the tail sits
+    const trace = process.env.BENCH_LATENCY_TRACE ? [] : undefined;
     const file = join(dir, 'log', 'lat', 'lat.log');
     // Follows the file like tail -F: the descriptor keeps reading a file the server rotated away
     // (renamed), drained to its end before the new one is opened.
@@ -308,7 +328,17 @@ async function throughputSection() {
         const lines = (rest + buffer.toString('utf8', 0, n)).split('\n');
         rest = lines.pop();
         const now = Date.now();
-        for (const line of lines) latencies.push(now - JSON.parse(line).sentAt);
+        for (const line of lines) {
+          // the field's digits, not JSON.parse of the whole line: the tail shares this process with the publisher
+          const at = line.indexOf('"sentAt":');
+          const sentAt = at < 0 ? JSON.parse(line).sentAt : Number.parseInt(line.slice(at + 9, at + 24), 10);
+          if (sentAt < measureFrom) {
+            warmup++;
+            continue;
+          }
+          latencies.push(now - sentAt);
+          if (trace) trace.push(`${sentAt} ${now - sentAt}`);
+        }
       }
     };
     const tail = setInterval(() => {
@@ -327,17 +357,24 @@ async function throughputSection() {
     }, 1);
     let sent = 0;
     const perTick = perSecond / 100;
+    let warm = 0;
     const ticker = setInterval(() => {
-      for (let k = 0; k < perTick; k++) log.info('request handled', { sentAt: Date.now(), ...fields(sent++) });
+      for (let k = 0; k < perTick; k++) {
+        const sentAt = Date.now();
+        if (sentAt < measureFrom) warm++;
+        else sent++;
+        log.info('request handled', { sentAt, ...fields(sent + warm) });
+      }
     }, 10);
-    await sleep(seconds * 1000);
+    await sleep(LATENCY_WARMUP_MS + seconds * 1000);
     clearInterval(ticker);
     await log.close();
-    while (latencies.length < sent) await sleep(20);
+    while (latencies.length < sent || warmup < warm) await sleep(20);
     clearInterval(tail);
     if (fd !== undefined) closeSync(fd);
     await server.stop();
     removeDir(dir);
+    if (trace) writeFileSync(join(process.env.BENCH_LATENCY_TRACE, `latency-${perSecond}${main === MAIN ? '' : '-before'}.txt`), `${trace.join('\n')}\n`);
     latencies.sort((a, b) => a - b);
     const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))];
     return { p50: pct(50), p99: pct(99), max: latencies[latencies.length - 1], records: latencies.length };
@@ -346,10 +383,13 @@ async function throughputSection() {
   const SECONDS = QUICK ? 2 : 10;
   const latencyRows = [];
   for (const perSecond of PARTS.has('latency') ? [20_000, 100_000] : []) {
+    // with BENCH_BASE_MAIN, the server before this change first, then this one, at the same rate
+    const before = BASE_MAIN ? await latencyRun({ perSecond, seconds: SECONDS, readCount: 16, main: BASE_MAIN }) : undefined;
     const run = await latencyRun({ perSecond, seconds: SECONDS, readCount: 16 });
     const target = perSecond === 100_000 ? 'p99 <= 20' : '-';
     latencyRows.push([perSecond.toLocaleString('en'), String(run.p50), String(run.p99), String(run.max), run.records.toLocaleString('en'), target, perSecond === 100_000 ? met(run.p99 <= 20) : '-']);
-    process.stderr.write(`latency at ${perSecond} done: p99 ${run.p99}\n`);
+    if (before) latencyRows.at(-1).push(String(before.p50), String(before.p99), before.records.toLocaleString('en'));
+    process.stderr.write(`latency at ${perSecond} done: p50 ${run.p50} p99 ${run.p99}${before ? ` (before: p50 ${before.p50} p99 ${before.p99})` : ''}\n`);
   }
 
   const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix and end to end: medians of ${ROUNDS} rounds; memory and latency: one run each. Load average (1 min, \`/proc/loadavg\`) when the section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (the machine is shared: other sessions' tests and benchmarks ran on the same 2 cores).
@@ -364,11 +404,11 @@ ${table(['backlog (records)', 'server peak RSS MiB', 'records/s'], memoryRows)}
 
 **End to end.** A publisher process logging flat out (yielding with setImmediate every 5000 calls) while the server runs; counted from the publisher's spawn until /metrics shows every record written (fsynced).
 
-${table(['end to end', 'records', 'records/s', 'target', 'met'], [['publisher process -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), e2eRate.toLocaleString('en'), '>= 300,000', met(e2eRate >= 300_000)]])}
+${table(['end to end', 'records', 'records/s', 'target', 'met', ...(e2eBaseRate === undefined ? [] : ['before: records/s'])], [['publisher process -> Redis -> server -> fsynced file', E2E.toLocaleString('en'), e2eRate.toLocaleString('en'), '>= 300,000', met(e2eRate >= 300_000), ...(e2eBaseRate === undefined ? [] : [e2eBaseRate.toLocaleString('en')])]])}
 
-**Latency**, log call -> line in the file (read back by a tail in the benchmark's process), ${SECONDS} s at a steady rate (a tick every 10 ms logs a hundredth of the rate), READ_COUNT 16.
+**Latency**, log call -> line in the file (read back by a tail in the benchmark's process, which takes each line's \`sentAt\` field by its digits), ${SECONDS} s at a steady rate (a tick every 10 ms logs a hundredth of the rate) after ${LATENCY_WARMUP_MS / 1000} s at the same rate that is written but not counted (the server's first batches compile its code and open the file: 300-700 ms each, measured in its first second), READ_COUNT 16. "records" is how many were counted: the publisher and the tail share the benchmark's process, and a rate that process could not keep up shows as fewer records than rate x seconds.
 
-${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met'], latencyRows)}`;
+${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met', ...(BASE_MAIN ? ['before: p50 ms', 'before: p99 ms', 'before: records'] : [])], latencyRows)}${BASE_MAIN ? '\n\n"before": the build at `BENCH_BASE_MAIN` at the same rate, run right before this one (end to end: each round runs both, who goes first alternating).' : ''}`;
   console.log(body);
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
   if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;

@@ -48,6 +48,8 @@ describe('GroupState.commit', () => {
     expect(report.producers).toEqual([expect.objectContaining({ producer: 'p1', app: 'shop', received: 7, deadLettered: 1, missing: 2, highest: 10 })]);
     expect(await state.commit([], new Map(), [commit('p1', [6, 6, 8, 8])], token())).toEqual({ kind: 'committed' });
     expect((await state.totals()).missing).toBe(0);
+    // the producer's own counters add up over commits (set from what the commit read, not incremented)
+    expect((await state.report()).producers).toEqual([expect.objectContaining({ producer: 'p1', received: 9, deadLettered: 1, reportedDrops: 4, missing: 0 })]);
     await state.releaseLease();
   });
 

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { groupStateKeys, shardsOf, sleep, streamKey } from '@log/protocol';
 import { LuaScript, type CommandSender } from '@log/protocol/redis';
-import { LossReportReader, toPairs, type LossReport, type ReportTotals } from '@log/subscriber';
+import { LossReportReader, idRange, toPairs, type LossReport, type ReportTotals } from '@log/subscriber';
 import { LeaseError } from './errors';
 
 /** A script of lua/ (see LuaScript: SCRIPT LOAD once, then EVALSHA). */
@@ -84,7 +84,7 @@ export class GroupState {
     channel: string,
     private readonly group: string,
     readonly consumer: string,
-    shard?: number,
+    readonly shard?: number,
   ) {
     this.keys = groupStateKeys(channel, group, shard);
     this.reports = new LossReportReader(client, channel, group, [shard]);
@@ -156,7 +156,8 @@ export class GroupState {
    * 'stale' and commits nothing.
    */
   async commit(ids: readonly string[], checkpoints: ReadonlyMap<string, Checkpoint>, producers: readonly ProducerCommit[], token: string, previous?: string): Promise<CommitOutcome> {
-    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ids.join(' ')];
+    const { first, last } = ids.length > 0 ? idRange(ids) : { first: '', last: '' };
+    const args: Array<string | number> = [this.group, this.consumer, this.leaseValue, LEASE_TTL_MS, Date.now(), token, ids.length, ids.join(' '), first, last];
     args.push(checkpoints.size);
     for (const [app, { offset, origin, seq }] of checkpoints) args.push(`${this.consumer}/${app}`, `${offset} ${origin} ${seq}`);
     args.push(producers.length);

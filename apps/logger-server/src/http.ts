@@ -4,7 +4,8 @@ import { StartupError } from './errors';
 import type { LoggerServer } from './server';
 
 /**
- * GET /metrics (Prometheus text), /healthz (200 ready, 503 starting or not ready, with the reason) and
+ * GET /metrics (Prometheus text), /healthz (200 ready, 503 starting or not ready, with the reason;
+ * with LOG_SHARDS > 1 ready needs every shard's Redis, and failingShards names those that fail) and
  * /stats (the group's per-producer loss report as JSON, merged over every server: `?cursor=N&limit=M`
  * pages it, most recently active producers first; the reply's `cursor` fetches the next page).
  */
@@ -23,13 +24,16 @@ export function startHttp(server: LoggerServer, port: number): Promise<{ http: S
       return;
     }
     if (path === '/healthz') {
-      const { ready, redisOk, diskOk, lastError, starting } = server.health;
+      const { ready, redisOk, diskOk, lastError, starting, shards, failingShards } = server.health;
       const archive = server.archiveHealth();
       const up = ready && !starting;
       res.writeHead(up ? 200 : 503, { 'content-type': 'application/json' });
       // Archiving that fails or lags never makes the server unready: it writes on, files wait on disk.
       const status = starting ? 'starting' : !ready ? 'unavailable' : archive.state === 'ok' || archive.state === 'off' ? 'ok' : 'degraded';
-      res.end(JSON.stringify({ status, redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', archive: archive.state, archiveError: archive.reason, lastError }));
+      const body: Record<string, unknown> = { status, redis: redisOk ? 'ok' : 'failing', disk: diskOk ? 'ok' : 'failing', archive: archive.state, archiveError: archive.reason, lastError };
+      // Which shard's Redis fails, each with its own error (LOG_SHARDS > 1): the server is unready while any does.
+      if (shards > 1) body.failingShards = failingShards;
+      res.end(JSON.stringify(body));
       return;
     }
     if (path === '/stats') {

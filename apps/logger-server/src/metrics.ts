@@ -8,8 +8,11 @@ type GroupTotals = { missing: number; deadLettered: number; conflicts: number };
  * Prometheus metrics of one server. Names start with logger_. The loss gauges read the group's
  * totals when scraped (Redis unreachable: the last values stand, and logger_ready says why).
  */
-export function createMetrics(groupTotals?: GroupTotalsSource) {
+export function createMetrics(groupTotals?: GroupTotalsSource, shards = 1) {
   const registry = new Registry();
+  // Each shard's stream has its own groups: with LOG_SHARDS > 1 their gauges carry the shard, so
+  // one shard's numbers never overwrite another's. One shard keeps today's series, label for label.
+  const groupLabels = shards > 1 ? ['group', 'shard'] : ['group'];
   // One read of the totals per scrape, shared by the gauges that show them (collected together).
   let reading: Promise<GroupTotals | undefined> | undefined;
   const readTotals = () => (reading ??= (groupTotals?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => setImmediate(() => (reading = undefined))));
@@ -69,12 +72,12 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     claimedEntries: new Counter({ name: 'logger_claimed_entries_total', help: 'Entries taken over from consumers that left them pending (XAUTOCLAIM)', registers: [registry] }),
     entriesLostToClaim: new Counter({ name: 'logger_entries_lost_to_claim_total', help: 'Entries not written because another consumer claimed them first', registers: [registry] }),
     streamTrimmedEntries: new Counter({ name: 'logger_stream_trimmed_entries_total', help: 'Stream entries removed by retention (all groups had acknowledged them)', registers: [registry] }),
-    groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group', labelNames: ['group'], registers: [registry] }),
-    groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (a lagging group holds retention back)', labelNames: ['group'], registers: [registry] }),
+    groupPending: new Gauge({ name: 'logger_group_pending', help: 'Entries read and not yet acknowledged, per group (and shard)', labelNames: groupLabels, registers: [registry] }),
+    groupLag: new Gauge({ name: 'logger_group_lag', help: 'Entries not yet read, per group (and shard; a lagging group holds retention back)', labelNames: groupLabels, registers: [registry] }),
     retentionBlockedBy: new Gauge({
       name: 'logger_retention_blocked_by',
-      help: '1 for the group whose oldest unacknowledged or unread entry holds stream trimming back',
-      labelNames: ['group'],
+      help: "1 for the group whose oldest unacknowledged or unread entry holds stream trimming back (per shard: each shard's stream is trimmed on its own)",
+      labelNames: groupLabels,
       registers: [registry],
     }),
     pubsubDisconnects: new Gauge({ name: 'logger_pubsub_disconnects', help: 'Times the Pub/Sub subscription was lost (messages published meanwhile were not heard)', registers: [registry] }),
@@ -115,6 +118,18 @@ export function createMetrics(groupTotals?: GroupTotalsSource) {
     archiveCompressionRatio: new Gauge({ name: 'logger_archive_compression_ratio', help: 'Raw bytes / gzip bytes of the last archived file', registers: [registry] }),
     archiveLastSuccess: new Gauge({ name: 'logger_archive_last_success_timestamp_seconds', help: 'When the last file was archived', registers: [registry] }),
     ready: new Gauge({ name: 'logger_ready', help: '1 while Redis and the disk work', registers: [registry] }),
+    /**
+     * Sets the group gauges from one stream's groups as its trim saw them (StreamReader.trim):
+     * labelled with the shard (0..N-1) when the channel has several, as before when it has one.
+     */
+    setGroupGauges(shard: number | undefined, { groups, slowest }: { groups: ReadonlyArray<{ name: string; pending: number; lag: number | undefined }>; slowest: string | undefined }): void {
+      for (const group of groups) {
+        const labels = shards > 1 && shard !== undefined ? { group: group.name, shard: String(shard) } : { group: group.name };
+        m.retentionBlockedBy.set(labels, group.name === slowest ? 1 : 0);
+        m.groupPending.set(labels, group.pending);
+        if (group.lag !== undefined) m.groupLag.set(labels, group.lag);
+      }
+    },
   };
   return m;
 }

@@ -21,8 +21,8 @@ const SHUTDOWN_ROTATION_MS = 4000;
 
 /** The composition root: wires the parts, owns their lifecycle (start, fail, drain) and health. */
 export class LoggerServer {
-  readonly metrics: Metrics = createMetrics(() => this.group.totals());
-  readonly health = new Health(this.metrics);
+  readonly metrics: Metrics;
+  readonly health: Health;
   /** Archiving of closed files to S3; undefined when S3_BUCKET is not set. */
   readonly archive: ArchiveQueue | undefined;
   readonly group: ShardedGroupState;
@@ -39,6 +39,8 @@ export class LoggerServer {
     readonly config: Readonly<ServerConfig>,
     private readonly log: ServerLog = serverLog,
   ) {
+    this.metrics = createMetrics(() => this.group.totals(), config.shards);
+    this.health = new Health(this.metrics, config.shards);
     this.sink = new FileSink(config.logDir, config.maxOpenFiles);
     this.local = new LocalCheckpoints(this.sink.statePath(`acknowledged-${config.consumer}.json`));
     this.redis = createRedisConnection({ url: config.redisUrl, clusterNodes: config.clusterNodes });

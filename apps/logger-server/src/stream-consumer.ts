@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Backoff, sleep, type BackoffOptions } from '@log/protocol';
-import type { StreamEntry, StreamReader } from '@log/subscriber';
+import type { ReadResult, StreamEntry, StreamReader } from '@log/subscriber';
 import type { ServerConfig } from './config';
 import { DiskError, LeaseError, ServerError } from './errors';
 import type { DeadLetters } from './dead-letters';
 import type { Checkpoint, GroupState, ProducerCommit } from './group-state';
-import type { Health } from './health';
+import type { HealthReporter } from './health';
 import { describeError, type ServerLog } from './log';
 import type { Metrics } from './metrics';
 import type { RecordWriter } from './record-writer';
@@ -81,7 +81,8 @@ export class StreamConsumer {
     private readonly sink: FileSink,
     private readonly group: GroupState,
     private readonly local: LocalCheckpoints,
-    private readonly health: Health,
+    /** Its shard's view of the server's health (Health.shard): one shard down shows as that shard failing. */
+    private readonly health: HealthReporter,
     private readonly metrics: Metrics,
     private readonly log: ServerLog,
     private readonly hooks: ConsumerHooks,
@@ -113,7 +114,9 @@ export class StreamConsumer {
     let nextTrim = this.config.trimIntervalMs > 0 ? Date.now() + this.config.trimIntervalMs : Number.POSITIVE_INFINITY;
     // The next batch is read while this one is written and fsynced, so Redis round trips and
     // disk waits overlap instead of adding up.
-    let prefetched: Promise<{ entries: StreamEntry[]; fresh: boolean }> | undefined;
+    let prefetched: Promise<ReadResult> | undefined;
+    /** Set when the read ahead has answered: it was then waiting while the batch before was stored. */
+    let answered = false;
     while (this.running || prefetched) {
       let entries: StreamEntry[];
       let fresh = false;
@@ -121,7 +124,16 @@ export class StreamConsumer {
         if (prefetched) {
           const next = prefetched;
           prefetched = undefined;
-          ({ entries, fresh } = await next);
+          const waited = answered;
+          const ahead = await next;
+          ({ entries, fresh } = ahead);
+          // A read ahead answers with the first entries to arrive while the batch before is
+          // stored; the ones after them would wait in Redis for a batch more (at a steady rate,
+          // twice the time a batch takes). They join this batch instead.
+          if (waited && ahead.short && entries.length > 0 && this.running) {
+            const now = await reader.readNow();
+            if (now.entries.length > 0) entries = entries.concat(now.entries);
+          }
         } else {
           if (!this.hooks.rotate()) return; // the server's rotate skips while a batch is uncommitted
           if (this.hooks.archiveBackpressure()) {
@@ -161,8 +173,12 @@ export class StreamConsumer {
       const now = Date.now();
       // No read ahead when a claim or trim is due, or while the archive backlog holds reading back.
       if (this.running && now < nextClaim && now < nextTrim && !this.hooks.archiveBackpressure()) {
+        answered = false;
         prefetched = reader.read();
-        prefetched.catch(() => {}); // handled when awaited at the top of the loop
+        prefetched.then(
+          () => (answered = true),
+          () => {}, // handled when awaited at the top of the loop
+        );
       }
       try {
         await this.storeInTurn(entries, fresh);
@@ -186,13 +202,9 @@ export class StreamConsumer {
   }
 
   private async trim(): Promise<void> {
-    const { trimmed, groups, slowest } = await this.reader.trim();
-    if (trimmed > 0) this.metrics.streamTrimmedEntries.inc(trimmed);
-    for (const group of groups) {
-      this.metrics.retentionBlockedBy.set({ group: group.name }, group.name === slowest ? 1 : 0);
-      this.metrics.groupPending.set({ group: group.name }, group.pending);
-      if (group.lag !== undefined) this.metrics.groupLag.set({ group: group.name }, group.lag);
-    }
+    const trim = await this.reader.trim();
+    if (trim.trimmed > 0) this.metrics.streamTrimmedEntries.inc(trim.trimmed);
+    this.metrics.setGroupGauges(this.group.shard, trim);
   }
 
   /** store(), holding the BatchLock of a sharded channel; the writer is reset (still holding it) when Redis failed before the batch was written. */

@@ -107,7 +107,7 @@ export async function startConsumer(config: Readonly<ServerConfig>, parts: Consu
       await reader.start();
       const spool = sink.statePath(shard === undefined ? `dead-letters-${consumer}.jsonl` : `dead-letters-${consumer}.${shard}.jsonl`);
       const deadLetters = new DeadLetters(spool, (entry, reason, detail, payload) => reader.deadLetter(entry, reason, detail, payload), metrics, log);
-      consumers.push(new StreamConsumer(config, reader, writer, deadLetters, sink, group.shards[i]!, local, health, metrics, log, hooks, lock));
+      consumers.push(new StreamConsumer(config, reader, writer, deadLetters, sink, group.shards[i]!, local, health.shard(i), metrics, log, hooks, lock));
     }
     const stream = consumers.length === 1 ? consumers[0]! : new ShardedConsumer(consumers);
     stream.start();

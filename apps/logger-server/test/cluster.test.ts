@@ -37,6 +37,9 @@ beforeEach(() => {
   dir = tempDir('cluster');
 });
 afterEach(async () => {
+  // a test that failed half-way may leave nodes or servers paused: the next test needs them
+  for (const server of cluster.servers) server.resume();
+  for (const server of servers) server.child.kill('SIGCONT');
   await Promise.all(publishers.splice(0).map((log) => log.close(1000)));
   await Promise.all(servers.splice(0).map((server) => server.stop()));
   removeDir(dir);
@@ -272,6 +275,8 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     "two servers and a failover that loses the group's record of a delivery; %s",
     async (_name, waitReplicas) => {
       const r = rng(SEED + 11 + waitReplicas);
+      const t0 = Date.now();
+      const step = (what: string) => process.env.CLUSTER_DEBUG && console.log(`${Date.now() - t0} ms: ${what}`);
       const { channel, masters } = await channelOverAllMasters();
       const names = ['a', 'b'];
       const [a, b] = await startServers(channel, names, { REDIS_WAIT_REPLICAS: String(waitReplicas) });
@@ -290,9 +295,11 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
       await Promise.all(logs.map((log) => log.flush()));
       const onVictim = logs.filter((log) => log.stream === victimStream);
       const elsewhere = logs.filter((log) => log.stream !== victimStream);
+      step('backlog flushed');
       replica.server.pause();
       await cluster.cli(victim.port, 'CLIENT', 'KILL', 'TYPE', 'replica');
       a!.child.kill('SIGCONT');
+      step('replica cut off, a resumed');
       const written = (names: string[], group: Logger[]) => {
         const tally = tallyDisk(names);
         return group.every((log) => (tally.onDisk.get(log.producer)?.size ?? 0) === log.stats().logged);
@@ -300,23 +307,29 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
       const until = async (done: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) => {
         for (const deadline = Date.now() + timeoutMs; !(await done()); await sleep(100)) if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
       };
-      const pendingOnVictim = async () => Number(((await client.sendCommand(['XPENDING', victimStream, 'logger-server'])) as unknown[])[0]);
+      // asked of the victim itself: the test's cluster client may still route the slot to the node
+      // that was its master before an earlier test's failover, now the replica paused here
+      const pendingOnVictim = async () => Number((await cluster.cli(victim.port, 'XPENDING', victimStream, 'logger-server')).split('\n')[0]);
       await until(() => written(['a'], elsewhere), 'a wrote the other shards');
       // ... and committed it (acknowledged on the victim alone), so no commit of a's is in flight
       if (waitReplicas === 0) await until(async () => written(['a'], onVictim) && (await pendingOnVictim()) === 0, 'a wrote and committed the victim shard');
       else await sleep(1500 + r.int(1000)); // a reads the victim shard and holds it back: no replica confirms
       if (waitReplicas > 0) expect(onVictim.some((log) => tallyDisk(['a']).onDisk.has(log.producer))).toBe(false);
+      step('a read the victim shard');
       a!.child.kill('SIGSTOP');
       await victim.server.kill();
       replica.server.resume();
       await cluster.waitHealthy();
+      step('failed over');
       expect((await cluster.masterOf(victim.slots[0]![0])).id).toBe(replica.id);
       // the killed master comes back as a replica of the new one (REDIS_WAIT_REPLICAS needs one)
       await victim.server.start();
       await cluster.waitHealthy();
+      step('victim back');
       b!.child.kill('SIGCONT');
       await until(() => written(['b'], onVictim), 'b wrote the victim shard from the promoted replica');
       a!.child.kill('SIGCONT');
+      step('b wrote the victim shard');
       const { tally, lines } = await settle(logs, names, b!);
       console.log(
         `two servers, failover (REDIS_WAIT_REPLICAS ${waitReplicas}): on two disks ${tally.duplicates}; ${lines.map((l) => `${l.producer} logged ${l.logged} on disk ${l.disk} missing ${l.missing}`).join('; ')}`,

@@ -54,6 +54,7 @@ export class Cluster {
         const env = {
           REDIS_URL: `redis://127.0.0.1:${redisProxy.port}`,
           LOG_CHANNEL: CHANNEL,
+          LOG_SHARDS: String(options.shards),
           LOG_GROUP: GROUP,
           LOG_CONSUMER: name,
           LOG_DIR: logDir,

@@ -79,10 +79,11 @@ export async function fetchStats(server: string, httpPort: number): Promise<Stat
 }
 
 /** rids found in the frames of the dead-letter stream (the records themselves are never written to disk). */
-export async function deadLetteredRids(client: RedisClientType, key: string): Promise<{ entries: number; rids: Set<string>; reasons: Map<string, number> }> {
+export async function deadLetteredRids(client: RedisClientType, keys: readonly string[]): Promise<{ entries: number; rids: Set<string>; reasons: Map<string, number> }> {
   const rids = new Set<string>();
   const reasons = new Map<string, number>();
-  const entries = (await client.xRange(key, '-', '+')) ?? [];
+  const entries = [];
+  for (const key of keys) for (const entry of (await client.xRange(key, '-', '+')) ?? []) entries.push(entry);
   for (const entry of entries) {
     const message = entry.message as Record<string, string>;
     reasons.set(message.reason ?? '?', (reasons.get(message.reason ?? '?') ?? 0) + 1);

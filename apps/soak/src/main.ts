@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { removeDir, sleep } from '@log/test-kit';
+import { deadLetterKey, shardsOf, streamKey } from '@log/protocol';
 import { createRedisClient } from '@log/protocol/redis';
 import type { RedisClientType } from 'redis';
 import { check, type Source, type StatsReport } from './checker';
@@ -86,7 +87,17 @@ async function main(): Promise<number> {
 
     startAt = Date.now() + PRODUCER_LOAD_MS;
     producers = startProducers(
-      { redisUrl: cluster.redisUrl, channel: CHANNEL, apps: options.apps, rate: options.rate, startAt, durationMs: options.durationMs, bufferBytes: options.bufferBytes, seed: options.seed },
+      {
+        redisUrl: cluster.redisUrl,
+        channel: CHANNEL,
+        apps: options.apps,
+        shards: options.shards,
+        rate: options.rate,
+        startAt,
+        durationMs: options.durationMs,
+        bufferBytes: options.bufferBytes,
+        seed: options.seed,
+      },
       options.producers,
       options.processes,
       historyDir,
@@ -118,10 +129,21 @@ async function main(): Promise<number> {
     redisClient = createRedisClient({ url: cluster.redisUrl });
     await redisClient.connect();
     const drainStart = Date.now();
-    const streamKey = `log:{${CHANNEL}}`;
+    // Every shard's stream drained (a shard no publisher picked has no stream: nothing to wait for).
+    const shards = shardsOf(options.shards);
     for (;;) {
-      const state = await groupState(redisClient, streamKey, GROUP).catch(() => undefined);
-      if (state && state.pending === 0 && state.lastDelivered === state.lastGenerated) break;
+      let state: Awaited<ReturnType<typeof groupState>> = undefined;
+      let drained = true;
+      for (const shard of shards) {
+        const key = streamKey(CHANNEL, shard);
+        if (options.shards > 1 && (await redisClient.exists(key)) === 0) continue;
+        state = await groupState(redisClient, key, GROUP).catch(() => undefined);
+        if (!(state && state.pending === 0 && state.lastDelivered === state.lastGenerated)) {
+          drained = false;
+          break;
+        }
+      }
+      if (drained) break;
       if (Date.now() - drainStart > DRAIN_TIMEOUT_MS) {
         extraFailures.push(
           `drain timed out after ${seconds(DRAIN_TIMEOUT_MS)}: ${state ? `${state.pending} entries pending, last delivered ${state.lastDelivered} of ${state.lastGenerated}` : 'no group state'}`,
@@ -153,7 +175,10 @@ async function main(): Promise<number> {
     s3Client = new S3Client({ ...cluster.s3.clientConfig, maxAttempts: 3 });
     const archive = await readArchive(s3Client, BUCKET);
     for (const source of archive.sources) sources.push(source);
-    const dead = await deadLetteredRids(redisClient, `log:{${CHANNEL}}:dead`);
+    const dead = await deadLetteredRids(
+      redisClient,
+      shardsOf(options.shards).map((shard) => deadLetterKey(CHANNEL, shard)),
+    );
     const histories = readHistories(readdirSync(historyDir).map((name) => join(historyDir, name)));
     const verdict = check({ histories, sources: sources, stats, deadLettered: dead.rids });
     if (strayFiles.length > 0) progress.write(`note: files under LOG_DIR that are neither records nor manifests: ${strayFiles.slice(0, 5).join(', ')}\n`);

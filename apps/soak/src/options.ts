@@ -17,6 +17,8 @@ export interface SoakOptions {
   rate: number;
   apps: number;
   servers: number;
+  /** LOG_SHARDS of the servers and `shards` of the publishers: the channel's streams. */
+  shards: number;
   rotateBytes: number;
   rotateSeconds: number;
   claimIdleMs: number;
@@ -43,6 +45,8 @@ export const USAGE = `usage: pnpm soak [options]
   --rate R             records per second per producer (default 50)
   --apps N             apps the producers log as (default 3)
   --servers N          logger-server processes in the group (default 2)
+  --shards N           LOG_SHARDS: the channel split in N streams, servers reading them all,
+                       each publisher on one (default 1)
   --rotate-bytes B     ROTATE_BYTES (default 256k)
   --rotate-seconds S   ROTATE_SECONDS (default 3)
   --claim-idle-ms MS   CLAIM_IDLE_MS (default 2000)
@@ -64,6 +68,7 @@ const DEFAULTS: Omit<SoakOptions, 'seed' | 'processes'> = {
   rate: 50,
   apps: 3,
   servers: 2,
+  shards: 1,
   rotateBytes: 256 * 1024,
   rotateSeconds: 3,
   claimIdleMs: 2000,
@@ -147,6 +152,9 @@ export function parseOptions(argv: readonly string[]): SoakOptions {
         break;
       case '--servers':
         given.servers = count(1);
+        break;
+      case '--shards':
+        given.shards = count(1);
         break;
       case '--rotate-bytes':
         given.rotateBytes = bytes();

@@ -14,6 +14,8 @@ export interface ProducerConfig {
   /** Producer indexes this process runs. */
   indexes: number[];
   apps: number;
+  /** The channel's shards: each publisher picks one. */
+  shards: number;
   rate: number;
   /** Epoch ms: time 0 of the run's history, and when logging starts. */
   startAt: number;
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
   const write = (line: HistoryLine) => history.write(JSON.stringify(line) + '\n');
   const producers = config.indexes.map((index) => {
     const app = `soak-${index % config.apps}`;
-    const log: Logger = createPublisher('soak', { app, url: config.redisUrl, host: 'soak', maxBufferBytes: config.bufferBytes });
+    const log: Logger = createPublisher('soak', { app, url: config.redisUrl, host: 'soak', maxBufferBytes: config.bufferBytes, shards: config.shards });
     write({ start: index, producer: log.producer, app });
     return { index, log, n: 0, rng: Rng.fork(config.seed, `producer-${index}`) };
   });

@@ -69,7 +69,7 @@ export function formatReport(summary: RunSummary): string {
   const rule = '-'.repeat(width + valueWidth + 40);
   out.push('');
   out.push(
-    `soak seed ${o.seed}  duration ${seconds(o.durationMs)}  producers ${o.producers} (${o.processes} processes)  servers ${o.servers}  elapsed ${seconds(summary.elapsedMs)} (drain ${seconds(summary.drainMs)})`,
+    `soak seed ${o.seed}  duration ${seconds(o.durationMs)}  producers ${o.producers} (${o.processes} processes)  servers ${o.servers}${o.shards > 1 ? `  shards ${o.shards}` : ''}  elapsed ${seconds(summary.elapsedMs)} (drain ${seconds(summary.drainMs)})`,
   );
   out.push(rule);
   for (const [label, value, note] of rows) out.push(`${label.padEnd(width)}  ${String(value).padStart(valueWidth)}${note ? `   ${note}` : ''}`);
@@ -100,6 +100,7 @@ export function formatReport(summary: RunSummary): string {
 export function replayArgs(o: SoakOptions): string {
   const args = [`--seed ${o.seed}`, `--duration ${o.durationMs / 1000}s`, `--producers ${o.producers}`, `--processes ${o.processes}`, `--rate ${o.rate}`];
   if (o.servers !== 2) args.push(`--servers ${o.servers}`);
+  if (o.shards !== 1) args.push(`--shards ${o.shards}`);
   if (o.apps !== 3) args.push(`--apps ${o.apps}`);
   if (o.rotateBytes !== 256 * 1024) args.push(`--rotate-bytes ${o.rotateBytes}`);
   if (o.rotateSeconds !== 3) args.push(`--rotate-seconds ${o.rotateSeconds}`);

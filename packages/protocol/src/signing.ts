@@ -100,6 +100,11 @@ export class SigningKeys {
     return this.byId.get(id);
   }
 
+  /** The keys of one app in the order given: during a rotation the new key is added after the old one, so the last is the newest. */
+  ofApp(app: string): SigningKey[] {
+    return [...this.byId.values()].filter((key) => key.app === app);
+  }
+
   /** `app=keyid` of every key, for logs and the start-up line: never the secrets. */
   describe(): string[] {
     return [...this.byId.values()].map((key) => `${key.app ?? '*'}=${key.id}`);

@@ -1,5 +1,5 @@
-export { StreamReader, compareIds } from './stream-reader';
-export type { StreamEntry, StreamReaderOptions } from './stream-reader';
+export { StreamReader, compareIds, idRange } from './stream-reader';
+export type { ReadResult, StreamEntry, StreamReaderOptions } from './stream-reader';
 export { PubSubReader } from './pubsub-reader';
 export type { PubSubReaderOptions } from './pubsub-reader';
 export { SubscriberError } from './errors';

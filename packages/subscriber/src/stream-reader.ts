@@ -36,12 +36,13 @@ export interface StreamReaderOptions {
    * bytes hold at the size of the last batch's largest entry (at least 1, at most `count`; 1 for
    * the first batch), so large entries make batches of a few, read while the previous one is
    * written. And read() goes
-   * on reading new entries (further XREADGROUPs without blocking, all in one round trip:
-   * lua/read-more.lua) while each came back full and the batch holds less than this many bytes,
-   * up to MAX_READS_PER_BATCH reads: small entries (one record each) make batches as large as big
-   * ones. A further read asks for as many entries as the bytes left would hold at the size of the
-   * batch's largest entry so far, from 1 to 4 x `count`: never one XREADGROUP of very many entries
-   * that could each be large. A batch holds at most batchBytes + 4 x count x the largest entry.
+   * on reading new entries (further XREADGROUPs without blocking, READS_IN_FLIGHT of them sent
+   * before the first answers) while each came back full and the batch holds less than this many
+   * bytes, up to MAX_READS_PER_BATCH reads: small entries (one record each) make batches as large
+   * as big ones. A further read asks for as many entries as the bytes left, after the reads in
+   * flight, would hold at the size of the batch's largest entry so far, from 1 to 4 x `count`:
+   * never one XREADGROUP of very many entries that could each be large. A batch holds at most
+   * batchBytes + READS_IN_FLIGHT x 4 x count x the largest entry.
    * @defaultValue 0 (one XREADGROUP of `count` per read())
    */
   batchBytes?: number;
@@ -57,6 +58,15 @@ export interface StreamReaderOptions {
   waitReplicas?: number;
   /** Extra node-redis client options (TLS, username, password, ...). */
   redis?: Omit<RedisClientOptions, 'url'>;
+}
+
+/** A batch as read() and readNow() return it. */
+export interface ReadResult {
+  entries: StreamEntry[];
+  /** New entries ('>'): each delivered once, just now. */
+  fresh: boolean;
+  /** New entries came back fewer than asked for: the stream was caught up. */
+  short: boolean;
 }
 
 /** One entry of a reply: its id and its fields as [name, value, ...] (null for an entry trimmed while pending). */
@@ -80,12 +90,36 @@ function toEntry([id, fields]: RawEntry): StreamEntry {
 
 /** Compares stream ids ('ms-seq') numerically. */
 export function compareIds(a: string, b: string): number {
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  // Redis writes both parts as decimals without leading zeros: the longer is the larger, and of
+  // equal lengths the one that sorts after (no BigInt per comparison: a batch compares thousands).
+  if (ad > 0 && bd > 0 && a.charCodeAt(0) !== 48 && b.charCodeAt(0) !== 48 && a.charCodeAt(ad + 1) !== 48 && b.charCodeAt(bd + 1) !== 48) {
+    if (ad !== bd) return ad < bd ? -1 : 1;
+    for (let i = 0; i < ad; i++) {
+      const d = a.charCodeAt(i) - b.charCodeAt(i);
+      if (d !== 0) return d < 0 ? -1 : 1;
+    }
+    if (a.length !== b.length) return a.length < b.length ? -1 : 1;
+    return a === b ? 0 : a < b ? -1 : 1;
+  }
   const [am = '0', as = '0'] = a.split('-');
   const [bm = '0', bs = '0'] = b.split('-');
   const ms = BigInt(am) - BigInt(bm);
   if (ms !== 0n) return ms < 0n ? -1 : 1;
   const seq = BigInt(as) - BigInt(bs);
   return seq === 0n ? 0 : seq < 0n ? -1 : 1;
+}
+
+/** The smallest and the largest of stream ids (at least one). */
+export function idRange(ids: readonly string[]): { first: string; last: string } {
+  let first = ids[0] as string;
+  let last = first;
+  for (const id of ids) {
+    if (compareIds(id, first) < 0) first = id;
+    else if (compareIds(id, last) > 0) last = id;
+  }
+  return { first, last };
 }
 
 /** The id right after `id`: trimming with MINID of it removes `id` itself and everything before. */
@@ -114,8 +148,6 @@ function toRecord(raw: unknown): Record<string, unknown> {
 }
 
 /** lua/ack-owned.lua: XPENDING over the batch's range, then XACK of the entries still ours, in one step. */
-/** lua/read-more.lua: the further XREADGROUPs of a batch (see batchBytes) in one round trip. */
-const READ_MORE = LuaScript.fromFile(join(__dirname, '..', 'lua', 'read-more.lua'));
 const ACK_OWNED = LuaScript.fromFile(join(__dirname, '..', 'lua', 'ack-owned.lua'));
 
 /** Bulk strings come back as Buffers: a frame's bytes are checked as UTF-8 by the decoder, never replaced. */
@@ -126,6 +158,8 @@ const WAIT_TIMEOUT_MS = 1000;
 
 /** Most XREADGROUPs one read() makes with batchBytes (see StreamReaderOptions.batchBytes). */
 const MAX_READS_PER_BATCH = 64;
+/** A batch's further reads sent before the one before has answered: round trips overlap. */
+const READS_IN_FLIGHT = 4;
 
 /** Bytes of an entry's fields as read. */
 function entryBytes([, fields]: RawEntry): number {
@@ -203,34 +237,52 @@ export class StreamReader {
    * Reads the next batch: first this consumer's own pending entries, then new ones (blocking up
    * to blockMs). `entries` is [] when nothing arrived; `fresh` is true when they are new ('>'):
    * each was delivered once, just now, so there is no delivery count to check and nobody else
-   * has had a chance to claim them. A vanished group is recreated.
+   * has had a chance to claim them. `short` is true when new entries came back fewer than asked
+   * for (the stream was caught up): more may arrive soon, see readNow. A vanished group is recreated.
    */
-  async read(): Promise<{ entries: StreamEntry[]; fresh: boolean }> {
+  async read(): Promise<ReadResult> {
     if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
-    const replaying = this.cursor !== '>';
+    if (this.cursor === '>') return this.readNew(true);
+    const raw = await this.readRaw(true, this.count);
+    // Replaying our own pending entries: continue after the last one, or go on to new entries.
+    const last = raw[raw.length - 1];
+    this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
+    if (raw.length === 0) return this.read();
+    await this.confirmReplicated(this.reader, raw.length);
+    return { entries: raw.map(toEntry), fresh: false, short: false };
+  }
+
+  /**
+   * New entries there are now, without blocking, sized like read()'s. For a batch read ahead
+   * that came back short a while ago (a blocking read answers with the first entries to arrive):
+   * those that arrived since join it instead of waiting in Redis a batch more. No entries while
+   * this consumer's pending ones are to be replayed first (see read).
+   */
+  async readNow(): Promise<ReadResult> {
+    if (this.closing) throw new SubscriberError('CLOSED', 'reader is closed', { key: this.key });
+    if (this.cursor !== '>') return { entries: [], fresh: true, short: true };
+    return this.readNew(false);
+  }
+
+  private async readNew(block: boolean): Promise<ReadResult> {
     // With batchBytes, a new read asks for no more entries than the bytes hold at the size of the
     // last batch's largest entry: ten-thousand-record frames make batches of a few entries, read
     // while the one before is written, instead of one of tens of MiB.
     // Before the first batch the size is unknown: one entry, and the further reads take the rest.
     let count = this.count;
-    if (!replaying && this.batchBytes > 0) count = this.largest === 0 ? 1 : Math.max(1, Math.min(this.count, Math.floor(this.batchBytes / this.largest)));
-    const raw = await this.readRaw(true, count);
-    if (replaying) {
-      // Replaying our own pending entries: continue after the last one, or go on to new entries.
-      const last = raw[raw.length - 1];
-      this.cursor = raw.length < this.count || last === undefined ? '>' : last[0].toString();
-      if (raw.length === 0) return this.read();
-    } else if (this.batchBytes > 0 && raw.length > 0) {
-      await this.readMore(raw, raw.length === count);
-    }
+    if (this.batchBytes > 0) count = this.largest === 0 ? 1 : Math.max(1, Math.min(this.count, Math.floor(this.batchBytes / this.largest)));
+    const raw = await this.readRaw(block, count);
+    let short = raw.length < count;
+    if (this.batchBytes > 0 && raw.length > 0) short = await this.readMore(raw, !short);
     if (raw.length > 0) await this.confirmReplicated(this.reader, raw.length);
-    const entries: StreamEntry[] = [];
-    for (const entry of raw) entries.push(toEntry(entry));
-    return { entries, fresh: !replaying };
+    return { entries: raw.map(toEntry), fresh: true, short };
   }
 
-  /** Notes the batch's largest entry, and appends further new entries to a full read while the batch is small (see batchBytes). */
-  private async readMore(raw: RawEntry[], full: boolean): Promise<void> {
+  /**
+   * Notes the batch's largest entry, and appends further new entries to a full read while the
+   * batch is small (see batchBytes). Returns true when a read came back short (caught up).
+   */
+  private async readMore(raw: RawEntry[], full: boolean): Promise<boolean> {
     let bytes = 0;
     let largest = 1;
     for (const entry of raw) {
@@ -239,21 +291,51 @@ export class StreamReader {
       if (size > largest) largest = size;
     }
     this.largest = largest;
-    if (!full || bytes >= this.batchBytes || this.cursor !== '>') return;
-    let more: RawEntry[];
-    try {
-      more = await READ_MORE.run<RawEntry[]>(this.reader, [this.key], [this.group, this.consumer, this.batchBytes - bytes, 1, 4 * this.count, largest, MAX_READS_PER_BATCH - 1], AS_BUFFERS);
-    } catch {
-      // The entries in hand are ours (pending) and are returned. The script may have delivered
-      // entries before it failed (a script is not rolled back): the next read() replays them.
-      this.cursor = '0';
-      return;
+    if (!full) return true;
+    if (bytes >= this.batchBytes || this.cursor !== '>') return false;
+    // Plain XREADGROUPs (no BLOCK), a few in flight on the reader's connection: a Lua script doing
+    // the same cost Redis about 7 us per entry (each reply turned into Lua tables and back), where
+    // XREADGROUP alone costs 1. A read is sized by the bytes left once the reads in flight are
+    // counted at the largest entry so far, so the batch is what one read after another would make.
+    const inFlight: Array<{ count: number; reply: Promise<RawEntry[]> }> = [];
+    let projected = bytes;
+    let reads = 1;
+    let more = true;
+    let short = false;
+    const send = (): void => {
+      const count = Math.min(4 * this.count, Math.max(1, Math.floor((this.batchBytes - projected) / largest)));
+      const reply = this.readRaw(false, count);
+      reply.catch(() => {}); // handled when its turn comes below
+      inFlight.push({ count, reply });
+      projected += count * largest;
+      reads++;
+    };
+    send();
+    while (inFlight.length > 0) {
+      while (more && inFlight.length < READS_IN_FLIGHT && reads < MAX_READS_PER_BATCH && projected < this.batchBytes) send();
+      const { count, reply } = inFlight.shift()!;
+      let entries: RawEntry[];
+      try {
+        entries = await reply;
+      } catch {
+        // The entries in hand are ours (pending) and are returned; readRaw set the cursor so the
+        // next read() replays what this or a later read in flight may have delivered.
+        more = false;
+        continue;
+      }
+      for (const entry of entries) {
+        raw.push(entry);
+        const size = entryBytes(entry);
+        bytes += size;
+        if (size > largest) largest = size;
+      }
+      projected = bytes;
+      for (const read of inFlight) projected += read.count * largest;
+      if (entries.length < count) short = true;
+      if (short || bytes >= this.batchBytes || this.cursor !== '>') more = false;
     }
-    for (const entry of more) {
-      raw.push(entry);
-      const size = entryBytes(entry);
-      if (size > this.largest) this.largest = size;
-    }
+    this.largest = largest;
+    return short;
   }
 
   /**
@@ -333,12 +415,7 @@ export class StreamReader {
   async ownership(ids: readonly string[]): Promise<Map<string, number>> {
     const owned = new Map<string, number>();
     if (ids.length === 0) return owned;
-    let first = ids[0] as string;
-    let last = first;
-    for (const id of ids) {
-      if (compareIds(id, first) < 0) first = id;
-      if (compareIds(id, last) > 0) last = id;
-    }
+    const { first, last } = idRange(ids);
     const reply = await this.send<Array<[Buffer, Buffer, number, number]>>(['XPENDING', this.key, this.group, first, last, String(ids.length), this.consumer], AS_BUFFERS);
     const wanted = new Set(ids);
     for (const [id, , , deliveries] of reply) {
@@ -394,12 +471,7 @@ export class StreamReader {
    */
   async ackOwned(ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    let first = ids[0] as string;
-    let last = first;
-    for (const id of ids) {
-      if (compareIds(id, first) < 0) first = id;
-      if (compareIds(id, last) > 0) last = id;
-    }
+    const { first, last } = idRange(ids);
     const args: string[] = [this.group, this.consumer, first, last, String(ids.length)];
     for (const id of ids) args.push(id);
     let lost: Array<Buffer | string>;

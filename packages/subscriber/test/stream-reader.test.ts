@@ -81,6 +81,33 @@ describe('StreamReader', () => {
     expect((await plain.read()).entries).toHaveLength(4);
   });
 
+  it('says when new entries came back short, and readNow takes what arrived since without blocking', async () => {
+    const channel = `s${++n}`;
+    for (let i = 0; i < 3; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `a${i}` });
+    const r = new StreamReader({ url: redis.url, channel, consumer: 'c1', count: 4, blockMs: 2000 });
+    readers.push(r);
+    await r.start();
+    const first = await r.read();
+    expect(first.entries.map((e) => e.frame?.toString())).toEqual(['a0', 'a1', 'a2']);
+    expect(first.short).toBe(true);
+    for (let i = 0; i < 5; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `b${i}` });
+    // sized like read(): 4 at most, the stream not caught up yet
+    const now = await r.readNow();
+    expect(now.entries.map((e) => e.frame?.toString())).toEqual(['b0', 'b1', 'b2', 'b3']);
+    expect(now).toMatchObject({ fresh: true, short: false });
+    const started = Date.now();
+    expect((await r.readNow()).entries.map((e) => e.frame?.toString())).toEqual(['b4']);
+    const empty = await r.readNow();
+    expect(empty).toMatchObject({ entries: [], short: true });
+    expect(Date.now() - started).toBeLessThan(1500); // never blocked (a read would wait 2000 ms here)
+    // while its pending entries are to be replayed, readNow reads nothing: read() replays them first
+    r.replayPending();
+    expect((await r.readNow()).entries).toEqual([]);
+    const replay = await r.read();
+    expect(replay).toMatchObject({ fresh: false, short: false });
+    expect(replay.entries).toHaveLength(4);
+  });
+
   it('after a restart under the same name, returns its unacknowledged entries first', async () => {
     const channel = `s${++n}`;
     for (let i = 0; i < 5; i++) await client.xAdd(streamKey(channel), '*', { [FRAME_FIELD]: `f${i}` });
