@@ -1,4 +1,6 @@
-import { startRedis, startRedisCluster, type RedisServer } from '@log/test-kit';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { sleep, startRedis, startRedisCluster, waitUntil, type RedisServer } from '@log/test-kit';
 import { shardsOf, streamKey } from './keys';
 import { DEFAULT_REDIS_URL, resolveRedisUrl } from './redis-url';
 import { LuaScript, createRedisClient, createRedisConnection } from './redis';
@@ -95,4 +97,65 @@ describe('createRedisConnection on a Redis Cluster', () => {
       await cluster.dispose();
     }
   }, 60_000);
+
+  it('unref() lets a process end with the cluster connection open, also after a failover made it connect to a new master', async () => {
+    const cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+    const keys = shardsOf(6).map((shard) => streamKey('unref', shard));
+    // A process as an app is: it connects, writes to every master, is told to go on (after the
+    // failover), writes again (the moved slots through the new master) and then has nothing left to do.
+    const app = (unref: boolean) => {
+      const source = `
+        const { createRedisConnection } = require(${JSON.stringify(join(__dirname, '..', 'dist', 'redis.js'))});
+        const keys = ${JSON.stringify(keys)};
+        const connection = createRedisConnection({ clusterNodes: ${JSON.stringify(cluster.seeds.slice(0, 1))} });
+        const write = async () => {
+          for (const key of keys)
+            for (let attempt = 0; ; attempt++) {
+              try { await connection.sendCommand(['SET', key, 'x']); break; } catch (error) {
+                if (attempt > 100) throw error;
+                await new Promise((resolve) => setTimeout(resolve, 100));
+              }
+            }
+        };
+        // The app's own work holds the process while it writes (a publisher's flush holds a timer): the sockets do not.
+        const hold = setInterval(() => {}, 1000);
+        (async () => {
+          await connection.connect();
+          if (${unref}) connection.unref();
+          await write();
+          process.stdout.write('written\\n');
+          process.stdin.once('data', async () => {
+            process.stdin.destroy();
+            await write();
+            process.stdout.write('done\\n');
+            clearInterval(hold);
+          });
+        })();`;
+      const child = spawn(process.execPath, ['-e', source], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      return { child, output: () => output, exited };
+    };
+    const unrefed = app(true);
+    const control = app(false); // the same without unref(): it must still be running at the end
+    try {
+      await waitUntil('both written', async () => unrefed.output() === 'written\n' && control.output() === 'written\n', {
+        timeoutMs: 20_000,
+        output: () => `unref'd: ${JSON.stringify(unrefed.output())} ${String(unrefed.child.exitCode)}, control: ${JSON.stringify(control.output())}`,
+      });
+      await cluster.failover(await cluster.masterOf(await cluster.slotOf(keys[0]!)));
+      unrefed.child.stdin.write('go\n');
+      control.child.stdin.write('go\n');
+      await waitUntil('both done', async () => unrefed.output().endsWith('done\n') && control.output().endsWith('done\n'), { timeoutMs: 30_000 });
+      await waitUntil('the unref’d app ends by itself', async () => unrefed.child.exitCode !== null, { timeoutMs: 5000 });
+      expect(await unrefed.exited).toBe(0);
+      await sleep(500);
+      expect(control.child.exitCode).toBeNull();
+    } finally {
+      unrefed.child.kill('SIGKILL');
+      control.child.kill('SIGKILL');
+      await cluster.dispose();
+    }
+  }, 90_000);
 });

@@ -49,6 +49,8 @@ export interface RedisConnection extends CommandSender {
   readonly isReady: boolean;
   /** node-redis's events: a client's ('ready', 'reconnecting', ...), a cluster's ('node-ready', 'node-reconnecting', ...). */
   on(event: string, listener: (...args: unknown[]) => void): unknown;
+  /** Lets the process exit while this connection is all that is left open (see ClusterConnection.unref). */
+  unref(): void;
 }
 
 /** Options of createRedisConnection: a client's, and the seed nodes of a cluster. */
@@ -96,6 +98,7 @@ function routingKey(args: ReadonlyArray<string | Buffer>): string | Buffer | und
 /** A Redis Cluster behind the RedisConnection interface: node-redis's cluster client, routed by routingKey. */
 class ClusterConnection implements RedisConnection {
   private readonly cluster: RedisClusterType;
+  private unrefed = false;
 
   constructor(seeds: readonly string[], options: RedisOptions, onError: (error: unknown) => void) {
     const { url: _url, ...defaults } = options;
@@ -134,6 +137,24 @@ class ClusterConnection implements RedisConnection {
 
   get isReady(): boolean {
     return this.cluster.isReady;
+  }
+
+  /**
+   * Lets the process exit while the cluster's connections are all that is left open (a
+   * publisher's: an app ends without close()). node-redis's cluster has no unref of its own, and
+   * makes a client per node as it finds them (at start, after a failover, for a new node): each is
+   * unref'd as it connects, and a node client once unref'd keeps its reconnected sockets so. Only
+   * a node's first connect attempt holds the process (up to its connect timeout), and the slot
+   * discovery's short-lived client.
+   */
+  unref(): void {
+    if (this.unrefed) return;
+    this.unrefed = true;
+    const unrefNodes = () => {
+      for (const node of this.cluster.nodeByAddress.values()) node.client?.unref();
+    };
+    unrefNodes();
+    this.cluster.on('node-connect', unrefNodes);
   }
 
   on(event: string, listener: (...args: unknown[]) => void): this {

@@ -138,8 +138,8 @@ export class PublisherCore implements SerializeCounters {
       });
     }
     // The connection alone never keeps the app alive; flush(), close() and the exit hook hold
-    // the process open (with a timer of their own) while there is something to send.
-    // (A cluster's node connections cannot be unref'd: an app on a cluster ends by close().)
+    // the process open (with a timer of their own) while there is something to send. (On a
+    // cluster, every node's client is unref'd as it connects: see ClusterConnection.unref.)
     this.client.unref?.();
     this.client.connect().catch(() => {
       // the first connection failed: node-redis keeps retrying, frames wait in the queue
