@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Backoff, FRAME_FIELD, deadLetterKey, encodeFrame, encodeRecord, isFrame, pubsubBridgeKeys, shardsOf, streamKey } from '@log/protocol';
-import { LuaScript, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
-import { PubSubReader, deadLetterCommand } from '@log/subscriber';
+import { LuaScript, createRedisClient, createRedisConnection, type RedisConnection } from '@log/protocol/redis';
+import { PubSubReader, SubscriberError, deadLetterCommand } from '@log/subscriber';
 import { HeardRing, decodePosition, encodePosition, type RingPosition } from './bridge-ring';
 import type { ServerConfig } from './config';
 import { DeadLetters } from './dead-letters';
@@ -27,6 +27,13 @@ const MARK_MS = 1_000;
 const PLACE_WAIT_MS = 2_000;
 /** A bridge whose own subscription went down hands the lease over: it does not try to take it back this long, so a standby that heard everything does. */
 const HAND_OVER_MS = 2 * LEASE_POLL_MS;
+/**
+ * On a cluster, a subscription down this long while the slot map still names its node is made
+ * again (a fresh connection to the node the map names), rather than left to the client's retries.
+ */
+const RESUBSCRIBE_AFTER_MS = 5_000;
+/** How long a node asked for the slot map (its subscription's node gone) may take to connect. */
+const ASK_NODE_MS = 1_000;
 /** A frame the bridge builds from plain messages holds at most this many records or UTF-16 units. */
 const FRAME_RECORDS = 1_000;
 const FRAME_UNITS = 512 * 1024;
@@ -60,7 +67,11 @@ type State = 'standby' | 'placing' | 'forwarding';
  *   unplaced_windows_total, logged with the window; the server forwards only what it hears from
  *   then on), and messages gone from its ring (logger_pubsub_bridge_lost_messages_total). A
  *   bridge whose own subscription goes down forwards up to the gap and hands the lease over, so
- *   a standby that heard the messages forwards them.
+ *   a standby that heard the messages forwards them. A server whose subscription is down takes
+ *   no lease over until it hears again: the gap's window is then closed, and what it logs covers
+ *   everything it missed.
+ * - On a cluster every server subscribes on the node serving the bridge's slot, and follows it
+ *   when that node fails over (followSlot).
  *
  * Time is read once per tick (FORWARD_MS), not per message: a message is timed when its tick ran.
  */
@@ -92,6 +103,16 @@ export class PubSubBridge {
   private handOverAt: number | undefined;
   private standbyUntil = 0;
   private seenDisconnects = 0;
+  /** Disconnects of the readers replaced (a cluster's subscription moved), for the metric's total. */
+  private formerDisconnects = 0;
+  /** Since when the subscription is down (undefined: up): from its drop to a message heard, or a new subscription made. */
+  private downSince: number | undefined;
+  /** On a cluster: the node subscribed on (host:port), and a move to another in progress. */
+  private subscribedTo: string | undefined;
+  /** On a cluster: the bridge's slot, and every node the last slot map named (host:port). */
+  private slot: number | undefined;
+  private knownNodes: string[] = [];
+  private moving: Promise<void> | undefined;
   private lastMarkAt = 0;
   private forwarding: Promise<void> | undefined;
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -135,9 +156,14 @@ export class PubSubBridge {
 
   async start(): Promise<void> {
     await this.client.connect();
-    this.reader = new PubSubReader({ url: await this.subscriptionUrl(), channel: this.config.channel });
-    await this.reader.start((message, channel) => this.heard(message, channel), [this.keys.barrier]);
-    this.seenDisconnects = this.reader!.disconnects;
+    let node: string | undefined;
+    if (this.config.clusterNodes !== undefined) {
+      node = await this.slotOwner().catch((error: unknown) => {
+        if (error instanceof StartupError) throw error;
+        throw new StartupError('REDIS_UNUSABLE', 'REDIS_CLUSTER_NODES', "could not read the slot map to find the node serving the Pub/Sub bridge's slot", { cause: error });
+      });
+    }
+    await this.subscribe(node);
     await this.publishMark().catch(() => undefined);
     this.leaseTimer = setInterval(() => void this.lookAtLease(), LEASE_POLL_MS);
     this.forwardTimer = setInterval(() => {
@@ -153,6 +179,7 @@ export class PubSubBridge {
     clearInterval(this.leaseTimer);
     clearInterval(this.forwardTimer);
     await this.forwarding;
+    await this.moving;
     if (this.state === 'forwarding') {
       this.retryAt = 0;
       this.lastCallAt = 0;
@@ -167,26 +194,132 @@ export class PubSubBridge {
   }
 
   /**
-   * Where to subscribe. On a cluster, PUBLISH reaches every node, but messages published on
-   * different nodes may reach two nodes in different orders: every server subscribes on the same
-   * node, the master serving the bridge's keys when it starts, so that their rings agree.
+   * Subscribes (again) on `node` (host:port of a cluster's node; undefined: REDIS_URL), replacing
+   * the reader in use. A reader that fails to subscribe is kept (closed) with the subscription
+   * down, so the next poll tries again.
    */
-  private async subscriptionUrl(): Promise<string> {
-    const seed = this.config.clusterNodes?.[0];
-    if (seed === undefined) return this.config.redisUrl;
-    const slot = Number(await this.client.sendCommand(['CLUSTER', 'KEYSLOT', this.keys.lease]));
-    const ranges = (await this.client.sendCommand(['CLUSTER', 'SLOTS'], undefined, this.keys.lease)) as Array<[number, number, [string, number]]>;
+  private async subscribe(node: string | undefined, timeoutMs?: number): Promise<void> {
+    const old = this.reader;
+    if (old !== undefined) {
+      this.formerDisconnects += old.disconnects;
+      await old.close();
+    }
+    const reader = new PubSubReader({ url: node === undefined ? this.config.redisUrl : this.nodeUrl(node), channel: this.config.channel });
+    this.reader = reader;
+    this.seenDisconnects = 0;
+    // A replaced reader's last messages are not this subscription's: they would be counted at the wrong place.
+    const subscribed = reader.start((message, channel) => this.reader === reader && this.heard(message, channel), [this.keys.barrier]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      // node-redis retries a connect to a node that is down without end: a move must not wait on it.
+      await (timeoutMs === undefined
+        ? subscribed
+        : Promise.race([
+            subscribed,
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new SubscriberError('REDIS', `SUBSCRIBE on ${node ?? 'REDIS_URL'}: no answer within ${timeoutMs} ms`, { key: this.config.channel })), timeoutMs);
+            }),
+          ]));
+    } catch (error) {
+      await reader.close();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.subscribedTo = node;
+  }
+
+  /** A cluster node's URL: the first seed's, with the node's host and port (scheme, credentials and TLS kept). */
+  private nodeUrl(node: string): string {
+    const url = new URL(this.config.clusterNodes![0]!);
+    const colon = node.lastIndexOf(':');
+    url.hostname = node.slice(0, colon);
+    url.port = node.slice(colon + 1);
+    return url.toString();
+  }
+
+  /**
+   * Where to subscribe on a cluster: PUBLISH reaches every node, but messages published on
+   * different nodes may reach two nodes in different orders, so every server subscribes on the
+   * same node, the master serving the bridge's keys (as the cluster's slot map says, asked of that
+   * master), so that their rings agree. The same rule after a failover (followSlot).
+   */
+  private async slotOwner(): Promise<string> {
+    const slot = (this.slot ??= Number(await this.client.sendCommand(['CLUSTER', 'KEYSLOT', this.keys.lease], undefined, this.keys.lease)));
+    const ranges = await this.slotMap();
+    this.knownNodes = [...new Set(ranges.flatMap(([, , ...nodes]) => nodes.map(([host, port]) => `${String(host)}:${String(port)}`)))];
     const owner = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
     if (owner === undefined) throw new StartupError('REDIS_UNUSABLE', 'REDIS_CLUSTER_NODES', `no node of the cluster serves slot ${slot} (of ${this.keys.lease}), where the Pub/Sub bridge subscribes`);
-    const url = new URL(seed);
-    url.hostname = String(owner[0]);
-    url.port = String(owner[1]);
-    return url.toString();
+    return `${String(owner[0])}:${String(owner[1])}`;
+  }
+
+  /**
+   * CLUSTER SLOTS: asked through the cluster client while the subscription is up. While it is
+   * down, of the other nodes the last map named, one at a time on a connection of its own: the
+   * cluster client would ask the node it believes serves the slot, the one gone, until it
+   * refreshes its own map (seconds later), and every second here is messages nobody hears.
+   */
+  private async slotMap(): Promise<Array<[number, number, ...Array<[string, number]>]>> {
+    const others = this.downSince === undefined ? [] : this.knownNodes.filter((node) => node !== this.subscribedTo);
+    if (others.length === 0) return this.client.sendCommand(['CLUSTER', 'SLOTS'], undefined, this.keys.lease);
+    let lastError: unknown;
+    for (const node of others) {
+      const client = createRedisClient({ url: this.nodeUrl(node), disableOfflineQueue: true, socket: { connectTimeout: ASK_NODE_MS, reconnectStrategy: false } });
+      try {
+        await client.connect();
+        return (await client.sendCommand(['CLUSTER', 'SLOTS'])) as Array<[number, number, ...Array<[string, number]>]>;
+      } catch (error) {
+        lastError = error;
+      } finally {
+        try {
+          client.destroy();
+        } catch {
+          // never connected
+        }
+      }
+    }
+    throw lastError;
+  }
+
+  /**
+   * On a cluster, while the subscription is down: subscribes again on the node the slot map now
+   * names for the bridge's slot, when that is another node (its node failed over), or when it
+   * stayed down RESUBSCRIBE_AFTER_MS. Every server follows the same map, so their rings agree on
+   * order again; what was published meanwhile is the gap sawGap opened, closed here.
+   */
+  private async followSlot(): Promise<void> {
+    const since = this.downSince;
+    if (this.config.clusterNodes === undefined || since === undefined || this.stopped) return;
+    const owner = await this.slotOwner();
+    const stale = Date.now() - since >= RESUBSCRIBE_AFTER_MS;
+    if ((owner === this.subscribedTo && !stale) || this.stopped) return;
+    this.log(
+      'warn',
+      owner === this.subscribedTo
+        ? "the Pub/Sub subscription stayed down: subscribing again on the node serving the bridge's slot"
+        : "the node of the Pub/Sub subscription no longer serves the bridge's slot (a failover): subscribing on the node that does",
+      {
+        from: this.subscribedTo,
+        to: owner,
+        downMs: Date.now() - since,
+      },
+    );
+    try {
+      await this.subscribe(owner, RESUBSCRIBE_AFTER_MS);
+    } catch (error) {
+      // Tried again at the next poll, after the same bound when the map still names this node.
+      this.downSince = Date.now();
+      this.log('warn', 'the Pub/Sub bridge could not subscribe; trying again', { node: owner, ...describeError(error) });
+      return;
+    }
+    this.back();
+    void this.publishMark().catch(() => undefined);
   }
 
   /** Every message heard, on every server: kept in the ring (no I/O, no allocation of ours). */
   private heard(message: Buffer, channel: string): void {
     if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
+    if (this.downSince !== undefined) this.back();
     if (channel === this.keys.barrier) this.ring.mark(message.toString('latin1'), this.now);
     else this.ring.push(message, this.now);
   }
@@ -194,7 +327,8 @@ export class PubSubBridge {
   /** The subscription was down (node-redis subscribed again): a gap in the ring; a bridge hands over after it. */
   private sawGap(): void {
     this.seenDisconnects = this.reader!.disconnects;
-    this.metrics.pubsubDisconnects.set(this.seenDisconnects);
+    this.metrics.pubsubDisconnects.set(this.formerDisconnects + this.seenDisconnects);
+    this.downSince ??= Date.now();
     this.ring.gap(Date.now());
     if (this.state === 'forwarding' && this.handOverAt === undefined) {
       this.handOverAt = this.ring.end;
@@ -205,6 +339,15 @@ export class PubSubBridge {
     void this.publishMark().catch(() => undefined);
   }
 
+  /**
+   * The subscription is up again (a message heard, or subscribed anew): the gap's window ends now,
+   * not at the last reconnect attempt seen, so a window logged for it covers what it missed.
+   */
+  private back(): void {
+    this.downSince = undefined;
+    this.ring.gap(Date.now());
+  }
+
   private async publishMark(): Promise<void> {
     this.lastMarkAt = this.now;
     await this.client.sendCommand(['PUBLISH', this.keys.barrier, randomBytes(12).toString('hex')]);
@@ -213,9 +356,21 @@ export class PubSubBridge {
   /** Standby: takes a free lease. Placing: keeps it while looking for the predecessor's position. */
   private async lookAtLease(): Promise<void> {
     if (this.stopped) return;
+    // A drop is otherwise noticed at the next tick or message: a takeover before that would place
+    // the predecessor in a ring whose gap is not recorded yet, and lose what it missed silently.
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
     try {
+      if (this.downSince !== undefined) {
+        // Hearing its own mark tells a server its subscription is back, when nothing else is published.
+        void this.publishMark().catch(() => undefined);
+        this.moving ??= this.followSlot()
+          .catch((error: unknown) => this.log('warn', "the Pub/Sub bridge could not read the cluster's slot map; trying again", describeError(error)))
+          .finally(() => (this.moving = undefined));
+      }
       if (this.state === 'standby') {
-        if (this.now < this.standbyUntil) return;
+        // A server whose subscription is down would place a predecessor's position in a ring
+        // that is missing messages still being published: it waits until it hears again.
+        if (this.now < this.standbyUntil || this.downSince !== undefined) return;
         const [holder, position] = await FORWARD.run<[string, string?]>(this.client, [this.keys.lease, this.keys.position, this.stream], ['take', this.leaseValue, BRIDGE_LEASE_TTL_MS]);
         if (String(holder) !== '' || this.stopped) return;
         this.metrics.bridgeTakeovers.inc();
@@ -241,6 +396,8 @@ export class PubSubBridge {
 
   /** Where to forward from: after the predecessor's position in this server's ring, or (none ever forwarded) all of it. */
   private place(): void {
+    if (this.reader!.disconnects !== this.seenDisconnects) this.sawGap();
+    if (this.downSince !== undefined) return; // the gap's window ends when it hears again (see lookAtLease)
     if (this.predecessor === undefined) {
       this.startForwarding(this.ring.base, 'no bridge forwarded before: from the oldest message this server heard');
       return;
