@@ -183,19 +183,23 @@ describe('logger-server on a Redis Cluster with sharded streams', () => {
     const json = JSON.parse(logctl.stdout) as { totals: Record<string, number>; producers: ProducerRow[] };
     expect(json.totals).toEqual(report!.totals);
     expect(json.producers.map((row) => row.producer).sort()).toEqual(logs.map((log) => log.producer).sort());
-    // pages of 2 merged across the shards: every producer once, most recently active first (once
-    // no commit moves a producer's last-seen time between the pages: a claim may still commit)
-    let full = await stats(a!);
-    for (let previous = ''; JSON.stringify(full) !== previous; full = await stats(a!)) {
-      previous = JSON.stringify(full);
+    // pages of 2 merged across the shards: every producer once, most recently active first, when
+    // no commit moved a producer's last-seen time while the pages were read (a claim may still
+    // commit late): the full report is read before and after the pages, and the pages count only
+    // when both agree
+    let full: Awaited<ReturnType<typeof stats>>;
+    let paged: ProducerRow[];
+    for (let tries = 0; ; tries++) {
+      full = await stats(a!);
+      paged = [];
+      for (let cursor: number | undefined = 0; cursor !== undefined;) {
+        const page = JSON.parse((await httpGet(a!.httpPort, `/stats?limit=2&cursor=${cursor}`)).body) as { producers: ProducerRow[]; cursor?: number };
+        expect(page.producers.length).toBeLessThanOrEqual(2);
+        for (const row of page.producers) paged.push(row);
+        cursor = page.cursor;
+      }
+      if (JSON.stringify(await stats(a!)) === JSON.stringify(full) || tries >= 20) break;
       await sleep(500);
-    }
-    const paged: ProducerRow[] = [];
-    for (let cursor: number | undefined = 0; cursor !== undefined;) {
-      const page = JSON.parse((await httpGet(a!.httpPort, `/stats?limit=2&cursor=${cursor}`)).body) as { producers: ProducerRow[]; cursor?: number };
-      expect(page.producers.length).toBeLessThanOrEqual(2);
-      for (const row of page.producers) paged.push(row);
-      cursor = page.cursor;
     }
     expect(paged.map((row) => row.producer)).toEqual(full.producers.map((row) => row.producer));
   }, 90_000);

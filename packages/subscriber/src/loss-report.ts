@@ -77,7 +77,11 @@ export class LossReportReader {
     const perShard = await Promise.all(
       this.keys.map(async (keys) => scored(await this.client.sendCommand(['ZREVRANGE', keys.producers, '0', String(cursor + limit), 'WITHSCORES'])).map((row) => ({ ...row, keys }))),
     );
-    const merged = perShard.flat().sort((a, b) => b.score - a.score || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // Ties (origins committed in one batch share its time) in ZREVRANGE's own order, name
+    // descending: each shard's first cursor + limit + 1 are then a prefix of the merged order.
+    // Name ascending dropped a tied origin at a shard's cut: a page showed one origin twice and
+    // another never.
+    const merged = perShard.flat().sort((a, b) => b.score - a.score || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0));
     const page = merged.slice(cursor, cursor + limit + 1);
     const more = page.length > limit;
     if (more) page.pop();
