@@ -74,7 +74,7 @@ export class PubSubConsumer {
         this.writer.write(decoded, 'pubsub');
         for (const rejected of decoded.rejected) dead.push(rejected);
       }
-      this.writer.commit();
+      await this.writer.commit();
     } catch (error) {
       if (!(error instanceof DiskError)) throw error;
       this.failed = true;
@@ -94,7 +94,7 @@ export class PubSubConsumer {
       for (;;) {
         const outcome = await this.group.commit([], new Map(), this.writer.producerCommits(), token);
         if (outcome.kind !== 'overlap') break;
-        this.writer.takeBackCommitted(outcome.ranges);
+        await this.writer.takeBackCommitted(outcome.ranges);
       }
     } catch (error) {
       this.log('warn', 'could not merge a batch into the loss report', describeError(error));

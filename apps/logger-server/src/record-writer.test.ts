@@ -42,11 +42,11 @@ describe('RecordWriter', () => {
     removeDir(dir);
   });
 
-  it('tells the ledger per producer what it wrote, dropped as already written and dead-lettered, ranges merged', () => {
+  it('tells the ledger per producer what it wrote, dropped as already written and dead-lettered, ranges merged', async () => {
     expect(writer.write(frame({ seq: 1, dropped: 2 }, ['a', 'b', 'BAD', 'd']), 'e1')).toBe(3);
     expect(writer.write(frame({ seq: 3 }, ['c-again', 'd-again', 'e']), 'e2')).toBe(2); // 4 is a duplicate; 3 was dead, now written
     expect(writer.write(frame({ producer: 'p2', seq: 7 }, ['x']), 'e3')).toBe(1);
-    expect(writer.commit()).toEqual(['shop']);
+    expect(await writer.commit()).toEqual(['shop']);
     expect(lines()).toEqual(['a', 'b', 'd', 'c-again', 'e', 'x']);
     expect(writer.producerCommits()).toEqual([
       { origin: 'p1/shop/h', producer: 'p1', app: 'shop', host: 'h', takenOut: 0, reportedDrops: 2, written: [1, 5], seen: [4, 4], dead: [3, 3], reasserted: [] },
@@ -55,31 +55,31 @@ describe('RecordWriter', () => {
     expect(writer.entryIds).toEqual(['e1', 'e2', 'e3']);
   });
 
-  it('takes records the group already committed back out of the file, counted as taken out', () => {
+  it('takes records the group already committed back out of the file, counted as taken out', async () => {
     writer.write(frame({ seq: 1 }, ['a', 'b', 'c', 'd']), 'e1');
-    writer.commit();
-    expect(writer.takeBackCommitted([{ origin: 'p1/shop/h', start: 2, end: 3 }])).toBe(2);
+    await writer.commit();
+    expect(await writer.takeBackCommitted([{ origin: 'p1/shop/h', start: 2, end: 3 }])).toBe(2);
     expect(lines()).toEqual(['a', 'd']);
     expect(writer.producerCommits()[0]).toMatchObject({ written: [1, 1, 4, 4], takenOut: 2 });
   });
 
-  it('takes the records of entries another server claimed back out, and forgets them so a later delivery writes them', () => {
+  it('takes the records of entries another server claimed back out, and forgets them so a later delivery writes them', async () => {
     writer.write(frame({ seq: 1 }, ['a', 'b']), 'e1');
     writer.write(frame({ seq: 3 }, ['c', 'd']), 'e2');
-    writer.commit();
-    expect(writer.takeBackEntries(new Set(['e2']))).toBe(2);
+    await writer.commit();
+    expect(await writer.takeBackEntries(new Set(['e2']))).toBe(2);
     expect(lines()).toEqual(['a', 'b']);
     expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [1, 2] })]);
     expect(dedup.accept('p1/shop/h', 3)).toBe(true);
     expect(dedup.accept('p1/shop/h', 2)).toBe(false);
   });
 
-  it('keys dedup by origin: a frame under the same producer id from another app or host is not a duplicate of it', () => {
+  it('keys dedup by origin: a frame under the same producer id from another app or host is not a duplicate of it', async () => {
     expect(writer.write(frame({ seq: 1 }, ['a', 'b']), 'e1')).toBe(2);
     expect(writer.write(frame({ seq: 1, app: 'evil' }, ['forged']), 'e2')).toBe(1);
     expect(writer.write(frame({ seq: 2, host: 'other' }, ['forged']), 'e3')).toBe(1);
     expect(writer.write(frame({ seq: 2 }, ['b-again']), 'e4')).toBe(0);
-    writer.commit();
+    await writer.commit();
     expect(lines()).toEqual(['a', 'b', 'forged']);
     expect(writer.producerCommits().map((c) => [c.origin, c.written, c.seen])).toEqual([
       ['p1/shop/h', [1, 2], [2, 2]],
@@ -130,7 +130,7 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
     return bytes;
   };
 
-  it('never writes an escaped line separator raw: a message sent as \\u2028 keeps an escape on the byte path and on the full path', () => {
+  it('never writes an escaped line separator raw: a message sent as \\u2028 keeps an escape on the byte path and on the full path', async () => {
     const dir = tempDir('escaped');
     try {
       const sink = new FileSink(dir);
@@ -138,7 +138,7 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
       // not what our publisher sends (JSON.stringify leaves U+2028 raw), but valid JSON from anyone
       const lines = [`{"t":${now},"l":"info","m":"a\\u2028b\\u0085","f":{"k":1}}`, `{"t":1,"l":"info","m":"c\\u2029d","f":{"k":2}}`];
       expect(writer.writeFrame(Buffer.from(encodeFrame(header({ count: 2 }), lines)), 'e1')).toEqual([]);
-      writer.commit();
+      await writer.commit();
       const written = readFileSync(join(dir, 'shop', 'shop.log'), 'utf8');
       expect(written).not.toMatch(/[\u007f-\u009f\u2028\u2029]/);
       expect(
@@ -153,11 +153,11 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
     }
   });
 
-  it('writes the same lines, drops the same duplicates and rejects the same records as the string path, and no line holds a character to escape', () => {
+  it('writes the same lines, drops the same duplicates and rejects the same records as the string path, and no line holds a character to escape', async () => {
     // one receive time for both paths: a time outside the window is replaced by it
     jest.spyOn(Date, 'now').mockReturnValue(now);
-    fc.assert(
-      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), (frames) => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(frameArb, { minLength: 1, maxLength: 6 }), async (frames) => {
         const dirs = [tempDir('bytes'), tempDir('strings')];
         try {
           const [bytes, strings] = dirs.map((d) => {
@@ -173,7 +173,7 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
             strings!.writer.write(decoded, `e${i}`);
             for (const r of decoded.rejected) rejectedStrings.push([r.reason, r.seq, r.payload?.toString('hex')]);
           });
-          expect(bytes!.writer.commit().sort()).toEqual(strings!.writer.commit().sort());
+          expect((await bytes!.writer.commit()).sort()).toEqual((await strings!.writer.commit()).sort());
           expect(rejectedBytes).toEqual(rejectedStrings);
           expect(bytes!.writer.producerCommits()).toEqual(strings!.writer.producerCommits());
           for (const app of ['shop', 'cart']) {
@@ -198,7 +198,7 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
 });
 
 describe('normalize', () => {
-  it('sorts and merges [start, end] pairs that overlap or touch', () => {
+  it('sorts and merges [start, end] pairs that overlap or touch', async () => {
     expect(normalize([5, 6, 1, 2, 3, 3, 10, 12, 11, 20])).toEqual([1, 3, 5, 6, 10, 20]);
   });
 });

@@ -185,11 +185,11 @@ export class RecordWriter {
     this.queued += written;
   }
 
-  /** Writes and fsyncs everything queued; returns the apps whose files were written. Throws DiskError. */
-  commit(): string[] {
+  /** Writes and fsyncs everything queued; resolves with the apps whose files were written. Rejects with DiskError. */
+  async commit(): Promise<string[]> {
     this.dedup.tick();
     const end = this.metrics.fsyncSeconds.startTimer();
-    const { apps, bytes } = this.sink.commit();
+    const { apps, bytes } = await this.sink.commit();
     end();
     for (const [app, count] of this.perApp) this.metrics.recordsWritten.inc({ app }, count);
     this.perApp.clear();
@@ -199,8 +199,8 @@ export class RecordWriter {
     return apps;
   }
 
-  /** Takes the records of entries another server claimed back out of the files; returns how many. */
-  takeBackEntries(ids: ReadonlySet<string>): number {
+  /** Takes the records of entries another server claimed back out of the files; resolves with how many. */
+  async takeBackEntries(ids: ReadonlySet<string>): Promise<number> {
     const lost = this.entries.filter((entry) => ids.has(entry.id));
     this.entries = this.entries.filter((entry) => !ids.has(entry.id));
     const seqsOf = new Map<string, number[]>();
@@ -209,15 +209,15 @@ export class RecordWriter {
       for (const n of entry.written) ranges.push(n);
       seqsOf.set(entry.origin, ranges);
     }
-    const removed = this.sink.takeBack((_app, _index, origin, seq) => inRanges(seqsOf.get(origin), seq));
+    const removed = await this.sink.takeBack((_app, _index, origin, seq) => inRanges(seqsOf.get(origin), seq));
     for (const [origin, ranges] of seqsOf) forEachInRanges(ranges, (seq) => this.dedup.forget(origin, seq));
     return removed;
   }
 
   /** Takes records the group had already committed back out of the files; they count as duplicates. */
-  takeBackCommitted(ranges: ReadonlyArray<{ origin: string; start: number; end: number }>): number {
+  async takeBackCommitted(ranges: ReadonlyArray<{ origin: string; start: number; end: number }>): Promise<number> {
     const committed = (origin: string, seq: number) => ranges.some((r) => r.origin === origin && seq >= r.start && seq <= r.end);
-    const removed = this.sink.takeBack((_app, _index, origin, seq) => committed(origin, seq));
+    const removed = await this.sink.takeBack((_app, _index, origin, seq) => committed(origin, seq));
     for (const entry of this.entries) {
       const kept: number[] = [];
       forEachInRanges(entry.written, (seq) => {

@@ -24,9 +24,9 @@ describe('FileRotation', () => {
       () => uncommitted,
       (error) => failures.push(error),
     );
-  const write = (app: string, line: string, seq: number) => {
+  const write = async (app: string, line: string, seq: number) => {
     sink.append(app, line, Date.now(), 'p1/app/host', seq);
-    sink.commit();
+    await sink.commit();
     local.update(new Map([[app, sink.checkpointOf(app)!]]));
   };
 
@@ -43,9 +43,9 @@ describe('FileRotation', () => {
     removeDir(dir);
   });
 
-  it('closes the files that are due, hands them on and forgets their checkpoints', () => {
-    write('shop', 'a line longer than ten bytes\n', 1);
-    write('api', 'short\n', 2);
+  it('closes the files that are due, hands them on and forgets their checkpoints', async () => {
+    await write('shop', 'a line longer than ten bytes\n', 1);
+    await write('api', 'short\n', 2);
     expect(rotation().run()).toBe(true);
     expect(archived.map((file) => file.app)).toEqual(['shop']);
     expect(existsSync(archived[0]!.path)).toBe(true);
@@ -53,16 +53,16 @@ describe('FileRotation', () => {
     expect(failures).toEqual([]);
   });
 
-  it('closes every non-empty file when told to close all (shutdown)', () => {
-    write('shop', 'x\n', 1);
-    write('api', 'y\n', 2);
+  it('closes every non-empty file when told to close all (shutdown)', async () => {
+    await write('shop', 'x\n', 1);
+    await write('api', 'y\n', 2);
     expect(rotation().run(true)).toBe(true);
     expect(archived.map((file) => file.app).sort()).toEqual(['api', 'shop']);
     expect(local.read().size).toBe(0);
   });
 
-  it('waits while a batch is written but not committed', () => {
-    write('shop', 'a line longer than ten bytes\n', 1);
+  it('waits while a batch is written but not committed', async () => {
+    await write('shop', 'a line longer than ten bytes\n', 1);
     uncommitted = true;
     expect(rotation().run(true)).toBe(true);
     expect(archived).toEqual([]);
@@ -72,17 +72,17 @@ describe('FileRotation', () => {
     expect(archived).toHaveLength(1);
   });
 
-  it('closes no file after its stop time: the rest stay open files, whole', () => {
-    write('shop', 'x\n', 1);
-    write('api', 'y\n', 2);
+  it('closes no file after its stop time: the rest stay open files, whole', async () => {
+    await write('shop', 'x\n', 1);
+    await write('api', 'y\n', 2);
     expect(rotation().run(true, Date.now(), Date.now() - 1)).toBe(true);
     expect(archived).toEqual([]);
     expect(sink.nonEmptyFiles).toBe(2);
     expect(local.read().size).toBe(2);
   });
 
-  it('reports a disk failure and returns false so the caller stops', () => {
-    write('shop', 'a line longer than ten bytes\n', 1);
+  it('reports a disk failure and returns false so the caller stops', async () => {
+    await write('shop', 'a line longer than ten bytes\n', 1);
     rmSync(join(dir, 'log/shop'), { recursive: true });
     expect(rotation().run()).toBe(false);
     expect(failures).toHaveLength(1);

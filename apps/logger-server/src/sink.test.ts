@@ -11,13 +11,13 @@ describe('FileSink', () => {
   });
   afterEach(() => removeDir(dir));
 
-  it('writes lines per app under LOG_DIR/<app>/ with restrictive modes, only at commit', () => {
+  it('writes lines per app under LOG_DIR/<app>/ with restrictive modes, only at commit', async () => {
     const sink = new FileSink(join(dir, 'log'));
     sink.append('shop', 'a\n', 1, 'p1', 1);
     sink.append('api', 'b\n', 1, 'p1', 2);
     sink.append('shop', 'c\n', 1, 'p1', 3);
     expect(existsSync(join(dir, 'log/shop/shop.log')) && readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('');
-    expect(sink.commit()).toEqual({ apps: ['shop', 'api'], bytes: 6 });
+    expect(await sink.commit()).toEqual({ apps: ['shop', 'api'], bytes: 6 });
     expect(sink.checkpointOf('shop')).toEqual({ offset: 4, origin: 'p1', seq: 3 });
     expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('a\nc\n');
     expect(readFileSync(join(dir, 'log/api/api.log'), 'utf8')).toBe('b\n');
@@ -26,7 +26,7 @@ describe('FileSink', () => {
     sink.close();
   });
 
-  it('refuses to write through a symlink planted in LOG_DIR', () => {
+  it('refuses to write through a symlink planted in LOG_DIR', async () => {
     const outside = join(dir, 'outside.txt');
     writeFileSync(outside, '');
     mkdirSync(join(dir, 'log/shop'), { recursive: true });
@@ -38,28 +38,44 @@ describe('FileSink', () => {
     expect(readFileSync(outside, 'utf8')).toBe('');
     sink.close();
   });
+
+  it('closes the files (SIGHUP) only once the writes of a commit in flight have settled: every line lands in its file', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir);
+    const apps = Array.from({ length: 20 }, (_, i) => `app${i}`);
+    const line = 'x'.repeat(1000) + '\n';
+    for (let round = 1; round <= 5; round++) {
+      for (const app of apps) for (let i = 0; i < 200; i++) sink.append(app, line, 1, 'p1', round * 1000 + i);
+      const committing = sink.commit();
+      sink.close(); // the writes are in flight on libuv's threads
+      expect(sink.openDescriptors).toBe(20);
+      await committing;
+      expect(sink.openDescriptors).toBe(0);
+      for (const app of apps) expect(statSync(join(logDir, app, `${app}.log`)).size).toBe(round * 200 * line.length);
+    }
+  });
 });
 
 describe('FileSink.takeBack', () => {
-  it('takes lines of the last batch back out of the file and keeps the rest', () => {
+  it('takes lines of the last batch back out of the file and keeps the rest', async () => {
     const dir = tempDir('drop');
     try {
       const sink = new FileSink(join(dir, 'log'));
       sink.append('shop', 'old\n', 1, 'p1', 6);
-      sink.commit();
+      await sink.commit();
       expect(['a\n', 'b\n', 'c\n', 'd\n'].map((line) => sink.append('shop', line, 1, 'p2', line.charCodeAt(0)))).toEqual([0, 1, 2, 3]);
-      sink.commit();
-      expect(sink.takeBack((app, index) => app === 'shop' && index >= 1 && index < 3)).toBe(2);
+      await sink.commit();
+      expect(await sink.takeBack((app, index) => app === 'shop' && index >= 1 && index < 3)).toBe(2);
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\n');
       expect(sink.checkpointOf('shop')).toEqual({ offset: 8, origin: 'p2', seq: 'd'.charCodeAt(0) });
       // all of a batch taken back: the checkpoint is the line before it again
-      expect(sink.takeBack((_app, _index, producer) => producer === 'p2')).toBe(2);
+      expect(await sink.takeBack((_app, _index, producer) => producer === 'p2')).toBe(2);
       expect(sink.checkpointOf('shop')).toEqual({ offset: 4, origin: 'p1', seq: 6 });
       sink.append('shop', 'a\n', 1, 'p2', 97);
       sink.append('shop', 'd\n', 1, 'p2', 100);
-      sink.commit();
+      await sink.commit();
       sink.append('shop', 'e\n', 1, 'p1', 7);
-      sink.commit();
+      await sink.commit();
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\ne\n');
       // the summary counts what stayed in the file, not what was taken back out
       const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
@@ -77,7 +93,7 @@ describe('FileSink.takeBack', () => {
 });
 
 describe('FileSink rotation', () => {
-  it('closes files by size, age and hour, renamed to names that parse back, never while lines are pending', () => {
+  it('closes files by size, age and hour, renamed to names that parse back, never while lines are pending', async () => {
     const dir = tempDir('rotate');
     try {
       const sink = new FileSink(join(dir, 'log'));
@@ -85,7 +101,7 @@ describe('FileSink rotation', () => {
       sink.append('shop', 'a\n', t0, 'p1', 8);
       sink.append('api', 'b\n', t0, 'p1', 9);
       expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toEqual([]); // pending: not yet
-      sink.commit();
+      await sink.commit();
       const closed = sink.rotate({ maxBytes: 2, maxAgeMs: 1e9 });
       expect(closed.map((c) => c.app).sort()).toEqual(['api', 'shop']);
       const shop = closed.find((c) => c.app === 'shop')!;
@@ -104,11 +120,11 @@ describe('FileSink rotation', () => {
       expect(parseClosedName('shop', join(dir, 'log', 'shop'), shop.path.split('/').pop()!)).toEqual(shop);
       expect(existsSync(join(dir, 'log/shop/shop.log'))).toBe(false);
       sink.append('shop', 'c\n', t0 + 1, 'p1', 10);
-      sink.commit();
+      await sink.commit();
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 })).toEqual([]);
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now() + 3_600_000)).toHaveLength(1); // next hour
       sink.append('shop', 'd\n', t0 + 2, 'p1', 11);
-      sink.commit();
+      await sink.commit();
       expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true)).toHaveLength(1); // shutdown
       expect(parseClosedName('shop', '/x', 'shop.log')).toBeUndefined();
       sink.close();
@@ -125,13 +141,13 @@ describe('FileSink descriptors', () => {
   });
   afterEach(() => removeDir(dir));
 
-  it('keeps at most maxOpenFiles descriptors: the least recently written are closed and reopened on demand, nothing lost', () => {
+  it('keeps at most maxOpenFiles descriptors: the least recently written are closed and reopened on demand, nothing lost', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir, 3);
     const apps = Array.from({ length: 40 }, (_, i) => `app${i}`);
     for (let round = 1; round <= 3; round++) {
       for (const app of apps) sink.append(app, `${app} ${round}\n`, 1, 'p1', round);
-      sink.commit();
+      await sink.commit();
       expect(sink.openDescriptors).toBeLessThanOrEqual(3);
       expect(openDescriptorsUnder(logDir)).toBeLessThanOrEqual(3);
     }
@@ -139,8 +155,8 @@ describe('FileSink descriptors', () => {
     sink.append('app0', 'app0 4\n', 1, 'p1', 4);
     sink.append('app0', 'app0 5\n', 1, 'p1', 5);
     for (const app of apps.slice(1, 5)) sink.append(app, `${app} 4\n`, 1, 'p1', 4);
-    sink.commit(); // app0 is written first, and its descriptor closed for the four after it
-    expect(sink.takeBack((app, _index, _origin, seq) => app === 'app0' && seq === 4)).toBe(1);
+    await sink.commit(); // app0 is written first, and its descriptor closed for the four after it
+    expect(await sink.takeBack((app, _index, _origin, seq) => app === 'app0' && seq === 4)).toBe(1);
     for (const app of apps) {
       const expected = [1, 2, 3].map((round) => `${app} ${round}\n`).join('') + (app === 'app0' ? 'app0 5\n' : apps.slice(1, 5).includes(app) ? `${app} 4\n` : '');
       expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8')).toBe(expected);
@@ -150,17 +166,17 @@ describe('FileSink descriptors', () => {
     sink.close();
   });
 
-  it('fails loudly when a file whose descriptor was closed was replaced meanwhile, instead of writing at wrong offsets', () => {
+  it('fails loudly when a file whose descriptor was closed was replaced meanwhile, instead of writing at wrong offsets', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir, 1);
     sink.append('shop', 'a\n', 1, 'p1', 1);
-    sink.commit();
+    await sink.commit();
     sink.append('api', 'b\n', 1, 'p1', 1);
-    sink.commit(); // shop's descriptor is closed now
+    await sink.commit(); // shop's descriptor is closed now
     renameSync(join(logDir, 'shop', 'shop.log'), join(logDir, 'shop', 'moved.log'));
     writeFileSync(join(logDir, 'shop', 'shop.log'), 'someone else\n');
     sink.append('shop', 'c\n', 1, 'p1', 2);
-    expect(() => sink.commit()).toThrow(expect.objectContaining({ code: 'DISK_WRITE_FAILED', message: expect.stringMatching(/removed or replaced/) }));
+    await expect(sink.commit()).rejects.toThrow(expect.objectContaining({ code: 'DISK_WRITE_FAILED', message: expect.stringMatching(/removed or replaced/) }));
     expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8')).toBe('someone else\n');
     sink.close();
   });

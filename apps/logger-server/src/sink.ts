@@ -1,4 +1,5 @@
-import { constants, closeSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writevSync } from 'node:fs';
+import { constants, closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writev } from 'node:fs';
+import { promisify } from 'node:util';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
 import { LineBatch } from './line-batch';
@@ -44,8 +45,10 @@ const OPEN_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT |
 
 /**
  * The files under LOG_DIR/<app>/: lines are collected per file in memory, then commit() writes
- * each touched file once and fdatasyncs it once (group commit). Only after commit() returns may
- * the entries behind those lines be acknowledged.
+ * each touched file once and fdatasyncs it once (group commit). Only after commit() resolves may
+ * the entries behind those lines be acknowledged. The writes and fdatasyncs run on libuv's
+ * threads, so the event loop meanwhile takes in the next batch's read (replies parsed, further
+ * reads sent) instead of waiting for the disk.
  *
  * `app` must already be a validated name (the protocol's rule: no separators, no leading dot).
  *
@@ -63,6 +66,9 @@ export class FileSink {
   /** Per app, the last line of its open file as of the last commit, and before it (until acknowledged). */
   private readonly lastLines = new Map<string, LastLine>();
   private readonly lastLinesBefore = new Map<string, LastLine | undefined>();
+  /** True while commit() or takeBack() waits for the disk: close() then waits for them (see close). */
+  private writing = false;
+  private closeWhenWritten = false;
 
   constructor(
     readonly logDir: string,
@@ -195,32 +201,36 @@ export class FileSink {
   }
 
   /**
-   * Writes and fdatasyncs every touched file. Throws DiskError; then nothing may be acknowledged.
-   * Returns the apps whose files it wrote.
+   * Writes and fdatasyncs every touched file. Rejects with DiskError; then nothing may be
+   * acknowledged. Resolves with the apps whose files it wrote. Nothing may be appended until it
+   * has settled (the consumers write one batch at a time).
    */
-  commit(): { apps: string[]; bytes: number } {
+  async commit(): Promise<{ apps: string[]; bytes: number }> {
     let bytes = 0;
     const apps: string[] = [];
     for (const file of this.files.values()) this.settle(file);
-    for (const file of this.touched) {
-      // linesOf marks a file before its lines come, and they may all be duplicates.
-      if (file.pending.count === 0) continue;
-      file.firstTime ??= file.pending.times[0];
-      // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
-      const batch = file.pending;
-      file.pending = file.last;
-      file.last = batch;
-      file.sizeBefore = file.size;
-      writeAndSync(file.path, this.descriptor(file), batch.data());
-      file.size += batch.length;
-      bytes += batch.length;
-      this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
-      const n = batch.count - 1;
-      if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
-      apps.push(file.app);
-    }
-    this.touched.clear();
-    return { apps, bytes };
+    return this.whileWriting(async (writes) => {
+      for (const file of this.touched) {
+        // linesOf marks a file before its lines come, and they may all be duplicates.
+        if (file.pending.count === 0) continue;
+        file.firstTime ??= file.pending.times[0];
+        // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
+        const batch = file.pending;
+        file.pending = file.last;
+        file.last = batch;
+        file.sizeBefore = file.size;
+        const fd = await this.descriptorBeside(file, writes);
+        writes.push(writeAndSync(file.path, fd, batch.data()));
+        file.size += batch.length;
+        bytes += batch.length;
+        this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
+        const n = batch.count - 1;
+        if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
+        apps.push(file.app);
+      }
+      this.touched.clear();
+      return { apps, bytes };
+    });
   }
 
   /**
@@ -228,25 +238,63 @@ export class FileSink {
    * app, the line's index in the app's batch, its origin and seq). Each touched file is cut back
    * to its size before the batch and the kept lines written and fdatasynced again. Used when
    * entries turned out to be another server's, or records already committed by the group.
-   * Returns how many lines went.
+   * Resolves with how many lines went; rejects with DiskError.
    */
-  takeBack(drop: (app: string, index: number, origin: string, seq: number) => boolean): number {
+  async takeBack(drop: (app: string, index: number, origin: string, seq: number) => boolean): Promise<number> {
     let dropped = 0;
-    for (const file of this.files.values()) {
-      const batch = file.last;
-      if (batch.count === 0) continue;
-      const removed = batch.remove((index) => drop(file.app, index, batch.origins[index] as string, batch.seqs[index] as number));
-      if (removed === 0) continue;
-      dropped += removed;
-      const fd = this.descriptor(file);
-      onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(fd, file.sizeBefore));
-      file.size = file.sizeBefore;
-      writeAndSync(file.path, fd, batch.data());
-      file.size = file.sizeBefore + batch.length;
-      const n = batch.count - 1;
-      this.setLast(file.app, n >= 0 ? { origin: batch.origins[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
+    return this.whileWriting(async (writes) => {
+      for (const file of this.files.values()) {
+        const batch = file.last;
+        if (batch.count === 0) continue;
+        const removed = batch.remove((index) => drop(file.app, index, batch.origins[index] as string, batch.seqs[index] as number));
+        if (removed === 0) continue;
+        dropped += removed;
+        const fd = await this.descriptorBeside(file, writes);
+        onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(fd, file.sizeBefore));
+        writes.push(writeAndSync(file.path, fd, batch.data()));
+        file.size = file.sizeBefore + batch.length;
+        const n = batch.count - 1;
+        this.setLast(file.app, n >= 0 ? { origin: batch.origins[n] as string, seq: batch.seqs[n] as number } : this.lastLinesBefore.get(file.app));
+      }
+      return dropped;
+    });
+  }
+
+  /**
+   * descriptor() while `writes` are in flight: when opening this file would close another's
+   * descriptor (maxOpenFiles), the writes are waited for first, as no descriptor may be closed
+   * under a write in flight.
+   */
+  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>): Promise<number> {
+    if (file.fd === -1 && this.descriptors.size >= this.maxOpenFiles) await Promise.allSettled(writes);
+    return this.descriptor(file);
+  }
+
+  /**
+   * Runs `start`, which starts writes (one per file, in parallel on libuv's threads) and pushes
+   * them to `writes`, and waits for every one of them, also when one failed or `start` threw: a
+   * descriptor must not be closed (stop, SIGHUP) while a write on it is in flight, or the write
+   * could land in whatever file reuses its number. Rejects with the first failure.
+   */
+  private async whileWriting<T>(start: (writes: Array<Promise<void>>) => Promise<T>): Promise<T> {
+    const writes: Array<Promise<void>> = [];
+    this.writing = true;
+    try {
+      const started = await start(writes).then(
+        (value) => ({ ok: true as const, value }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+      const failed = (await Promise.allSettled(writes)).find((outcome) => outcome.status === 'rejected');
+      if (!started.ok) throw started.error;
+      if (failed) throw failed.reason;
+      return started.value;
+    } finally {
+      this.writing = false;
+      if (this.closeWhenWritten) {
+        this.closeWhenWritten = false;
+        this.close();
+      }
     }
-    return dropped;
   }
 
   private open(app: string): OpenFile {
@@ -331,8 +379,15 @@ export class FileSink {
     return count;
   }
 
-  /** Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be committed first. */
+  /**
+   * Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be
+   * committed first. During a commit the files are closed once its writes have settled.
+   */
   close(): void {
+    if (this.writing) {
+      this.closeWhenWritten = true;
+      return;
+    }
     for (const file of this.files.values()) {
       this.settle(file);
       try {
@@ -358,25 +413,36 @@ function onDisk<T>(code: DiskErrorCode, path: string, operation: string, call: (
   }
 }
 
-/** Appends all of `data` and fdatasyncs. Throws DiskError; the caller must not acknowledge then. */
-function writeAndSync(path: string, fd: number, data: Buffer[]): void {
-  onDisk('DISK_WRITE_FAILED', path, 'write', () => writeAll(fd, data));
-  // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
-  // descriptor. The caller stops; the entries stay pending in Redis.
-  onDisk('FSYNC_FAILED', path, 'fdatasync', () => fdatasyncSync(fd));
+const writevAsync = promisify(writev);
+const fdatasyncAsync = promisify(fdatasync);
+
+/** Appends all of `data` and fdatasyncs. Rejects with DiskError; the caller must not acknowledge then. */
+async function writeAndSync(path: string, fd: number, data: Buffer[]): Promise<void> {
+  try {
+    await writeAll(fd, data);
+  } catch (error) {
+    throw new DiskError('DISK_WRITE_FAILED', path, error, 'write');
+  }
+  try {
+    await fdatasyncAsync(fd);
+  } catch (error) {
+    // After a failed fsync the page cache may have dropped the dirty pages: never retry on this
+    // descriptor. The caller stops; the entries stay pending in Redis.
+    throw new DiskError('FSYNC_FAILED', path, error, 'fdatasync');
+  }
 }
 
 /** IOV_MAX on Linux: the most buffers one writev takes. */
 const MAX_IOV = 1024;
 
 /** Writes all of `chunks` in order with as few writev calls as the kernel allows (a short write continues where it stopped). */
-function writeAll(fd: number, chunks: readonly Buffer[]): void {
+async function writeAll(fd: number, chunks: readonly Buffer[]): Promise<void> {
   let first = 0;
   let skip = 0; // bytes of chunks[first] already written
   while (first < chunks.length) {
     const iov: Buffer[] = [];
     for (let i = first; i < chunks.length && iov.length < MAX_IOV; i++) iov.push(i === first && skip > 0 ? (chunks[i] as Buffer).subarray(skip) : (chunks[i] as Buffer));
-    let written = writevSync(fd, iov);
+    let written = (await writevAsync(fd, iov)).bytesWritten;
     while (first < chunks.length && written >= (chunks[first] as Buffer).length - skip) {
       written -= (chunks[first] as Buffer).length - skip;
       skip = 0;

@@ -251,7 +251,7 @@ export class StreamConsumer {
       for (const rejected of this.writer.writeFrame(entry.frame, entry.id, this.config.signingKeys)) dead.push({ id: entry.id, rejected });
     }
     this.uncommitted = true;
-    const apps = this.writer.commit();
+    const apps = await this.writer.commit();
     await this.settle(ids, apps, dead);
     this.uncommitted = false;
     if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
@@ -340,11 +340,11 @@ export class StreamConsumer {
       if (outcome.kind === 'lost') {
         const lost = new Set(outcome.ids);
         pending = pending.filter((id) => !lost.has(id));
-        const removed = this.writer.takeBackEntries(lost);
+        const removed = await this.writer.takeBackEntries(lost);
         this.metrics.entriesLostToClaim.inc(lost.size);
         this.log('warn', 'entries were claimed by another server while this batch was written; took their records back out', { entries: lost.size, records: removed });
       } else {
-        const removed = this.writer.takeBackCommitted(outcome.ranges);
+        const removed = await this.writer.takeBackCommitted(outcome.ranges);
         this.log('warn', 'records were already committed by a server of the group; took them back out', { records: removed, origins: [...new Set(outcome.ranges.map((r) => r.origin))] });
       }
     }

@@ -104,14 +104,14 @@ describe('disk trouble', () => {
     }
   }, 30_000);
 
-  (canMount ? it : it.skip)('a rotation that cannot write its manifest is a DiskError that keeps the file open and its summary for the next try', () => {
+  (canMount ? it : it.skip)('a rotation that cannot write its manifest is a DiskError that keeps the file open and its summary for the next try', async () => {
     const logDir = join(dir, 'log');
     expect(mountSmallDisk(logDir, '1m', INODES_FOR_ONE_OPEN_FILE)).toBe(true);
     const sink = new FileSink(logDir);
     const policy = { maxBytes: 1, maxAgeMs: 1e9 };
     try {
       for (let seq = 1; seq <= 3; seq++) sink.append('shop', `line ${seq}\n`, Date.UTC(2026, 0, 1, 0, 0, seq), 'p1', seq);
-      sink.commit();
+      await sink.commit();
       let error: unknown;
       try {
         sink.rotate(policy);
@@ -125,7 +125,7 @@ describe('disk trouble', () => {
 
       expect(spawnSync('mount', ['-o', 'remount,nr_inodes=100', logDir]).status).toBe(0);
       sink.append('shop', 'line 4\n', Date.UTC(2026, 0, 1, 0, 0, 4), 'p1', 4);
-      sink.commit();
+      await sink.commit();
       const [closed] = sink.rotate(policy);
       expect(readFileSync(closed!.path, 'utf8')).toBe('line 1\nline 2\nline 3\nline 4\n');
       // the summary outlived the failed rotation: the manifest counts every line of the file
