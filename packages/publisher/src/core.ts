@@ -177,8 +177,22 @@ export class PublisherCore implements SerializeCounters {
     this.schedule();
   }
 
+  /**
+   * Makes sure a pump() comes after what was just buffered. The invariant that no record is left
+   * unsent: after every event, if anything waits (a sealed frame not in flight, lines in the
+   * frame being filled, drops not reported), a pump is promised by one of
+   * - a queued setImmediate (endOfTurn),
+   * - a frame in flight: its command settles, and accepted() pumps, or failed() arms the retry timer,
+   * - the retry timer or the linger timer, armed: each pumps when it fires,
+   * - the client not ready: its 'ready' (a cluster's 'connect' / 'node-ready') listener pumps;
+   *   node-redis reconnects until close() (as before, a client whose reconnect strategy gives up
+   *   never sends again: pump() refuses to send while it is not ready),
+   * and every pump() leaves one behind while something waits (see pump()). So the setImmediate is
+   * queued only when none of the others is certain: a loop logging once per turn, with a frame in
+   * flight, does not pay an immediate per turn that would only find pump() with nothing to do.
+   */
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.inFlight > 0 || this.lingerTimer !== undefined || this.retryTimer !== undefined || !this.client.isReady) return;
     this.scheduled = true;
     setImmediate(this.endOfTurn);
   }
@@ -196,6 +210,10 @@ export class PublisherCore implements SerializeCounters {
    * (cut by size and count as it fills, and sent at once). So an app that logs once per
    * event-loop turn (a request handler) sends a frame per round trip or millisecond, not one
    * XADD per record, and a record waits at most a round trip or a millisecond more.
+   * Returns only with nothing waiting or a later pump promised (schedule()'s invariant): not
+   * ready ('ready' pumps); frames in flight (their settling pumps: with inFlight 0 every sealed
+   * frame has just been sent, maxInFlightFrames being at least 1); the linger timer armed; or
+   * the frame being filled sealed and sent (in flight).
    */
   private pump(): void {
     if (!this.client.isReady) return;
