@@ -7,10 +7,11 @@
 // <row>: the row's index in the matrix (0 = synchronous burst). dist: builds of @log/publisher to
 // run in turn in each round (default: this package's dist), e.g. main's build beside this one.
 // PROFILE_RECORDS overrides the row's record count; PROFILE_PINO=1 runs pino in the rounds too.
+// Each round also runs the loop calling a no-op ("empty loop"): the loop's own cost.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { loops, matrixShapes } from './shapes.mjs';
+import { emptyLog, loops, matrixShapes } from './shapes.mjs';
 
 const require = createRequire(import.meta.url);
 
@@ -69,6 +70,12 @@ try {
       console.log(
         `${dist}: ${perRecord(Number(end - start) / 1000)} µs per record (loop ${perRecord(Number(looped - start) / 1000)}), cpu ${perRecord(used.user + used.system)} µs (system ${perRecord(used.system)}), sent ${stats.sent}, dropped ${stats.dropped}, frames ${stats.frames}`,
       );
+    }
+    {
+      // the floor: the same loop calling a no-op (see emptyLog)
+      const start = process.hrtime.bigint();
+      await loops[shape.loop](n, (i) => emptyLog(shape.message, shape.fields(i)));
+      console.log(`empty loop: ${perRecord(Number(process.hrtime.bigint() - start) / 1000)} µs per record`);
     }
     if (process.env.PROFILE_PINO === '1') {
       const root = pino({ base: { pid: process.pid, hostname: 'profilehost' } }, pino.destination({ dest: '/dev/null', sync: true, minLength: 4096 }));
