@@ -57,6 +57,11 @@ try {
       const root = require(dist).createPublisher('profile', { app: 'profile', url: redis.url, host: 'profilehost' });
       await root.flush();
       const log = shape.child ? root.child(shape.child) : root;
+      if (shape.again) {
+        // the row times a second run of the same logger (see shapes.mjs)
+        await loops[shape.loop](n, (i) => log.info(shape.message, shape.fields(i)));
+        await log.flush();
+      }
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await loops[shape.loop](n, (i) => log.info(shape.message, shape.fields(i)));
@@ -73,6 +78,7 @@ try {
     }
     {
       // the floor: the same loop calling a no-op (see emptyLog)
+      if (shape.again) await loops[shape.loop](n, (i) => emptyLog(shape.message, shape.fields(i)));
       const start = process.hrtime.bigint();
       await loops[shape.loop](n, (i) => emptyLog(shape.message, shape.fields(i)));
       console.log(`empty loop: ${perRecord(Number(process.hrtime.bigint() - start) / 1000)} µs per record`);
@@ -80,6 +86,7 @@ try {
     if (process.env.PROFILE_PINO === '1') {
       const root = pino({ base: { pid: process.pid, hostname: 'profilehost' } }, pino.destination({ dest: '/dev/null', sync: true, minLength: 4096 }));
       const logger = shape.child ? root.child(shape.child) : root;
+      if (shape.again) await loops[shape.loop](n, (i) => logger.info(shape.fields(i), shape.message));
       const cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await loops[shape.loop](n, (i) => logger.info(shape.fields(i), shape.message));

@@ -63,4 +63,7 @@ export const matrixShapes = (shapeN) => [
   { name: 'every 5000: 1 field', loop: 'yield5000', message: message50, fields: fieldsOf(1), yields: true },
   { name: 'every 5000: 20 fields', loop: 'yield5000', message: message50, fields: fieldsOf(20), yields: true },
   { name: 'every 5000: 2 KB message', loop: 'yield5000', message: message2k, fields: five, yields: true },
+  // A long-lived app's later bursts: each contender runs the loop once untimed first (the
+  // publisher: the same one, flushed), as an app that bursts again does.
+  { name: 'synchronous burst, the second one (same logger)', loop: 'burst', message: message50, fields: five, again: true },
 ];

@@ -49,6 +49,8 @@ interface FlushWaiter {
 const LINGER_MS = 1;
 /** A frame holding this many UTF-16 units of lines is large enough to go at once. */
 const LINGER_UNITS = 64 * 1024;
+/** Spare frame buffers unused for this long (one to two periods) are let go: see FrameQueue.trimSpares. */
+const SPARE_IDLE_MS = 5000;
 /** How long the WAIT after a frame (waitReplicas) waits for the replicas; fewer in time and the frame is sent again. */
 export const WAIT_TIMEOUT_MS = 1000;
 
@@ -78,6 +80,7 @@ export class PublisherCore implements SerializeCounters {
   /** Waits before re-sending after a failed command: from 50 ms, doubling up to 5 s, with jitter. */
   private readonly retryBackoff = new Backoff({ initialMs: 50, maxMs: 5000 });
   private lingerTimer: NodeJS.Timeout | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
   /** When the last frame was sent (Date.now()). */
   private lastSendAt = 0;
   private waiters: FlushWaiter[] = [];
@@ -271,6 +274,7 @@ export class PublisherCore implements SerializeCounters {
   private accepted(frame: Frame, reply: unknown): void {
     this.inFlight--;
     this.queue.remove(frame);
+    if (this.spareTimer === undefined && this.queue.spareBuffers > 0) this.armSpareTimer();
     this.sent += frame.count;
     this.frames++;
     this.bytes += frame.payload?.length ?? 0;
@@ -281,6 +285,16 @@ export class PublisherCore implements SerializeCounters {
     if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
     this.pump();
   }
+
+  private armSpareTimer(): void {
+    this.spareTimer = setTimeout(this.trimSpares, SPARE_IDLE_MS);
+    this.spareTimer.unref();
+  }
+
+  private readonly trimSpares = (): void => {
+    this.spareTimer = undefined;
+    if (this.queue.trimSpares()) this.armSpareTimer();
+  };
 
   private failed(frame: Frame): void {
     this.inFlight--;
@@ -372,6 +386,7 @@ export class PublisherCore implements SerializeCounters {
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
       if (this.lingerTimer) clearTimeout(this.lingerTimer);
+      if (this.spareTimer) clearTimeout(this.spareTimer);
       this.client.destroy();
     })();
     return this.closing;

@@ -1,7 +1,10 @@
 import { LIMITS, encodeFrameHeader, signatureLineLength, writeSignatureLine, type SigningKey } from '@log/protocol';
 
-/** Spare frame buffers kept for reuse (see FrameQueue.spare), and the smallest worth keeping. */
-const MAX_SPARE = 8;
+/**
+ * Spare frame buffers kept for reuse (see FrameQueue.spare): at most this many, holding at most
+ * maxBufferBytes together, each at least MIN_SPARE_BYTES.
+ */
+const MAX_SPARE = 64;
 const MIN_SPARE_BYTES = 64 * 1024;
 /**
  * A frame whose lines fill at least this share of the buffer they were written into keeps that
@@ -74,8 +77,15 @@ export class FrameQueue {
    * Buffers of frames Redis accepted, for the next frames: memory the process has already
    * touched. A fresh megabyte costs its page faults on every frame (~20 ms on a busy virtual
    * machine, more than logging the frame's records); a copy into a reused buffer, ~0.1 ms.
+   * Enough are kept for the next burst like the last one (a loop that never yields seals every
+   * frame before any is sent: ~53 of 1 MiB for 300,000 records), within maxBufferBytes, so the
+   * memory the publisher holds never goes past what its last burst took; trimSpares() lets go
+   * of those unused for a while.
    */
   private readonly spare: Buffer[] = [];
+  private spareBytes = 0;
+  /** The fewest spares held since the last trimSpares(): that many went unused since then. */
+  private spareLow = 0;
 
   constructor(
     private readonly limits: FrameLimits,
@@ -206,20 +216,46 @@ export class FrameQueue {
     this.frames.splice(index, 1);
     this.queuedBytes -= frame.bytes;
     // Redis has answered: the command, and the buffer it was written from, are done with.
-    if (frame.buffer.length >= MIN_SPARE_BYTES) {
-      if (this.spare.length >= MAX_SPARE) this.spare.shift();
+    const bytes = frame.buffer.length;
+    if (bytes >= MIN_SPARE_BYTES && this.spare.length < MAX_SPARE && this.spareBytes + bytes <= this.limits.maxBufferBytes) {
       this.spare.push(frame.buffer);
+      this.spareBytes += bytes;
     }
+  }
+
+  /** Spare buffers held (see trimSpares), and their bytes. */
+  get spareBuffers(): number {
+    return this.spare.length;
+  }
+
+  get spareBufferBytes(): number {
+    return this.spareBytes;
+  }
+
+  /**
+   * Lets go of the spares no frame needed since the last call (the oldest first), so that an app
+   * does not keep a burst's memory for good after one burst; called every few seconds while
+   * spares are held. Returns whether spares are still held.
+   */
+  trimSpares(): boolean {
+    const unused = this.spareLow;
+    for (const buffer of this.spare.splice(0, unused)) this.spareBytes -= buffer.length;
+    this.spareLow = this.spare.length;
+    return this.spare.length > 0;
+  }
+
+  private takeSpare(i: number): Buffer {
+    const buffer = this.spare[i] as Buffer;
+    this.spare.splice(i, 1);
+    this.spareBytes -= buffer.length;
+    if (this.spare.length < this.spareLow) this.spareLow = this.spare.length;
+    return buffer;
   }
 
   /** A buffer to fill the next frame in: a spare one of full size when there is one. */
   private newWork(): Buffer {
     for (let i = this.spare.length - 1; i >= 0; i--) {
-      const buffer = this.spare[i] as Buffer;
-      if (buffer.length >= this.workCapacity) {
-        this.spare.splice(i, 1);
-        return buffer;
-      }
+      if ((this.spare[i] as Buffer).length >= this.workCapacity) return this.takeSpare(i);
     }
     return Buffer.allocUnsafe(this.workCapacity);
   }
@@ -227,11 +263,8 @@ export class FrameQueue {
   /** A buffer of at least `bytes` (and at most twice that, so a frame holds little more than its lines): a spare one when one fits. */
   private bufferFor(bytes: number): Buffer {
     for (let i = this.spare.length - 1; i >= 0; i--) {
-      const buffer = this.spare[i] as Buffer;
-      if (buffer.length >= bytes && buffer.length <= 2 * bytes) {
-        this.spare.splice(i, 1);
-        return buffer;
-      }
+      const length = (this.spare[i] as Buffer).length;
+      if (length >= bytes && length <= 2 * bytes) return this.takeSpare(i);
     }
     return Buffer.allocUnsafe(bytes);
   }
