@@ -193,6 +193,8 @@ export class PublisherCore implements SerializeCounters {
    * and every pump() leaves one behind while something waits (see pump()). So the setImmediate is
    * queued only when none of the others is certain: a loop logging once per turn, with a frame in
    * flight, does not pay an immediate per turn that would only find pump() with nothing to do.
+   * (Nor does a log call during the retry backoff re-send a failed frame before the backoff ends,
+   * as its immediate used to; flush() and close() still pump at once.)
    */
   private schedule(): void {
     if (this.scheduled || this.inFlight > 0 || this.lingerTimer !== undefined || this.retryTimer !== undefined || !this.client.isReady) return;
