@@ -49,6 +49,8 @@ interface FlushWaiter {
 const LINGER_MS = 1;
 /** A frame holding this many UTF-16 units of lines is large enough to go at once. */
 const LINGER_UNITS = 64 * 1024;
+/** Spare frame buffers unused for this long (one to two periods) are let go: see FrameQueue.trimSpares. */
+const SPARE_IDLE_MS = 5000;
 /** How long the WAIT after a frame (waitReplicas) waits for the replicas; fewer in time and the frame is sent again. */
 export const WAIT_TIMEOUT_MS = 1000;
 
@@ -78,6 +80,7 @@ export class PublisherCore implements SerializeCounters {
   /** Waits before re-sending after a failed command: from 50 ms, doubling up to 5 s, with jitter. */
   private readonly retryBackoff = new Backoff({ initialMs: 50, maxMs: 5000 });
   private lingerTimer: NodeJS.Timeout | undefined;
+  private spareTimer: NodeJS.Timeout | undefined;
   /** When the last frame was sent (Date.now()). */
   private lastSendAt = 0;
   private waiters: FlushWaiter[] = [];
@@ -177,8 +180,24 @@ export class PublisherCore implements SerializeCounters {
     this.schedule();
   }
 
+  /**
+   * Makes sure a pump() comes after what was just buffered. The invariant that no record is left
+   * unsent: after every event, if anything waits (a sealed frame not in flight, lines in the
+   * frame being filled, drops not reported), a pump is promised by one of
+   * - a queued setImmediate (endOfTurn),
+   * - a frame in flight: its command settles, and accepted() pumps, or failed() arms the retry timer,
+   * - the retry timer or the linger timer, armed: each pumps when it fires,
+   * - the client not ready: its 'ready' (a cluster's 'connect' / 'node-ready') listener pumps;
+   *   node-redis reconnects until close() (as before, a client whose reconnect strategy gives up
+   *   never sends again: pump() refuses to send while it is not ready),
+   * and every pump() leaves one behind while something waits (see pump()). So the setImmediate is
+   * queued only when none of the others is certain: a loop logging once per turn, with a frame in
+   * flight, does not pay an immediate per turn that would only find pump() with nothing to do.
+   * (Nor does a log call during the retry backoff re-send a failed frame before the backoff ends,
+   * as its immediate used to; flush() and close() still pump at once.)
+   */
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.inFlight > 0 || this.lingerTimer !== undefined || this.retryTimer !== undefined || !this.client.isReady) return;
     this.scheduled = true;
     setImmediate(this.endOfTurn);
   }
@@ -196,6 +215,10 @@ export class PublisherCore implements SerializeCounters {
    * (cut by size and count as it fills, and sent at once). So an app that logs once per
    * event-loop turn (a request handler) sends a frame per round trip or millisecond, not one
    * XADD per record, and a record waits at most a round trip or a millisecond more.
+   * Returns only with nothing waiting or a later pump promised (schedule()'s invariant): not
+   * ready ('ready' pumps); frames in flight (their settling pumps: with inFlight 0 every sealed
+   * frame has just been sent, maxInFlightFrames being at least 1); the linger timer armed; or
+   * the frame being filled sealed and sent (in flight).
    */
   private pump(): void {
     if (!this.client.isReady) return;
@@ -253,6 +276,7 @@ export class PublisherCore implements SerializeCounters {
   private accepted(frame: Frame, reply: unknown): void {
     this.inFlight--;
     this.queue.remove(frame);
+    if (this.spareTimer === undefined && this.queue.spareBuffers > 0) this.armSpareTimer();
     this.sent += frame.count;
     this.frames++;
     this.bytes += frame.payload?.length ?? 0;
@@ -263,6 +287,16 @@ export class PublisherCore implements SerializeCounters {
     if (this.queue.dropsUnreported) this.schedule(); // the rest of drops one header could not carry
     this.pump();
   }
+
+  private armSpareTimer(): void {
+    this.spareTimer = setTimeout(this.trimSpares, SPARE_IDLE_MS);
+    this.spareTimer.unref();
+  }
+
+  private readonly trimSpares = (): void => {
+    this.spareTimer = undefined;
+    if (this.queue.trimSpares()) this.armSpareTimer();
+  };
 
   private failed(frame: Frame): void {
     this.inFlight--;
@@ -354,6 +388,7 @@ export class PublisherCore implements SerializeCounters {
       process.removeListener('beforeExit', this.onBeforeExit);
       if (this.retryTimer) clearTimeout(this.retryTimer);
       if (this.lingerTimer) clearTimeout(this.lingerTimer);
+      if (this.spareTimer) clearTimeout(this.spareTimer);
       this.client.destroy();
     })();
     return this.closing;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { randomBytes } from 'node:crypto';
 import { LIMITS, SigningKeys, decodeFrame, decodeRecord, encodeRecord, parseSigningKey, type SigningKey, type WireRecord } from '@log/protocol';
-import { FrameQueue } from './frame-queue';
+import { FrameQueue, type Frame } from './frame-queue';
 
 const origin = { producer: 'abcdef0123456789', app: 'shop', host: 'h1', pid: 9 };
 const secret = randomBytes(32).toString('base64');
@@ -157,6 +157,56 @@ describe('FrameQueue, property tests', () => {
       { numRuns: 60 },
     );
   }, 60_000);
+
+  it('keeps the buffers of accepted frames for the next burst, within maxBufferBytes, and lets go of those a period left unused', () => {
+    const limits = { maxFrameRecords: 10_000, maxFrameBytes: 128 * 1024, maxBufferBytes: 2 * 1024 * 1024 };
+    const line = 'x'.repeat(1000);
+    /** Logs until `frames` more frames are sealed by size (each keeps the buffer it was filled in); returns them. */
+    const burst = (queue: FrameQueue, frames: number): Frame[] => {
+      const before = queue.frames.length;
+      while (queue.frames.length < before + frames) expect(queue.append(line)).toBe(true);
+      return queue.frames.slice(before);
+    };
+    const accept = (queue: FrameQueue, frames: Frame[]) => {
+      for (const frame of frames) {
+        queue.encode(frame);
+        queue.remove(frame);
+      }
+    };
+    const queue = new FrameQueue(limits, origin);
+    const first = burst(queue, 8);
+    const firstBuffers = new Set(first.map((f) => f.buffer));
+    expect(firstBuffers.size).toBe(8);
+    accept(queue, first);
+    expect(queue.spareBuffers).toBe(8);
+    // the next burst is written into them: no fresh memory (but for its first frame, in the buffer being filled already)
+    const second = burst(queue, 6);
+    expect(second.slice(1).every((f) => firstBuffers.has(f.buffer))).toBe(true);
+    accept(queue, second);
+    expect(queue.spareBuffers).toBe(8);
+    // a period in which only 3 were taken (5 never): the next trim lets go of those 5
+    expect(queue.trimSpares()).toBe(true); // the period of the bursts above: all were in use
+    accept(queue, burst(queue, 3));
+    expect(queue.trimSpares()).toBe(true);
+    expect(queue.spareBuffers).toBe(3);
+    // a quiet period: every spare goes, and the next frames are written into new memory
+    expect(queue.trimSpares()).toBe(false);
+    expect(queue.spareBuffers).toBe(0);
+    expect(queue.spareBufferBytes).toBe(0);
+    expect(
+      burst(queue, 3)
+        .slice(1)
+        .some((f) => firstBuffers.has(f.buffer)),
+    ).toBe(false);
+
+    // within maxBufferBytes: 4 frames of 131,000 units fit in 530,000, their buffers (~141 KiB each) 3 times only
+    const bounded = new FrameQueue({ ...limits, maxBufferBytes: 530_000 }, origin);
+    const four = burst(bounded, 4);
+    accept(bounded, four);
+    expect(bounded.spareBuffers).toBe(3);
+    expect(bounded.spareBufferBytes).toBe(3 * four[0]!.buffer.length);
+    expect(bounded.spareBufferBytes).toBeLessThanOrEqual(530_000);
+  });
 
   it('reports more drops than one header may carry over several frames, each one decodable', () => {
     const queue = new FrameQueue({ maxFrameRecords: 10, maxFrameBytes: 1000, maxBufferBytes: 10_000 }, origin);

@@ -46,7 +46,13 @@ export interface PublisherOptions {
   host?: string;
   /** Fields added to every record (e.g. { env: 'prod' }). */
   fields?: Fields;
-  /** Most bytes held in memory (records not yet accepted by Redis). Past it, new records are dropped and counted. @defaultValue 64 MiB */
+  /**
+   * Most bytes held in memory (records not yet accepted by Redis). Past it, new records are dropped and counted.
+   * The buffers of frames Redis accepted are kept for the next ones (up to this many bytes of them, never more
+   * than the last burst took), and let go after 5 to 10 s unused: after a burst, the process's memory stays at
+   * the burst's level that long, and a burst like it writes into memory already touched, not fresh pages.
+   * @defaultValue 64 MiB
+   */
   maxBufferBytes?: number;
   /** Most records in one frame (one XADD or PUBLISH). @defaultValue 10000 */
   maxFrameRecords?: number;

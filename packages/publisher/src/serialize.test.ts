@@ -26,6 +26,68 @@ describe('fieldsJson', () => {
     );
   });
 
+  it('writes what JSON.stringify writes for many keys (dictionary-mode objects), keys seen before or needing escapes, and values it leaves out', () => {
+    // Keys repeat across records (the quoted key texts are cached), some need escaping, some are
+    // too long to cache; objects of up to 60 keys added one by one (V8 turns such objects into
+    // hash tables) or made with a null prototype; undefined, functions and symbols are left out,
+    // also as the first member (no comma before the next).
+    // (near twins: a cache keyed by less than the whole key would mix them up)
+    const common = fc.constantFrom(
+      'orderId',
+      'orderId2',
+      'orderI',
+      'OrderId',
+      'order"Id',
+      'user',
+      'a',
+      '',
+      'k"q',
+      'line\nbreak',
+      'é',
+      '\ud800',
+      'abcdefghijklmnop1',
+      'abcdefghijklmnop2',
+      'x'.repeat(64),
+      'x'.repeat(65),
+    );
+    const key = fc
+      .oneof({ arbitrary: common, weight: 3 }, fc.string({ maxLength: 10 }), fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ minLength: 65, maxLength: 90 }))
+      .filter((k) => k !== '__proto__');
+    const omitted = fc.constantFrom<unknown>(undefined, () => 1, Symbol('s'));
+    const value = fc.oneof(fc.jsonValue({ maxDepth: 2 }), omitted);
+    const members = fc.array(fc.tuple(key, value), { maxLength: 60 });
+    const build = (entries: Array<[string, unknown]>, nullPrototype: boolean): Record<string, unknown> => {
+      const out = (nullPrototype ? Object.create(null) : {}) as Record<string, unknown>;
+      for (const [k, v] of entries) out[k] = v;
+      return out;
+    };
+    const bindings = '"requestId":"r-1"';
+    fc.assert(
+      fc.property(members, fc.boolean(), (entries, nullPrototype) => {
+        const object = build(entries, nullPrototype);
+        const expected = JSON.stringify(object);
+        expect(fieldsJson(object, counters(), LIMITS.maxKeys)).toBe(expected);
+        expect(walked.truncated).toBe(false);
+        expect(fieldsJson(object, counters(), LIMITS.maxKeys, bindings)).toBe(expected === '{}' ? `{${bindings}}` : `{${bindings},${expected.slice(1)}`);
+        // nested one level down, the same object takes the same path
+        expect(fieldsJson({ nested: object }, counters(), LIMITS.maxKeys)).toBe(JSON.stringify({ nested: object }));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('writes keys right across the bound of its cache of quoted keys, and never takes __proto__ from it', () => {
+    // more distinct keys than the cache keeps (it is emptied and fills again), a few keys logged all along
+    for (let i = 0; i < 3000; i++) {
+      const object = { [`key${i}"x`]: i, [`k${i % 7}`]: 'v', [`key${i}"x2`]: [i] };
+      expect(fieldsJson(object, counters(), LIMITS.maxKeys)).toBe(JSON.stringify(object));
+    }
+    const c = counters();
+    const json = fieldsJson(JSON.parse('{"k1":1,"__proto__":{"admin":true}}'), c, LIMITS.maxKeys);
+    expect(JSON.parse(json)).toEqual({ k1: 1, '[__proto__]': { admin: true } });
+    expect(c.unserializable).toBe(1);
+  });
+
   it('quotes any string as JSON.stringify does (controls, quotes, lone surrogates; short and long)', () => {
     const text = fc.oneof(fc.string({ unit: 'binary', maxLength: 200 }), fc.string({ unit: 'grapheme', maxLength: 100 }), fc.string({ maxLength: 300 }));
     fc.assert(

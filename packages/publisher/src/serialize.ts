@@ -153,34 +153,51 @@ function plainObject(object: object, depth: number, open: string, first: boolean
   if (object instanceof Number || object instanceof String || object instanceof Boolean) return undefined;
   let out = open;
   let empty = first;
-  // for-in skips no own key and, on an object whose prototype is Object.prototype or null, adds
-  // none (Object.prototype has no enumerable key unless polluted: then Object.keys, as for any
-  // other prototype); unlike Object.keys it allocates no array.
-  const proto = Object.getPrototypeOf(object) as unknown;
-  if ((proto === Object.prototype && !polluted()) || proto === null) {
-    for (const key in object) {
-      const member = plainMember(key, (object as Record<string, unknown>)[key], depth);
-      if (member === undefined) return undefined;
-      if (member !== OMIT) out += empty ? member : ',' + member;
-      empty &&= member === OMIT;
-    }
-  } else {
-    for (const key of Object.keys(object)) {
-      const member = plainMember(key, (object as Record<string, unknown>)[key], depth);
-      if (member === undefined) return undefined;
-      if (member !== OMIT) out += empty ? member : ',' + member;
-      empty &&= member === OMIT;
-    }
+  // Object.keys: the own enumerable string keys, in JSON.stringify's order. for-in (no array)
+  // was no faster on small objects and slower on objects of many keys added one by one, which
+  // V8 keeps as hash tables: its for-in checks each key again.
+  const keys = Object.keys(object);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    const text = plainValue((object as Record<string, unknown>)[key], depth);
+    if (text === OMIT) continue;
+    const names = text === undefined || ++plainKeys > plainBudget ? undefined : keyNames(key);
+    if (names === undefined) return undefined;
+    // one concatenation per member: the key's text (and its comma) comes whole from the cache
+    out += (empty ? names.bare : names.comma) + text;
+    empty = false;
   }
   return out + '}';
 }
 
-/** `"key":value` of an object's member, OMIT, or undefined when it is not plain or over the key budget. */
-function plainMember(key: string, value: unknown, depth: number): string | undefined {
-  const text = plainValue(value, depth);
-  if (text === OMIT) return OMIT;
-  if (text === undefined || ++plainKeys > plainBudget || key === '__proto__') return undefined;
-  return jsonString(key) + ':' + text;
+/** A key's JSON text before its value: `"key":`, and the same after a comma. */
+interface KeyNames {
+  bare: string;
+  comma: string;
+}
+/**
+ * Key texts already quoted: an app logs the same few keys again and again, and quoting one (a
+ * scan of its characters, two concatenations) was a third of a member's cost with 20 fields.
+ * Bounded: full, it is emptied and fills again, so keys made from data (ids as keys) hold no
+ * memory past the bound and cannot keep the keys an app logs all the time out for good.
+ */
+const KEY_NAMES = new Map<string, KeyNames>();
+const MAX_KEY_NAMES = 1024;
+const MAX_CACHED_KEY_LENGTH = 64;
+
+/** The key's texts, or undefined for `__proto__` (the walk renames it). */
+function keyNames(key: string): KeyNames | undefined {
+  let names = KEY_NAMES.get(key);
+  if (names === undefined) {
+    if (key === '__proto__') return undefined;
+    const bare = jsonString(key) + ':';
+    names = { bare, comma: ',' + bare };
+    if (key.length <= MAX_CACHED_KEY_LENGTH) {
+      if (KEY_NAMES.size >= MAX_KEY_NAMES) KEY_NAMES.clear();
+      KEY_NAMES.set(key, names);
+    }
+  }
+  return names;
 }
 
 function plainArray(array: unknown[], depth: number): string | undefined {
@@ -193,14 +210,6 @@ function plainArray(array: unknown[], depth: number): string | undefined {
     out += (i > 0 ? ',' : '') + (text === OMIT ? 'null' : text);
   }
   return out + ']';
-}
-
-const EMPTY: object = {};
-
-/** Whether something made an enumerable key on Object.prototype (every for-in would meet it): V8 answers an empty object's for-in from its caches. */
-function polluted(): boolean {
-  for (const key in EMPTY) return key !== undefined;
-  return false;
 }
 
 // The walk's state lives in module variables, like the protocol's scanner: no allocation per call.

@@ -61,6 +61,21 @@ describe("levels and pino's call shapes", () => {
     expect(records[4]!.error).toMatchObject({ name: 'Error', message: 'declined again' });
   });
 
+  it('writes each message as given when messages repeat, change, need escapes or are long (the last one is remembered quoted)', async () => {
+    const ch = channel();
+    const log = publisher(ch);
+    const child = log.child({ requestId: 'r1' });
+    const long = 'l'.repeat(5000);
+    const messages = ['', 'same', 'same', 'abcd', 'quote " and \n newline', 'same', 's' + 'ame', long, 'other', long, long, '\ud800 lone', 'same'];
+    for (const message of messages) {
+      log.info(message, { k: 1 });
+      child.info(message); // another logger, its own last message
+    }
+    await log.flush();
+    const records = await published(ch);
+    expect(records.map((r) => r.message)).toEqual(messages.flatMap((m) => [m, m]));
+  });
+
   it('writes an err field as the record error in every shape, with its cause, and keeps the other fields', async () => {
     const ch = channel();
     const log = publisher(ch);
