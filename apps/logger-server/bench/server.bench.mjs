@@ -50,7 +50,10 @@ const PARTS = new Set((process.env.BENCH_PARTS ?? 'matrix,memory,e2e,latency').s
 const BASE_MAIN = process.env.BENCH_BASE_MAIN;
 /** Extra node arguments for the servers the throughput section starts (BENCH_SERVER_NODE_ARGS=--cpu-prof for a profile). */
 const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-/** Node arguments for the BENCH_BASE_MAIN build instead (default: BENCH_SERVER_NODE_ARGS): with BENCH_BASE_MAIN set to this build, compares node flags side by side. */
+/**
+ * Node arguments for the matrix's drains by the BENCH_BASE_MAIN build (default: BENCH_SERVER_NODE_ARGS): with
+ * BENCH_BASE_MAIN set to this very build, the matrix compares node flags side by side.
+ */
 const BASE_NODE_ARGS = process.env.BENCH_BASE_NODE_ARGS === undefined ? SERVER_NODE_ARGS : process.env.BENCH_BASE_NODE_ARGS.split(' ').filter(Boolean);
 const fields = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
 const met = (ok) => (ok ? 'met' : '**not met**');
@@ -133,7 +136,7 @@ async function createGroup(key, group) {
 }
 
 /** One drain of the pre-filled stream by the server (group logger-server unless env says): ns from its start line until all acknowledged, and its peak RSS. */
-async function serverDrain(key, lastId, env = {}, main = MAIN) {
+async function serverDrain(key, lastId, env = {}, main = MAIN, nodeArgs = SERVER_NODE_ARGS) {
   const dir = tempDir('bench-server');
   const client = connected(redis.url);
   await client.connect();
@@ -142,7 +145,7 @@ async function serverDrain(key, lastId, env = {}, main = MAIN) {
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '2000']);
     await client.sendCommand(['SLOWLOG', 'RESET']);
   }
-  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main, main === BASE_MAIN ? BASE_NODE_ARGS : SERVER_NODE_ARGS);
+  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main, nodeArgs);
   const end = await drained(client, key, env.LOG_GROUP ?? DEFAULT_GROUP, lastId);
   const memory = procMemory(server.child.pid);
   // BENCH_REDIS_STATS=1: where Redis spent its time during the drain (microseconds per command)
@@ -215,7 +218,7 @@ async function throughputSection() {
             oursHwm.push(r.hwm);
           },
         ];
-        if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN)).ns));
+        if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN, BASE_NODE_ARGS)).ns));
         // who goes first rotates by round
         for (let k = 0; k < round % runs.length; k++) runs.push(runs.shift());
         for (const run of runs) await run();
