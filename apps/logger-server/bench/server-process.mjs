@@ -1,5 +1,6 @@
 // A logger-server process for the benchmarks: started as operators run it, with its readiness time.
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -48,8 +49,10 @@ export async function runServer(env, main = MAIN, nodeArgs = []) {
   readyAt.then((t) => (ready = t)).catch(() => undefined);
   await lineSeen(child, '"logger server started"');
   await readyAt;
-  // keep the pipe drained: a full pipe would block the server's log writes
-  child.stdout.resume();
+  // keep the pipe drained: a full pipe would block the server's log writes. BENCH_SERVER_STDOUT=<dir>
+  // keeps each server's stdout (its log lines, and --trace-gc's when given as a node argument) in <dir>/server-<pid>.out.
+  if (process.env.BENCH_SERVER_STDOUT) child.stdout.pipe(createWriteStream(join(process.env.BENCH_SERVER_STDOUT, `server-${child.pid}.out`)));
+  else child.stdout.resume();
   return {
     child,
     httpPort,

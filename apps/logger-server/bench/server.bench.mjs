@@ -55,6 +55,17 @@ const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').f
  * BENCH_BASE_MAIN set to this very build, the matrix compares node flags side by side.
  */
 const BASE_NODE_ARGS = process.env.BENCH_BASE_NODE_ARGS === undefined ? SERVER_NODE_ARGS : process.env.BENCH_BASE_NODE_ARGS.split(' ').filter(Boolean);
+/** NAME=value pairs, space-separated, for the environment of the servers the throughput section starts (BENCH_SERVER_ENV=MALLOC_ARENA_MAX=2). */
+const envPairs = (text) =>
+  Object.fromEntries(
+    (text ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
+const SERVER_ENV = envPairs(process.env.BENCH_SERVER_ENV);
+/** The same for the drains by the BENCH_BASE_MAIN build (default: BENCH_SERVER_ENV), as BENCH_BASE_NODE_ARGS is for node arguments. */
+const BASE_ENV = process.env.BENCH_BASE_ENV === undefined ? SERVER_ENV : envPairs(process.env.BENCH_BASE_ENV);
 const fields = (i) => ({ userId: i, path: '/api/orders', method: 'POST', status: 201, ms: 12.5, region: 'ap-northeast-2' });
 const met = (ok) => (ok ? 'met' : '**not met**');
 
@@ -136,7 +147,7 @@ async function createGroup(key, group) {
 }
 
 /** One drain of the pre-filled stream by the server (group logger-server unless env says): ns from its start line until all acknowledged, and its peak RSS. */
-async function serverDrain(key, lastId, env = {}, main = MAIN, nodeArgs = SERVER_NODE_ARGS) {
+async function serverDrain(key, lastId, env = {}, main = MAIN, nodeArgs = SERVER_NODE_ARGS, extraEnv = SERVER_ENV) {
   const dir = tempDir('bench-server');
   const client = connected(redis.url);
   await client.connect();
@@ -145,7 +156,7 @@ async function serverDrain(key, lastId, env = {}, main = MAIN, nodeArgs = SERVER
     await client.sendCommand(['CONFIG', 'SET', 'slowlog-log-slower-than', '2000']);
     await client.sendCommand(['SLOWLOG', 'RESET']);
   }
-  const server = await runServer({ REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main, nodeArgs);
+  const server = await runServer({ ...extraEnv, REDIS_URL: redis.url, LOG_DIR: join(dir, 'log'), LOG_CHANNEL: 'bench', ...env }, main, nodeArgs);
   const end = await drained(client, key, env.LOG_GROUP ?? DEFAULT_GROUP, lastId);
   const memory = procMemory(server.child.pid);
   // BENCH_REDIS_STATS=1: where Redis spent its time during the drain (microseconds per command)
@@ -218,7 +229,7 @@ async function throughputSection() {
             oursHwm.push(r.hwm);
           },
         ];
-        if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN, BASE_NODE_ARGS)).ns));
+        if (BASE_MAIN) runs.push(async () => base.push((await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN, BASE_NODE_ARGS, BASE_ENV)).ns));
         // who goes first rotates by round
         for (let k = 0; k < round % runs.length; k++) runs.push(runs.shift());
         for (const run of runs) await run();
@@ -245,17 +256,47 @@ async function throughputSection() {
     }
   }
 
-  // 2. memory: the peak RSS draining a backlog of 2M records against a tenth of it (frames of 1000)
+  // 2. memory: the peak RSS draining a backlog of 2M records against a tenth of it (frames of 1000).
+  // The peak swings by 10-20 MiB from run to run (when the garbage collector runs), so each
+  // backlog is drained in every round (with BENCH_BASE_MAIN, by both builds, who goes first alternating).
   const memoryRows = [];
+  const memoryPeaks = {};
   for (const backlog of PARTS.has('memory') ? [Math.round(200_000 * SCALE), Math.round(2_000_000 * SCALE)] : []) {
-    await redis.flushAll();
-    const lastId = await prefill(redis.url, 'bench', backlog, 1000);
-    const r = await serverDrain(key, lastId);
-    memoryRows.push([backlog.toLocaleString('en'), mib(r.hwm), rate(backlog, r.ns).toLocaleString('en')]);
-    process.stderr.write(`memory: backlog ${backlog}: ${mib(r.hwm)} MiB\n`);
+    const ours = { hwm: [], ns: [] };
+    const before = { hwm: [], ns: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      await redis.flushAll();
+      const lastId = await prefill(redis.url, 'bench', backlog, 1000);
+      await createGroup(key, DEFAULT_GROUP);
+      if (BASE_MAIN) await createGroup(key, 'base');
+      const runs = [
+        async () => {
+          const r = await serverDrain(key, lastId);
+          ours.hwm.push(r.hwm);
+          ours.ns.push(r.ns);
+        },
+      ];
+      if (BASE_MAIN) {
+        runs.push(async () => {
+          const r = await serverDrain(key, lastId, { LOG_GROUP: 'base', LOG_CONSUMER: 'base' }, BASE_MAIN, BASE_NODE_ARGS, BASE_ENV);
+          before.hwm.push(r.hwm);
+          before.ns.push(r.ns);
+        });
+        if (round % 2 === 1) runs.reverse();
+      }
+      for (const run of runs) await run();
+    }
+    memoryPeaks[backlog] = { ours: median(ours.hwm), before: BASE_MAIN ? median(before.hwm) : undefined };
+    const row = [backlog.toLocaleString('en'), mib(median(ours.hwm)), ours.hwm.map(mib).join(', '), rate(backlog, median(ours.ns)).toLocaleString('en')];
+    if (BASE_MAIN) row.push(mib(median(before.hwm)), before.hwm.map(mib).join(', '), rate(backlog, median(before.ns)).toLocaleString('en'));
+    memoryRows.push(row);
+    process.stderr.write(`memory: backlog ${backlog}: ${ours.hwm.map(mib).join(', ')} MiB${BASE_MAIN ? ` (before: ${before.hwm.map(mib).join(', ')})` : ''}\n`);
   }
   await redis.flushAll();
-  const memoryOk = memoryRows.length === 2 && Number(memoryRows[1][1]) - Number(memoryRows[0][1]) < 32;
+  const [small, large] = Object.keys(memoryPeaks)
+    .map(Number)
+    .sort((a, b) => a - b);
+  const memoryOk = large !== undefined && memoryPeaks[large].ours - memoryPeaks[small].ours < 32;
 
   // 3. end to end: a publisher in another process, logging flat out (yielding every 5000 calls)
   const E2E = Math.round(500_000 * SCALE);
@@ -405,7 +446,7 @@ ${table(['records per entry', 'producers', 'records', 'server records/s', 'naive
 
 **Memory.** The server's peak RSS (VmHWM) draining a backlog pre-filled in frames of 1000 records; target: bounded by READ_COUNT x frame size whatever the backlog (growth from the small to the large backlog under 32 MiB: ${met(memoryOk)}).
 
-${table(['backlog (records)', 'server peak RSS MiB', 'records/s'], memoryRows)}
+${table(['backlog (records)', 'server peak RSS MiB (median)', 'each round', 'records/s', ...(BASE_MAIN ? ['before: peak RSS MiB', 'before: each round', 'before: records/s'] : [])], memoryRows)}
 
 **End to end.** A publisher process logging flat out (yielding with setImmediate every 5000 calls) while the server runs; counted from the publisher's spawn until /metrics shows every record written (fsynced).
 
@@ -416,7 +457,7 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met', ...(e2eBaseRate 
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met', ...(BASE_MAIN ? ['before: p50 ms', 'before: p99 ms', 'before: records'] : [])], latencyRows)}${BASE_MAIN ? '\n\n"before": the build at `BENCH_BASE_MAIN` at the same rate, run right before this one (end to end: each round runs both, who goes first alternating).' : ''}`;
   console.log(body);
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
-  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0) return;
+  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0 || Object.keys(SERVER_ENV).length > 0) return;
   const base = BASE_MAIN ? `BENCH_BASE_MAIN=${BASE_MAIN} ` : '';
   const command = process.env.BENCH_ONLY
     ? `${base}BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs`
