@@ -5,7 +5,7 @@ import { LEVELS, encodeFrame, encodeRecord, escapeUnsafeJson, type FrameHeader, 
 import { removeDir, tempDir } from '@log/test-kit';
 import { DedupCache } from './dedup';
 import { createMetrics } from './metrics';
-import { RecordWriter, normalize } from './record-writer';
+import { RecordWriter, normalize, subtractRanges } from './record-writer';
 import { decodeFramePayload } from './records';
 import { FileSink } from './sink';
 
@@ -72,6 +72,30 @@ describe('RecordWriter', () => {
     expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [1, 2] })]);
     expect(dedup.accept('p1/shop/h', 3)).toBe(true);
     expect(dedup.accept('p1/shop/h', 2)).toBe(false);
+  });
+
+  it("keeps the batch queued while one is committed apart: the ledger, take-backs and reset are the committed batch's, and what is on disk leaves the queued numbers out", async () => {
+    writer.write(frame({ seq: 1 }, ['a', 'b', 'c']), 'e1');
+    const committing = writer.commit();
+    writer.write(frame({ seq: 4 }, ['d', 'e']), 'e2'); // the next batch, queued while the first is written
+    expect(await committing).toEqual(['shop']);
+    expect(lines()).toEqual(['a', 'b', 'c']);
+    expect(writer.entryIds).toEqual(['e1']);
+    expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [1, 3] })]);
+    // a STALE commit re-asserts what is on disk: 4 and 5 are only in memory
+    expect(writer.onDisk('p1/shop/h')).toEqual([1, 3]);
+    expect(dedup.rangesOf('p1/shop/h')).toEqual([1, 5]);
+    expect(await writer.takeBackEntries(new Set(['e2']))).toBe(0); // not in the committed batch
+    expect(await writer.takeBackCommitted([{ origin: 'p1/shop/h', start: 2, end: 4 }])).toBe(2);
+    expect(lines()).toEqual(['a']);
+    expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [1, 1], takenOut: 2 })]);
+    await expect(writer.commit()).rejects.toThrow(/not committed yet/);
+    writer.reset();
+    await writer.commit();
+    expect(lines()).toEqual(['a', 'd', 'e']);
+    expect(writer.entryIds).toEqual(['e2']);
+    expect(writer.producerCommits()).toEqual([expect.objectContaining({ written: [4, 5], takenOut: 0 })]);
+    expect(writer.onDisk('p1/shop/h')).toEqual([1, 5]);
   });
 
   it('keys dedup by origin: a frame under the same producer id from another app or host is not a duplicate of it', async () => {
@@ -200,5 +224,28 @@ describe('RecordWriter.writeFrame (frames written as bytes)', () => {
 describe('normalize', () => {
   it('sorts and merges [start, end] pairs that overlap or touch', async () => {
     expect(normalize([5, 6, 1, 2, 3, 3, 10, 12, 11, 20])).toEqual([1, 3, 5, 6, 10, 20]);
+  });
+});
+
+describe('subtractRanges', () => {
+  it('leaves out of [start, end] pairs the numbers of other pairs, as a set difference would', () => {
+    const pairs = fc
+      .array(fc.tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 8 })), { maxLength: 8 })
+      .map((list) => normalize(list.flatMap(([start, length]) => [start, start + length])));
+    fc.assert(
+      fc.property(pairs, pairs, (from, less) => {
+        const expand = (ranges: number[]) => {
+          const set = new Set<number>();
+          for (let i = 0; i < ranges.length; i += 2) for (let n = ranges[i]!; n <= ranges[i + 1]!; n++) set.add(n);
+          return set;
+        };
+        const gone = expand(less);
+        const expected = [...expand(from)].filter((n) => !gone.has(n)).sort((a, b) => a - b);
+        const result = subtractRanges(from, less);
+        expect([...expand(result)].sort((a, b) => a - b)).toEqual(expected);
+        expect(normalize(result)).toEqual(result); // sorted, disjoint, merged
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -32,11 +32,19 @@ interface EntryTally {
  * file sink; commit() fsyncs. It keeps, per entry of the batch, which sequence numbers it wrote,
  * dropped as duplicates or dead-lettered, so the batch's commit to the group's ledger says the
  * same as the files, and records can be taken back out when Redis says they are not ours.
+ *
+ * Two batches may be in hand: the one commit() took (written and fsynced, until reset() says
+ * the group committed it), which producerCommits(), the take-backs and reset() are about, and the
+ * next one, whose records are queued meanwhile (see StreamConsumer).
  */
 export class RecordWriter {
+  /** The batch being queued. */
   private entries: EntryTally[] = [];
+  /** The batch commit() took, until reset(). */
+  private committing: EntryTally[] = [];
   /** Records queued per app in this batch: counted into the metrics once per batch, not per record. */
-  private readonly perApp = new Map<string, number>();
+  private perApp = new Map<string, number>();
+  private perAppSpare = new Map<string, number>();
   private queued = 0;
   private readonly encoders = new Map<string, LineEncoder>();
 
@@ -185,24 +193,35 @@ export class RecordWriter {
     this.queued += written;
   }
 
-  /** Writes and fsyncs everything queued; resolves with the apps whose files were written. Rejects with DiskError. */
+  /**
+   * Writes and fsyncs everything queued, which becomes the batch in commit (until reset());
+   * resolves with the apps whose files were written. Rejects with DiskError.
+   */
   async commit(): Promise<string[]> {
+    if (this.committing.length > 0) throw new Error('RecordWriter.commit: the batch before is not committed yet (reset() not called)');
+    this.committing = this.entries;
+    this.entries = [];
+    // what the next batch queues while this one is written counts with the next one
+    const perApp = this.perApp;
+    this.perApp = this.perAppSpare;
+    this.perAppSpare = perApp;
+    const queued = this.queued;
+    this.queued = 0;
     this.dedup.tick();
     const end = this.metrics.fsyncSeconds.startTimer();
     const { apps, bytes } = await this.sink.commit();
     end();
-    for (const [app, count] of this.perApp) this.metrics.recordsWritten.inc({ app }, count);
-    this.perApp.clear();
+    for (const [app, count] of perApp) this.metrics.recordsWritten.inc({ app }, count);
+    perApp.clear();
     this.metrics.bytesWritten.inc(bytes);
-    this.metrics.batchRecords.observe(this.queued);
-    this.queued = 0;
+    this.metrics.batchRecords.observe(queued);
     return apps;
   }
 
   /** Takes the records of entries another server claimed back out of the files; resolves with how many. */
   async takeBackEntries(ids: ReadonlySet<string>): Promise<number> {
-    const lost = this.entries.filter((entry) => ids.has(entry.id));
-    this.entries = this.entries.filter((entry) => !ids.has(entry.id));
+    const lost = this.committing.filter((entry) => ids.has(entry.id));
+    this.committing = this.committing.filter((entry) => !ids.has(entry.id));
     const seqsOf = new Map<string, number[]>();
     for (const entry of lost) {
       const ranges = seqsOf.get(entry.origin) ?? [];
@@ -218,7 +237,7 @@ export class RecordWriter {
   async takeBackCommitted(ranges: ReadonlyArray<{ origin: string; start: number; end: number }>): Promise<number> {
     const committed = (origin: string, seq: number) => ranges.some((r) => r.origin === origin && seq >= r.start && seq <= r.end);
     const removed = await this.sink.takeBack((_app, _index, origin, seq) => committed(origin, seq));
-    for (const entry of this.entries) {
+    for (const entry of this.committing) {
       const kept: number[] = [];
       forEachInRanges(entry.written, (seq) => {
         if (committed(entry.origin, seq)) entry.takenOut++;
@@ -232,20 +251,26 @@ export class RecordWriter {
     return removed;
   }
 
-  /** The numbers of `origin` in this server's files (its dedup cache), as sorted [start, end] pairs (flat). */
+  /**
+   * The numbers of `origin` in this server's files, as sorted [start, end] pairs (flat): its
+   * dedup cache, less the numbers of the batch being queued (accepted, not yet on disk).
+   */
   onDisk(origin: string): number[] {
-    return this.dedup.rangesOf(origin);
+    const queued: number[] = [];
+    for (const entry of this.entries) if (entry.origin === origin) for (const n of entry.written) queued.push(n);
+    const known = this.dedup.rangesOf(origin);
+    return queued.length === 0 ? known : subtractRanges(known, normalize(queued));
   }
 
-  /** Ids of the batch's entries that carried frames. */
+  /** Ids of the entries that carried frames in the batch in commit. */
   get entryIds(): string[] {
-    return this.entries.map((entry) => entry.id);
+    return this.committing.map((entry) => entry.id);
   }
 
-  /** The batch as the group's ledger takes it: one line per origin, ranges sorted and merged. */
+  /** The batch in commit as the group's ledger takes it: one line per origin, ranges sorted and merged. */
   producerCommits(): ProducerCommit[] {
     const byOrigin = new Map<string, ProducerCommit>();
-    for (const entry of this.entries) {
+    for (const entry of this.committing) {
       let commit = byOrigin.get(entry.origin);
       if (!commit) {
         commit = { origin: entry.origin, producer: entry.producer, app: entry.app, host: entry.host, takenOut: 0, reportedDrops: 0, written: [], seen: [], dead: [], reasserted: [] };
@@ -266,9 +291,9 @@ export class RecordWriter {
     return commits;
   }
 
-  /** The batch is committed (or abandoned): start the next. */
+  /** The batch in commit is committed (or abandoned); the one queued since is untouched. */
   reset(): void {
-    this.entries = [];
+    this.committing = [];
   }
 }
 
@@ -295,6 +320,23 @@ function inRanges(ranges: readonly number[] | undefined, seq: number): boolean {
 
 function forEachInRanges(ranges: readonly number[], fn: (seq: number) => void): void {
   for (let i = 0; i < ranges.length; i += 2) for (let seq = ranges[i]!; seq <= ranges[i + 1]!; seq++) fn(seq);
+}
+
+/** The numbers of sorted, disjoint [start, end] pairs `from` that are not in sorted, disjoint pairs `less` (both flat). */
+export function subtractRanges(from: readonly number[], less: readonly number[]): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < from.length; i += 2) {
+    let start = from[i]!;
+    const end = from[i + 1]!;
+    while (j < less.length && less[j + 1]! < start) j += 2;
+    for (let k = j; k < less.length && less[k]! <= end && start <= end; k += 2) {
+      if (less[k]! > start) out.push(start, less[k]! - 1);
+      start = Math.max(start, less[k + 1]! + 1);
+    }
+    if (start <= end) out.push(start, end);
+  }
+  return out;
 }
 
 /** Sorts [start, end] pairs and merges those that overlap or touch. */

@@ -33,6 +33,11 @@ export class FileRotation {
     private readonly fail: (error: DiskError) => void,
   ) {}
 
+  /** True when a file is due to be closed (ROTATE_BYTES, ROTATE_SECONDS, a new UTC hour): the consumer then commits what it has before writing on. */
+  due(now = Date.now()): boolean {
+    return this.sink.rotationDue(this.policy, now);
+  }
+
   /**
    * Returns false when the disk failed: the server is stopping then, and the caller's loop must
    * end instead of taking the failure for a Redis one. Files closed before the failure stay on

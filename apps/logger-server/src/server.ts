@@ -69,7 +69,12 @@ export class LoggerServer {
     this.archive?.scan();
     void this.archive?.check(); // said at once when the bucket or credentials are wrong; writing logs goes first
     this.archive?.start();
-    const hooks = { rotate: () => this.rotation.run(), archiveBackpressure: () => this.archive?.paused() ?? false, fail: (error: ServerError) => this.fail(error) };
+    const hooks = {
+      rotate: () => this.rotation.run(),
+      rotationDue: () => this.rotation.due(),
+      archiveBackpressure: () => this.archive?.paused() ?? false,
+      fail: (error: ServerError) => this.fail(error),
+    };
     const writer = new RecordWriter(this.sink, this.dedup, this.metrics);
     const { sink, group, local, health, metrics, log } = this;
     this.consumer = await startConsumer(this.config, { writer, sink, group, local, health, metrics, log, hooks });

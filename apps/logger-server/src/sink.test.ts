@@ -54,6 +54,29 @@ describe('FileSink', () => {
       for (const app of apps) expect(statSync(join(logDir, app, `${app}.log`)).size).toBe(round * 200 * line.length);
     }
   });
+
+  it('closes the files (SIGHUP) while lines are queued only after the commit that takes them, also when the next batch queues during its writes', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir);
+    const line = 'y'.repeat(1000) + '\n';
+    sink.append('shop', 'queued\n', 1, 'p1', 1);
+    sink.close(); // a SIGHUP between the batch's records and its commit
+    expect(sink.closeRequested).toBe(true);
+    expect(sink.openDescriptors).toBe(1);
+    const committing = sink.commit();
+    for (let i = 0; i < 200; i++) sink.append('shop', line, 1, 'p1', 2 + i); // the next batch, queued during the writes
+    await committing;
+    expect(sink.closeRequested).toBe(true); // lines are still queued: closing now would drop them
+    expect(sink.openDescriptors).toBe(1);
+    await sink.commit();
+    expect(sink.closeRequested).toBe(false);
+    expect(sink.openDescriptors).toBe(0);
+    expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8')).toBe('queued\n' + line.repeat(200));
+    sink.append('shop', 'after\n', 1, 'p1', 300); // reopened
+    await sink.commit();
+    expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8').endsWith(line + 'after\n')).toBe(true);
+    sink.close();
+  });
 });
 
 describe('FileSink.takeBack', () => {
@@ -141,6 +164,46 @@ describe('FileSink descriptors', () => {
   });
   afterEach(() => removeDir(dir));
 
+  it('queues the next batch while a commit writes: opening its files never closes a descriptor in flight, and its lines go to the next commit only', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir, 4);
+    const big = 'x'.repeat(4000) + '\n';
+    const inFlight = ['app0', 'app1', 'app2'];
+    for (let round = 1; round <= 3; round++) {
+      for (const app of inFlight) for (let i = 0; i < 1000; i++) sink.append(app, big, 1, 'p1', round * 10_000 + i);
+      const committing = sink.commit();
+      await writesStarted();
+      expect(sink.canOpenWhileWriting).toBe(true); // 3 files in flight, 4 descriptors allowed
+      // the next batch: lines for the files being written and for new apps, opened now
+      for (const app of [...inFlight, 'new0', 'new1', 'new2', 'new3', 'new4']) sink.append(app, `${app} next ${round}\n`, 1, 'p2', round);
+      // In the first round the three are open before the commit, so all three writes are in
+      // flight now; later rounds reopen them in turn (the opens below closed them), and one
+      // not yet started may be closed and is reopened for its write.
+      if (round === 1) for (const app of inFlight) expect(openDescriptorsUnder(join(logDir, app))).toBe(1);
+      expect(sink.openDescriptors).toBeLessThanOrEqual(4);
+      expect(sink.checkpointOf('app0')).toEqual({ offset: (round - 1) * (1000 * big.length + `app0 next ${round - 1}\n`.length) + 1000 * big.length, origin: 'p1', seq: round * 10_000 + 999 });
+      await committing;
+      for (const app of inFlight) expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8').endsWith(big)).toBe(true);
+      expect(await sink.commit()).toEqual({ apps: expect.arrayContaining([...inFlight, 'new0', 'new4']), bytes: expect.any(Number) });
+      for (const app of inFlight) expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8').endsWith(big + `${app} next ${round}\n`)).toBe(true);
+      expect(
+        readFileSync(join(logDir, 'new3', 'new3.log'), 'utf8')
+          .split('\n')
+          .filter(Boolean),
+      ).toEqual(Array.from({ length: round }, (_, i) => `new3 next ${i + 1}`));
+    }
+    sink.close();
+    // four files in flight with four descriptors allowed: the next batch must wait for the commit
+    const full = new FileSink(join(dir, 'full'), 4);
+    for (const app of ['a', 'b', 'c', 'd']) full.append(app, big, 1, 'p1', 1);
+    const committing = full.commit();
+    await writesStarted();
+    expect(full.canOpenWhileWriting).toBe(false);
+    await committing;
+    expect(full.canOpenWhileWriting).toBe(true);
+    full.close();
+  });
+
   it('keeps at most maxOpenFiles descriptors: the least recently written are closed and reopened on demand, nothing lost', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir, 3);
@@ -181,6 +244,14 @@ describe('FileSink descriptors', () => {
     sink.close();
   });
 });
+
+/**
+ * Lets a commit started just now start its writes: it awaits between files, in microtasks only,
+ * while a write's completion comes back as a macrotask, so none has settled yet.
+ */
+async function writesStarted(): Promise<void> {
+  for (let i = 0; i < 50; i++) await Promise.resolve();
+}
 
 /** Descriptors of this process open on files under `dir` (Linux: /proc/self/fd). */
 function openDescriptorsUnder(dir: string): number {

@@ -68,6 +68,8 @@ export class FileSink {
   private readonly lastLinesBefore = new Map<string, LastLine | undefined>();
   /** True while commit() or takeBack() waits for the disk: close() then waits for them (see close). */
   private writing = false;
+  /** Files with a write or fdatasync in flight: their descriptors are never closed to make room (see makeRoom). */
+  private readonly inFlight = new Set<OpenFile>();
   private closeWhenWritten = false;
 
   constructor(
@@ -84,9 +86,10 @@ export class FileSink {
 
   /**
    * The file's descriptor, opened again if it was closed to stay within maxOpenFiles; marks it
-   * the most recently used. Throws DiskError, also when another file now stands at the path.
+   * the most recently used. Throws DiskError, also when another file now stands at the path or
+   * its size is not `expectedSize` (what this sink has written to it so far).
    */
-  private descriptor(file: OpenFile): number {
+  private descriptor(file: OpenFile, expectedSize = file.size): number {
     if (file.fd !== -1) {
       this.descriptors.delete(file);
       this.descriptors.set(file, true);
@@ -95,22 +98,26 @@ export class FileSink {
     this.makeRoom();
     const fd = onDisk('DISK_WRITE_FAILED', file.path, 'reopen', () => openSync(file.path, OPEN_FLAGS, FILE_MODE));
     const stat = fstatSync(fd);
-    if (stat.ino !== file.ino || stat.size !== file.size) {
+    if (stat.ino !== file.ino || stat.size !== expectedSize) {
       closeSync(fd);
       // Someone removed, replaced or changed the open file: writing on would put acknowledged
       // offsets on the wrong bytes. Stopping makes the restart recover the file as it now is.
-      throw new DiskError('DISK_WRITE_FAILED', file.path, new Error(`the open file was removed or replaced (inode ${file.ino} -> ${stat.ino}, size ${file.size} -> ${stat.size})`), 'reopen');
+      throw new DiskError('DISK_WRITE_FAILED', file.path, new Error(`the open file was removed or replaced (inode ${file.ino} -> ${stat.ino}, size ${expectedSize} -> ${stat.size})`), 'reopen');
     }
     file.fd = fd;
     this.descriptors.set(file, true);
     return fd;
   }
 
-  /** Closes least recently used descriptors until one more may be opened. */
+  /**
+   * Closes least recently used descriptors until one more may be opened, never one with a write
+   * in flight (the write could land in whatever file reuses its number). With fewer files in
+   * flight than maxOpenFiles (see canOpenWhileWriting) there is always one to close.
+   */
   private makeRoom(): void {
     for (const file of this.descriptors.keys()) {
       if (this.descriptors.size < this.maxOpenFiles) return;
-      this.closeDescriptor(file);
+      if (!this.inFlight.has(file)) this.closeDescriptor(file);
     }
   }
 
@@ -195,11 +202,6 @@ export class FileSink {
     return { offset: file.size, origin: last.origin, seq: last.seq };
   }
 
-  /** How many lines the app has queued in this batch so far. */
-  pendingCount(app: string): number {
-    return this.files.get(app)?.pending.count ?? 0;
-  }
-
   /**
    * Writes and fdatasyncs every touched file. Rejects with DiskError; then nothing may be
    * acknowledged. Resolves with the apps whose files it wrote. Nothing may be appended until it
@@ -208,29 +210,56 @@ export class FileSink {
   async commit(): Promise<{ apps: string[]; bytes: number }> {
     let bytes = 0;
     const apps: string[] = [];
+    const written: OpenFile[] = [];
     for (const file of this.files.values()) this.settle(file);
+    // Every file's batch is taken at once, before the first wait: lines queued while this commit
+    // writes (the next batch's, see StreamConsumer) go to the next commit, never into this one.
+    for (const file of this.touched) {
+      // linesOf marks a file before its lines come, and they may all be duplicates.
+      if (file.pending.count === 0) continue;
+      file.firstTime ??= file.pending.times[0];
+      // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
+      const batch = file.pending;
+      file.pending = file.last;
+      file.last = batch;
+      file.sizeBefore = file.size;
+      file.size += batch.length;
+      bytes += batch.length;
+      this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
+      const n = batch.count - 1;
+      if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
+      apps.push(file.app);
+      written.push(file);
+    }
+    this.touched.clear();
     return this.whileWriting(async (writes) => {
-      for (const file of this.touched) {
-        // linesOf marks a file before its lines come, and they may all be duplicates.
-        if (file.pending.count === 0) continue;
-        file.firstTime ??= file.pending.times[0];
-        // The batch becomes the last one (kept until acknowledged); the cleared last one takes the next.
-        const batch = file.pending;
-        file.pending = file.last;
-        file.last = batch;
-        file.sizeBefore = file.size;
-        const fd = await this.descriptorBeside(file, writes);
-        writes.push(writeAndSync(file.path, fd, batch.data()));
-        file.size += batch.length;
-        bytes += batch.length;
-        this.lastLinesBefore.set(file.app, this.lastLines.get(file.app));
-        const n = batch.count - 1;
-        if (n >= 0) this.lastLines.set(file.app, { origin: batch.origins[n] as string, seq: batch.seqs[n] as number });
-        apps.push(file.app);
+      for (const file of written) {
+        const fd = await this.descriptorBeside(file, writes, file.sizeBefore);
+        this.inFlight.add(file);
+        writes.push(writeAndSync(file.path, fd, file.last.data()));
       }
-      this.touched.clear();
       return { apps, bytes };
     });
+  }
+
+  /**
+   * True when files may be opened (lines queued for new apps) while this commit writes: fewer
+   * files are in flight than maxOpenFiles, so opening one can close another that is not (see
+   * makeRoom). The next batch's lines are queued during a commit only then (see StreamConsumer).
+   */
+  get canOpenWhileWriting(): boolean {
+    return this.inFlight.size < this.maxOpenFiles;
+  }
+
+  /** True when close() was asked for and waits for a moment without lines queued or written (see close). */
+  get closeRequested(): boolean {
+    return this.closeWhenWritten;
+  }
+
+  /** True when rotate() would close a file now (the same conditions, for files without queued lines). */
+  rotationDue(policy: RotationPolicy, now = Date.now()): boolean {
+    for (const file of this.files.values()) if (file.size > 0 && file.pending.count === 0 && isDue(file, policy, now)) return true;
+    return false;
   }
 
   /**
@@ -250,6 +279,7 @@ export class FileSink {
         if (removed === 0) continue;
         dropped += removed;
         const fd = await this.descriptorBeside(file, writes);
+        this.inFlight.add(file);
         onDisk('DISK_WRITE_FAILED', file.path, 'truncate', () => ftruncateSync(fd, file.sizeBefore));
         writes.push(writeAndSync(file.path, fd, batch.data()));
         file.size = file.sizeBefore + batch.length;
@@ -265,9 +295,12 @@ export class FileSink {
    * descriptor (maxOpenFiles), the writes are waited for first, as no descriptor may be closed
    * under a write in flight.
    */
-  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>): Promise<number> {
-    if (file.fd === -1 && this.descriptors.size >= this.maxOpenFiles) await Promise.allSettled(writes);
-    return this.descriptor(file);
+  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>, expectedSize = file.size): Promise<number> {
+    if (file.fd === -1 && this.descriptors.size >= this.maxOpenFiles) {
+      await Promise.allSettled(writes);
+      this.inFlight.clear();
+    }
+    return this.descriptor(file, expectedSize);
   }
 
   /**
@@ -289,11 +322,9 @@ export class FileSink {
       if (failed) throw failed.reason;
       return started.value;
     } finally {
+      this.inFlight.clear();
       this.writing = false;
-      if (this.closeWhenWritten) {
-        this.closeWhenWritten = false;
-        this.close();
-      }
+      if (this.closeWhenWritten) this.close();
     }
   }
 
@@ -349,8 +380,7 @@ export class FileSink {
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
       if (Date.now() >= stopAt) break;
-      const due = all || file.size >= policy.maxBytes || now - file.openedAt >= policy.maxAgeMs || Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
-      if (!due) continue;
+      if (!all && !isDue(file, policy, now)) continue;
       this.settle(file);
       const dir = join(this.logDir, file.app);
       const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
@@ -380,14 +410,16 @@ export class FileSink {
   }
 
   /**
-   * Closes every file; the next append reopens it (SIGHUP, logrotate). Pending lines must be
-   * committed first. During a commit the files are closed once its writes have settled.
+   * Closes every file; the next append reopens it (SIGHUP, logrotate). While a commit writes, or
+   * lines are queued for the next one, the files are closed at the end of the first commit after
+   * which none are queued (closing would drop the queued lines).
    */
   close(): void {
-    if (this.writing) {
+    if (this.writing || this.touched.size > 0) {
       this.closeWhenWritten = true;
       return;
     }
+    this.closeWhenWritten = false;
     for (const file of this.files.values()) {
       this.settle(file);
       try {
@@ -399,6 +431,11 @@ export class FileSink {
     this.files.clear();
     this.touched.clear();
   }
+}
+
+/** ROTATE_BYTES, ROTATE_SECONDS or a new UTC hour since the file was opened. */
+function isDue(file: OpenFile, policy: RotationPolicy, now: number): boolean {
+  return file.size >= policy.maxBytes || now - file.openedAt >= policy.maxAgeMs || Math.floor(now / 3_600_000) !== Math.floor(file.openedAt / 3_600_000);
 }
 
 /**

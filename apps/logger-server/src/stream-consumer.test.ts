@@ -62,6 +62,7 @@ async function rig(env: Record<string, string> = {}, redis: { readonly redis: Re
   const control = { backpressure: false };
   const consumer = new StreamConsumer(config, reader, writer, deadLetters, sink, group, new LocalCheckpoints(sink.statePath('acknowledged-c1.json')), health, metrics, log, {
     rotate: () => true,
+    rotationDue: () => false,
     archiveBackpressure: () => control.backpressure,
     fail: (error) => failures.push(error),
   });

@@ -22,6 +22,8 @@ const BACKPRESSURE_PAUSE_MS = 500;
 export interface ConsumerHooks {
   /** Closes due files (only between committed batches); false when the disk failed and the server is stopping. */
   rotate(): boolean;
+  /** True when a file is due to be closed: the consumer then commits what it has and rotates before writing on. */
+  rotationDue(): boolean;
   /** True while the archive backlog is over its bound: reading pauses. */
   archiveBackpressure(): boolean;
   /** A disk failure or a lost lease: the server stops without acknowledging. */
@@ -52,15 +54,22 @@ export class BatchLock {
  * Stream mode's read-write-commit loop: read a batch (this consumer's pending entries first,
  * then new ones; idle entries of other consumers every CLAIM_INTERVAL_MS), write every record,
  * fdatasync each touched file once, then commit (GroupState.commit: acknowledge, checkpoint,
- * ledger, atomically). The next batch is read while this one is written.
+ * ledger, atomically). The next batch is read while this one is written, and its records are
+ * queued in memory while this one is fsynced and committed (see store); it is written only
+ * once this one is committed, so batches reach the files and the group in order.
  */
 export class StreamConsumer {
   private running = false;
   /** Aborted by stop(): a retry wait ends at once instead of holding up the drain. */
   private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
-  /** True while a batch is written but not committed: files are not rotated then (see rotate). */
-  uncommitted = false;
+  /** Batches whose records are queued or written but not committed (0 to 2). */
+  private inHand = 0;
+  /**
+   * The commit of the batch before (write, fdatasync, group commit) while the next one's records
+   * are queued: resolves with its failure, or undefined when committed. Undefined when none.
+   */
+  private committing: Promise<Error | undefined> | undefined;
   /** The origins this consumer has committed (to its stream's ledger), for reassert. */
   private readonly origins = new Map<string, { producer: string; app: string; host: string }>();
   /**
@@ -107,6 +116,20 @@ export class StreamConsumer {
     return this.loop ?? Promise.resolve();
   }
 
+  /** True while a batch is queued or written but not committed: files are not rotated then (see rotate). */
+  get uncommitted(): boolean {
+    return this.inHand > 0;
+  }
+
+  /** Waits for the commit of the batch before, if one is running; throws its failure. */
+  private async committed(): Promise<void> {
+    const committing = this.committing;
+    if (committing === undefined) return;
+    const failure = await committing;
+    if (this.committing === committing) this.committing = undefined;
+    if (failure !== undefined) throw failure;
+  }
+
   private async run(): Promise<void> {
     const reader = this.reader;
     const backoff = new Backoff(REDIS_RETRY);
@@ -135,6 +158,7 @@ export class StreamConsumer {
             if (now.entries.length > 0) entries = entries.concat(now.entries);
           }
         } else {
+          await this.committed(); // claims, trims and rotation go between committed batches
           if (!this.hooks.rotate()) return; // the server's rotate skips while a batch is uncommitted
           if (this.hooks.archiveBackpressure()) {
             await sleep(BACKPRESSURE_PAUSE_MS, this.stopping.signal);
@@ -161,6 +185,11 @@ export class StreamConsumer {
         this.health.set(true, this.health.diskOk);
         backoff.reset();
       } catch (error) {
+        if (error instanceof ServerError) {
+          // the commit of the batch before failed (committed() above)
+          await this.stopAfter(error, prefetched);
+          return;
+        }
         if (!this.running) break;
         this.reassert = true;
         this.metrics.redisErrors.inc();
@@ -180,14 +209,24 @@ export class StreamConsumer {
           () => {}, // handled when awaited at the top of the loop
         );
       }
+      // This batch's records are queued while the batch before is committed, unless it must go
+      // alone: entries not fresh (their ownership is asked first), shards (they share the files
+      // and take turns), a file due to rotate or a SIGHUP's reopen (both need a moment with
+      // nothing queued). See also store.
+      const early = fresh && this.lock === undefined && !this.hooks.rotationDue() && !this.sink.closeRequested;
+      let owned: Map<string, number> | undefined;
       try {
-        await this.storeInTurn(entries, fresh);
-        if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
+        if (!early) {
+          await this.committed();
+          if (!this.hooks.rotate()) return; // also under constant load, when the loop is never idle
+        }
+        // Replayed or claimed entries may have been delivered many times (a poison entry) or
+        // claimed by another server meanwhile: checked before writing. A fresh read skips the
+        // round trip; the commit catches a claim that happens while the batch is written.
+        if (!fresh) owned = await reader.ownership(entries.map((entry) => entry.id));
       } catch (error) {
         if (error instanceof ServerError) {
-          this.running = false;
-          if (prefetched) await prefetched.catch(() => undefined); // read, not written: redelivered after the restart
-          this.hooks.fail(error);
+          await this.stopAfter(error, prefetched);
           return;
         }
         // Redis failed before the batch was written (the ownership check): nothing is on disk.
@@ -197,8 +236,35 @@ export class StreamConsumer {
         this.log('warn', 'reading a batch failed; it will be redelivered', describeError(error));
         this.health.set(false, this.health.diskOk, error);
         await backoff.wait(this.stopping.signal);
+        continue;
+      }
+      try {
+        await this.storeInTurn(entries, owned);
+      } catch (error) {
+        // A disk failure or a lost lease; anything else is a bug, and the process stops on it
+        // (main.ts) once the commit in hand has settled: nothing unacknowledged is lost.
+        await this.stopAfter(error instanceof ServerError ? error : undefined, prefetched);
+        if (error instanceof ServerError) return;
+        throw error;
       }
     }
+    try {
+      await this.committed();
+    } catch (error) {
+      if (!(error instanceof ServerError)) throw error;
+      this.hooks.fail(error);
+    }
+  }
+
+  /**
+   * Ends the loop on a disk failure or a lost lease (or a commit given up when stopping): what
+   * was read ahead is dropped (redelivered after the restart), the commit in hand settles first.
+   */
+  private async stopAfter(error: ServerError | undefined, prefetched: Promise<ReadResult> | undefined): Promise<void> {
+    this.running = false;
+    if (prefetched) await prefetched.catch(() => undefined);
+    await this.committed().catch(() => undefined);
+    if (error) this.hooks.fail(error);
   }
 
   private async trim(): Promise<void> {
@@ -207,26 +273,29 @@ export class StreamConsumer {
     this.metrics.setGroupGauges(this.group.shard, trim);
   }
 
-  /** store(), holding the BatchLock of a sharded channel; the writer is reset (still holding it) when Redis failed before the batch was written. */
-  private async storeInTurn(entries: StreamEntry[], fresh: boolean): Promise<void> {
+  /** store(), holding the BatchLock of a sharded channel. */
+  private async storeInTurn(entries: StreamEntry[], owned: Map<string, number> | undefined): Promise<void> {
     const release = await this.lock?.acquire();
     try {
-      await this.store(entries, fresh);
-    } catch (error) {
-      if (!(error instanceof ServerError)) this.writer.reset();
-      throw error;
+      await this.store(entries, owned);
     } finally {
       release?.();
     }
   }
 
-  private async store(entries: StreamEntry[], fresh: boolean): Promise<void> {
+  /**
+   * Queues the batch's records (`owned`: the deliveries of entries not fresh, see run), then
+   * (once the batch before is committed) writes, fsyncs and commits it: awaited with shards (the
+   * lock is held until the commit), else left running as `committing` while the loop reads and
+   * queues the next batch.
+   */
+  private async store(entries: StreamEntry[], owned: Map<string, number> | undefined): Promise<void> {
+    // Opening a file for a new app may close another's descriptor, never one with a write in
+    // flight: with as many files in flight as MAX_OPEN_FILES, the commit goes first. Checked
+    // here, as nothing is awaited from here to the end of the records' work.
+    if (!this.sink.canOpenWhileWriting) await this.committed();
     const ids: string[] = [];
     const dead: Array<{ id: string; rejected: Rejected }> = [];
-    // Replayed or claimed entries may have been delivered many times (a poison entry) or claimed
-    // by another server meanwhile: check them before writing. A fresh read skips the round trip;
-    // the commit catches a claim that happens while the batch is written.
-    const owned = fresh ? undefined : await this.reader.ownership(entries.map((entry) => entry.id));
     for (const entry of entries) {
       const deliveries = owned === undefined ? 1 : owned.get(entry.id);
       if (deliveries === undefined) {
@@ -250,10 +319,26 @@ export class StreamConsumer {
       }
       for (const rejected of this.writer.writeFrame(entry.frame, entry.id, this.config.signingKeys)) dead.push({ id: entry.id, rejected });
     }
-    this.uncommitted = true;
+    this.inHand++;
+    try {
+      await this.committed();
+    } catch (error) {
+      this.inHand--;
+      throw error;
+    }
+    const commit = this.writeAndSettle(ids, dead).finally(() => this.inHand--);
+    if (this.lock !== undefined) await commit;
+    else
+      this.committing = commit.then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error : new Error(`commit failed: ${String(error)}`)),
+      );
+  }
+
+  /** Writes and fsyncs the queued batch, then commits it (settle). */
+  private async writeAndSettle(ids: string[], dead: Array<{ id: string; rejected: Rejected }>): Promise<void> {
     const apps = await this.writer.commit();
     await this.settle(ids, apps, dead);
-    this.uncommitted = false;
     if (dead.length > 0) this.log('warn', 'dead-lettered bad input', { count: dead.length, reasons: [...new Set(dead.map((d) => d.rejected.reason))] });
   }
 
@@ -268,18 +353,21 @@ export class StreamConsumer {
     const token = randomBytes(8).toString('hex');
     let stored = 0;
     const backoff = new Backoff(REDIS_RETRY);
+    let inDoubt = false;
     for (;;) {
       try {
         for (; stored < dead.length; stored++) await this.deadLetters.store(dead[stored]!.id, dead[stored]!.rejected);
         await this.commit(ids, apps, token);
-        if (!this.health.redisOk) this.log('info', 'redis reachable again; the batch in doubt is committed');
+        if (inDoubt) this.log('info', 'redis reachable again; the batch in doubt is committed');
         this.health.set(true, this.health.diskOk);
         return;
       } catch (error) {
         if (error instanceof DiskError || error instanceof LeaseError) throw error;
         this.reassert = true;
         this.metrics.redisErrors.inc();
-        if (this.health.redisOk) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
+        // Said once per batch in doubt, also when the read ahead has already found Redis failing.
+        if (!inDoubt) this.log('warn', 'committing a batch failed; trying the same commit again until redis answers', describeError(error));
+        inDoubt = true;
         this.health.set(false, this.health.diskOk, error);
         if (!this.running) throw new ServerError('REDIS_UNAVAILABLE', 'stopping with a batch written but not committed; it is cut at the next start and redelivered', { cause: error });
         // Redis came back without the stream or the group (restarted empty): the batch's entries

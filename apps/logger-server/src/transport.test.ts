@@ -34,7 +34,7 @@ async function started(channel: string, transport: string) {
   const group = new ShardedGroupState(shared.client, channel, 'g', 'c1', 1);
   await group.acquireLease();
   const failures: ServerError[] = [];
-  const hooks = { rotate: () => true, archiveBackpressure: () => false, fail: (error: ServerError) => failures.push(error) };
+  const hooks = { rotate: () => true, rotationDue: () => false, archiveBackpressure: () => false, fail: (error: ServerError) => failures.push(error) };
   const parts = {
     writer: new RecordWriter(sink, new DedupCache(), metrics),
     sink,

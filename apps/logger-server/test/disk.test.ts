@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { streamKey } from '@log/protocol';
 import { createPublisher } from '@log/publisher';
@@ -8,7 +8,7 @@ import { createClient } from 'redis';
 import { DiskError } from '../src/errors';
 import { manifestPathOf } from '../src/closed-file';
 import { FileSink } from '../src/sink';
-import { expectExactlyOnce, readLogs, startServer, waitForRecords } from './harness';
+import { countLines, expectExactlyOnce, readLogs, rng, startServer, waitForRecords } from './harness';
 
 let redis: RedisServer;
 let dir: string;
@@ -103,6 +103,86 @@ describe('disk trouble', () => {
       await server.stop();
     }
   }, 30_000);
+
+  describe('while a backlog drains (the next batch queued during each commit)', () => {
+    const total = 300_000;
+    /** READ_BATCH_BYTES: ~6k records a batch, so the drain is ~50 batches, each queued while the one before is committed. */
+    const BATCH_BYTES = 256 * 1024;
+    /** Publishes `total` records before the server starts, yielding every 5000 calls as a busy app does. */
+    async function backlog(channel: string, app: string) {
+      const log = createPublisher(channel, { app, url: redis.url });
+      for (let i = 0; i < total; i++) {
+        log.info('backlog', { i });
+        if (i % 5000 === 4999) await new Promise(setImmediate);
+      }
+      await log.flush();
+      return log;
+    }
+
+    it('closes files at ROTATE_BYTES as it goes, not once the backlog is drained: every record once, no file far past the bound', async () => {
+      const logDir = join(dir, 'log');
+      const log = await backlog('drainrotate', 'drain');
+      const rotateBytes = 2 * 1024 * 1024;
+      const server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: 'drainrotate', ROTATE_BYTES: String(rotateBytes), READ_BATCH_BYTES: String(BATCH_BYTES) });
+      try {
+        const records = await waitForRecords(logDir, 'drain', total, 90_000);
+        expectExactlyOnce(records, log.producer, total);
+        const closed = readdirSync(join(logDir, 'drain')).filter((name) => name.endsWith('.jsonl'));
+        const sizes = closed.map((name) => statSync(join(logDir, 'drain', name)).size);
+        const bytes = sizes.reduce((sum, size) => sum + size, 0);
+        // A file is closed between batches once it reaches ROTATE_BYTES: past it by a batch's
+        // lines (READ_BATCH_BYTES of frames of small records make ~5x that in lines, ~1.3 MB).
+        // Starved while the backlog drains, it would be one file of all 45 MB.
+        for (const size of sizes) expect(size).toBeLessThanOrEqual(rotateBytes + 4 * 1024 * 1024);
+        expect(closed.length).toBeGreaterThanOrEqual(Math.floor(bytes / (rotateBytes + 4 * 1024 * 1024)));
+        expect(closed.length).toBeGreaterThanOrEqual(5);
+      } finally {
+        await log.close();
+        await server.stop();
+      }
+    }, 120_000);
+
+    it('reopens on SIGHUP mid-drain (logrotate moved the file): every record once, in the moved files or the new one', async () => {
+      const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
+      console.log(`SIGHUP mid-drain seed ${seed} (replay: SEED=${seed})`);
+      const random = rng(seed);
+      const logDir = join(dir, 'log');
+      const log = await backlog('drainhup', 'hup');
+      const server = await startServer({ REDIS_URL: redis.url, LOG_DIR: logDir, LOG_CHANNEL: 'drainhup', ROTATE_BYTES: String(1 << 30), READ_BATCH_BYTES: String(BATCH_BYTES) });
+      // the last at 65% at most: the reopen comes within two batches, long before the drain ends
+      const moments = [0.05 + random.next() * 0.15, 0.3 + random.next() * 0.15, 0.5 + random.next() * 0.15].map((f) => Math.floor(f * total));
+      try {
+        const hupDir = join(logDir, 'hup');
+        // Progress by the files' sizes (a stat each), not by counting lines: the server drains
+        // the whole backlog in a second or two, faster than the lines could be read.
+        const bytesOnDisk = () => readdirSync(hupDir).reduce((sum, name) => sum + (name === 'hup.log' || name.startsWith('moved-') ? statSync(join(hupDir, name)).size : 0), 0);
+        while (!existsSync(join(hupDir, 'hup.log')) || statSync(join(hupDir, 'hup.log')).size === 0) await sleep(1);
+        const lineBytes = readFileSync(join(hupDir, 'hup.log'), 'utf8').indexOf('\n') + 1;
+        for (const [n, at] of moments.entries()) {
+          // The reopen waits for the batches in hand (at most two, ~12k records here).
+          const deadline = Date.now() + 30_000;
+          while (bytesOnDisk() < at * lineBytes || !existsSync(join(hupDir, 'hup.log'))) {
+            if (Date.now() > deadline)
+              throw new Error(
+                `${countLines(logDir, 'hup')} lines of ${at}, hup.log ${existsSync(join(hupDir, 'hup.log')) ? 'there' : 'not there'} (files: ${readdirSync(hupDir).join(', ')}); the server said:\n${server.output()}`,
+              );
+            await sleep(1);
+          }
+          renameSync(join(logDir, 'hup', 'hup.log'), join(logDir, 'hup', `moved-${n}.jsonl`));
+          server.child.kill('SIGHUP');
+        }
+        const records = await waitForRecords(logDir, 'hup', total, 90_000);
+        expectExactlyOnce(records, log.producer, total);
+        // each move was followed by a reopen: every moved file and the open one hold records
+        for (let n = 0; n < moments.length; n++) expect(statSync(join(logDir, 'hup', `moved-${n}.jsonl`)).size).toBeGreaterThan(0);
+        expect(statSync(join(logDir, 'hup', 'hup.log')).size).toBeGreaterThan(0);
+        expect(server.output()).not.toMatch(/disk failure/);
+      } finally {
+        await log.close();
+        await server.stop();
+      }
+    }, 120_000);
+  });
 
   (canMount ? it : it.skip)('a rotation that cannot write its manifest is a DiskError that keeps the file open and its summary for the next try', async () => {
     const logDir = join(dir, 'log');
