@@ -23,8 +23,7 @@ const s3Dir = join(root, '.dev', 's3');
 mkdirSync(s3Dir, { recursive: true });
 run('s3', process.execPath, [join(root, 'packages/test-kit/dist/s3rver-main.js'), String(s3Port), s3Dir, 'logs'], { quiet: true });
 writeFileSync(join(root, '.dev', 'demo.json'), JSON.stringify({ redisUrl, s3Endpoint: `http://127.0.0.1:${s3Port}`, bucket: 'logs' }));
-// started as README says (the flag: a smaller young generation, less memory at the same throughput)
-run('logger-server', process.execPath, ['--max-semi-space-size=8', 'apps/logger-server/dist/main.js'], {
+run('logger-server', process.execPath, ['apps/logger-server/dist/main.js'], {
   env: {
     REDIS_URL: redisUrl,
     LOG_DIR: join(root, 'log'),

@@ -38,17 +38,10 @@ export function lineSeen(child, line) {
 }
 
 /**
- * The node flags README's start command gives the server: a young generation of 2 x 8 MiB instead
- * of V8's 2 x 16 MiB (peak RSS ~16 MiB lower at the same throughput; BENCHMARKS.md's memory notes).
- */
-export const SERVER_NODE_FLAGS = ['--max-semi-space-size=8'];
-
-/**
  * Starts a server; `ready` is when it logged that its read loop runs (node and module loading are
- * behind it). `main`: another build's dist/main.js; `nodeArgs`: all of node's arguments (by
- * default README's flags), e.g. with --cpu-prof for a profile.
+ * behind it). `main`: another build's dist/main.js; `nodeArgs`: e.g. --cpu-prof for a profile.
  */
-export async function runServer(env, main = MAIN, nodeArgs = SERVER_NODE_FLAGS) {
+export async function runServer(env, main = MAIN, nodeArgs = []) {
   const httpPort = await freePort();
   const child = spawn(process.execPath, [...nodeArgs, main], { env: { PATH: process.env.PATH, HTTP_PORT: String(httpPort), LOG_CONSUMER: 'bench', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   const readyAt = lineSeen(child, '"logger server started"');

@@ -8,14 +8,13 @@
 //     in the same round: XREADGROUP COUNT 500, write the raw bytes, fdatasync, XACK, one batch at a time.
 //  2. Memory: the server's peak RSS draining a backlog of 2M records, against a tenth of it, each
 //     in every round (memory-sampler.cjs breaks a peak down: BENCH_SERVER_NODE_ARGS="--require ...").
-// Servers run with README's node flags (SERVER_NODE_FLAGS in server-process.mjs); BENCH_SERVER_NODE_ARGS
-// adds to them, BENCH_SERVER_ENV=NAME=value... adds to their environment, BENCH_SERVER_STDOUT=<dir> keeps their stdout.
 //  3. End to end: a publisher process logging flat out while the server runs.
 //  4. Latency from the log call to the line in the file at 20k and 100k records/s.
 //  5. Restart after kill -9 against the open file's size (1, 16, 64 MiB; BENCH_RESTART_MIB),
 //     one producer and 1,000 interleaved: time to "logger server started" and peak RSS.
 //  6. Signing (BENCH_ONLY=signing): the same records in signed frames drained by a server with
 //     LOG_SIGNING_KEYS, against unsigned frames drained by a server without, in the same round.
+// Servers of sections 1-4: BENCH_SERVER_NODE_ARGS: more node arguments, BENCH_SERVER_ENV=NAME=value...: more environment, BENCH_SERVER_STDOUT=<dir>: keep their stdout.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
@@ -23,7 +22,7 @@ import { createRequire } from 'node:module';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { median, record, table } from '../../../scripts/bench-report.mjs';
-import { SERVER_NODE_FLAGS, lineSeen, runServer, written } from './server-process.mjs';
+import { lineSeen, runServer, written } from './server-process.mjs';
 
 const require = createRequire(import.meta.url);
 const { startRedis, tempDir, removeDir, sleep } = require('@log/test-kit');
@@ -51,13 +50,12 @@ const PARTS = new Set((process.env.BENCH_PARTS ?? 'matrix,memory,e2e,latency').s
  * side by side with what it changed (a column "before" in the matrix; not recorded).
  */
 const BASE_MAIN = process.env.BENCH_BASE_MAIN;
-/** Extra node arguments for the servers the throughput section starts, after README's (SERVER_NODE_FLAGS): BENCH_SERVER_NODE_ARGS=--cpu-prof for a profile. */
-const EXTRA_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-const SERVER_NODE_ARGS = [...SERVER_NODE_FLAGS, ...EXTRA_NODE_ARGS];
+/** Extra node arguments for the servers the throughput section starts (BENCH_SERVER_NODE_ARGS=--cpu-prof for a profile). */
+const SERVER_NODE_ARGS = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
 /**
- * All node arguments for the matrix's and memory part's drains by the BENCH_BASE_MAIN build
- * (default: the same as this build's): with BENCH_BASE_MAIN set to this very build, they compare
- * node flags side by side; BENCH_BASE_NODE_ARGS= (empty) runs the base with node's defaults.
+ * Node arguments for the matrix's and memory part's drains by the BENCH_BASE_MAIN build (default:
+ * BENCH_SERVER_NODE_ARGS; empty: none): with BENCH_BASE_MAIN set to this very build, they compare
+ * node flags side by side.
  */
 const BASE_NODE_ARGS = process.env.BENCH_BASE_NODE_ARGS === undefined ? SERVER_NODE_ARGS : process.env.BENCH_BASE_NODE_ARGS.split(' ').filter(Boolean);
 /** NAME=value pairs, space-separated, for the environment of the servers the throughput section starts (BENCH_SERVER_ENV=MALLOC_ARENA_MAX=2). */
@@ -443,13 +441,13 @@ async function throughputSection() {
     process.stderr.write(`latency at ${perSecond} done: p50 ${run.p50} p99 ${run.p99}${before ? ` (before: p50 ${before.p50} p99 ${before.p99})` : ''}\n`);
   }
 
-  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix, memory and end to end: medians of ${ROUNDS} rounds; latency: one run each. Servers run with README's node flags (${SERVER_NODE_FLAGS.join(' ')}). Load average (1 min, \`/proc/loadavg\`) when the section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (the machine is shared: other sessions' tests and benchmarks ran on the same 2 cores).
+  const body = `${QUICK ? '**Quick run** (--quick: a tenth of the records, one round). ' : ''}Matrix, memory and end to end: medians of ${ROUNDS} rounds; latency: one run each. Load average (1 min, \`/proc/loadavg\`) when the section started: ${loadBefore.toFixed(1)}, when it ended: ${loadavg()[0].toFixed(1)} (the machine is shared: other sessions' tests and benchmarks ran on the same 2 cores).
 
 **Matrix.** Each round pre-fills a stream with the records in frames of the given size (with 100 producers their frames interleave, each producer's in order), then drains it twice, through two consumer groups: the server (READ_COUNT 16, the default) and the naive raw consumer (\`apps/logger-server/bench/naive-consumer.mjs\`: XREADGROUP COUNT 500 as raw bytes, write the entries' bytes, fdatasync, XACK, one batch at a time, no decoding); who goes first alternates by round. Each is a process of its own and is timed from its ready line (the server's "logger server started", after node and module loading) until XINFO GROUPS shows its group has read the last entry and has nothing pending. The server does what the naive one does not: it validates and decodes every record, drops duplicates, and writes each as a flat JSON line with its own keys (about 1.5x the bytes). Peak RSS: the server's VmHWM at the end of the drain. Target (issue #11): >= 1.5x the naive consumer for frames of 100 records or more, >= 1.0x below.
 
 ${table(['records per entry', 'producers', 'records', 'server records/s', 'naive records/s', 'ratio', 'target', 'met', 'server peak RSS MiB', 'load (1 min) at the start', ...(BASE_MAIN ? ['before: records/s', 'before: ratio'] : [])], matrixRows)}${BASE_MAIN ? `\n\n"before" is the build at \`BENCH_BASE_MAIN\` (the server before this change) draining the same stream in the same rounds, in a group of its own (three drains per round, order rotating).` : ''}
 
-**Memory.** The server's peak RSS (VmHWM) draining a backlog pre-filled in frames of 1000 records, each backlog drained once per round${BASE_MAIN ? ' by each build (who goes first alternating)' : ''}; target: bounded by READ_COUNT x frame size whatever the backlog (growth of the median from the small to the large backlog under 32 MiB: ${met(memoryOk)}). The peak moves by 10-20 MiB from run to run: most of it is node's code (~45 MiB), V8's heap (~50 MiB, 16 of it the young generation) and Buffers of Redis replies already dead that wait for the garbage collector (up to ~60 MiB); \`apps/logger-server/bench/memory-sampler.cjs\` shows what each peak is made of.
+**Memory.** The server's peak RSS (VmHWM) draining a backlog pre-filled in frames of 1000 records, each backlog drained once per round${BASE_MAIN ? ' by each build (who goes first alternating)' : ''}; target: bounded by READ_COUNT x frame size whatever the backlog (growth of the median from the small to the large backlog under 32 MiB: ${met(memoryOk)}). The peak moves by 10-20 MiB from run to run: most of it is node's code (~45 MiB), V8's heap (~50 MiB, 32 of it the young generation) and Buffers of Redis replies already dead that wait for the garbage collector (up to ~60 MiB); \`apps/logger-server/bench/memory-sampler.cjs\` shows what each peak is made of.
 
 ${table(['backlog (records)', 'server peak RSS MiB (median)', 'each round', 'records/s', ...(BASE_MAIN ? ['before: peak RSS MiB', 'before: each round', 'before: records/s'] : [])], memoryRows)}
 
@@ -462,7 +460,7 @@ ${table(['end to end', 'records', 'records/s', 'target', 'met', ...(e2eBaseRate 
 ${table(['records/s', 'p50 ms', 'p99 ms', 'max ms', 'records', 'target', 'met', ...(BASE_MAIN ? ['before: p50 ms', 'before: p99 ms', 'before: records'] : [])], latencyRows)}${BASE_MAIN ? '\n\n"before": the build at `BENCH_BASE_MAIN` at the same rate, run right before this one (end to end: each round runs both, who goes first alternating).' : ''}`;
   console.log(body);
   // A partial run (some rows or parts) is printed, not recorded over the full tables.
-  if (MATRIX || process.env.BENCH_PARTS || EXTRA_NODE_ARGS.length > 0 || Object.keys(SERVER_ENV).length > 0) return;
+  if (MATRIX || process.env.BENCH_PARTS || SERVER_NODE_ARGS.length > 0 || Object.keys(SERVER_ENV).length > 0) return;
   const base = BASE_MAIN ? `BENCH_BASE_MAIN=${BASE_MAIN} ` : '';
   const command = process.env.BENCH_ONLY
     ? `${base}BENCH_ONLY=${process.env.BENCH_ONLY} node apps/logger-server/bench/server.bench.mjs`
@@ -537,7 +535,7 @@ function cpuMs(pid) {
  * Spawns a server and times its start: `started` and `listening` in ns from the spawn, VmHWM
  * read as each line arrives, and the "recovered an open file" line's fields.
  */
-function timedStart(env, nodeArgs = SERVER_NODE_FLAGS) {
+function timedStart(env, nodeArgs = []) {
   const spawned = process.hrtime.bigint();
   const child = spawn(process.execPath, [...nodeArgs, MAIN], { env: { PATH: process.env.PATH, HTTP_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -600,7 +598,7 @@ async function restartRound({ bytes, producers, perEntry }, nodeArgs = []) {
   }
   const size = fileSize(file);
   await killed(first.child);
-  const restart = await timedStart(env, [...SERVER_NODE_FLAGS, ...nodeArgs]);
+  const restart = await timedStart(env, nodeArgs);
   if (nodeArgs.length > 0) {
     await sleep(500); // main.ts handles SIGTERM (drain, then exit: the profile is written) only from just after "http listening"
     const [code, signal] = await new Promise((resolve) => {
