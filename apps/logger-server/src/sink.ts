@@ -414,6 +414,8 @@ export class FileSink {
 
   /** Keeps a closed file's (settled, empty) line batches for the next file opened, a few at most. */
   private keepBatches(file: OpenFile): void {
+    // Files are closed with nothing written in flight; were one, its chunks must not be written over.
+    if (this.inFlight.has(file)) return;
     for (const batch of [file.pending, file.last]) {
       if (this.spareBatches.length >= SPARE_BATCHES || batch.count > 0) continue;
       batch.clear();
