@@ -204,6 +204,34 @@ describe('FileSink descriptors', () => {
     full.close();
   });
 
+  it("gives a rotated file's line batches to the next file opened: its chunks are written again, none allocated", async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir);
+    const line = 'r'.repeat(999) + '\n';
+    const fill = async (app: string) => {
+      for (let batch = 0; batch < 2; batch++) {
+        for (let i = 0; i < 3000; i++) sink.append(app, line, 1, 'p1', batch * 3000 + i + 1);
+        await sink.commit();
+      }
+    };
+    const chunks = jest.spyOn(Buffer, 'allocUnsafe');
+    const chunkAllocations = () => chunks.mock.calls.filter(([size]) => size >= 1024 * 1024).length;
+    try {
+      await fill('first'); // both of its batches take ~3 MB of chunks
+      const first = chunkAllocations();
+      expect(first).toBeGreaterThanOrEqual(6);
+      for (const app of ['second', 'third', 'fourth']) {
+        expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toHaveLength(1);
+        await fill(app);
+        expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8')).toBe(line.repeat(6000));
+      }
+      expect(chunkAllocations()).toBe(first);
+    } finally {
+      chunks.mockRestore();
+      sink.close();
+    }
+  });
+
   it('keeps at most maxOpenFiles descriptors: the least recently written are closed and reopened on demand, nothing lost', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir, 3);
