@@ -147,15 +147,23 @@ export class StreamConsumer {
         if (prefetched) {
           const next = prefetched;
           prefetched = undefined;
-          const waited = answered;
+          let waited = answered;
           const ahead = await next;
           ({ entries, fresh } = ahead);
           // A read ahead answers with the first entries to arrive while the batch before is
           // stored; the ones after them would wait in Redis for a batch more (at a steady rate,
-          // twice the time a batch takes). They join this batch instead.
-          if (waited && ahead.short && entries.length > 0 && this.running) {
-            const now = await reader.readNow();
-            if (now.entries.length > 0) entries = entries.concat(now.entries);
+          // twice the time a batch takes). They join this batch instead, once the batch before
+          // is committed: a short batch (the stream caught up) is not queued during that commit,
+          // as it would then be committed alone, one arrival after another, after each commit.
+          if (ahead.short && entries.length > 0 && this.running) {
+            if (this.committing !== undefined) {
+              await this.committed();
+              waited = true;
+            }
+            if (waited) {
+              const now = await reader.readNow();
+              if (now.entries.length > 0) entries = entries.concat(now.entries);
+            }
           }
         } else {
           await this.committed(); // claims, trims and rotation go between committed batches
