@@ -213,8 +213,9 @@ export class FileSink {
 
   /**
    * Writes and fdatasyncs every touched file. Rejects with DiskError; then nothing may be
-   * acknowledged. Resolves with the apps whose files it wrote. Nothing may be appended until it
-   * has settled (the consumers write one batch at a time).
+   * acknowledged. Resolves with the apps whose files it wrote. Lines appended while it writes
+   * are the next commit's; the next commit must not start before this one has settled (its
+   * batch is then the last one, kept for takeBack until the next commit).
    */
   async commit(): Promise<{ apps: string[]; bytes: number }> {
     let bytes = 0;
