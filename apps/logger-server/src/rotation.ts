@@ -27,7 +27,7 @@ export class FileRotation {
     private readonly policy: RotationPolicy,
     private readonly local: LocalCheckpoints,
     private readonly archive: ClosedFileTaker | undefined,
-    /** True while a batch is written but not committed. */
+    /** True while a batch is queued or written but not committed. */
     private readonly uncommitted: () => boolean,
     /** Told of a disk failure: the server stops without acknowledging. */
     private readonly fail: (error: DiskError) => void,

@@ -104,7 +104,7 @@ export class StreamConsumer {
     this.loop = this.run();
   }
 
-  /** Stops reading and resolves when the batch in hand is committed. */
+  /** Stops reading and resolves when the batches in hand (at most two) are committed. */
   async stop(): Promise<void> {
     this.running = false;
     this.stopping.abort();
@@ -220,7 +220,7 @@ export class StreamConsumer {
       // This batch's records are queued while the batch before is committed, unless it must go
       // alone: entries not fresh (their ownership is asked first), shards (they share the files
       // and take turns), a file due to rotate or a SIGHUP's reopen (both need a moment with
-      // nothing queued). See also store.
+      // nothing queued). A short batch has already waited for the commit above; see also store.
       const early = fresh && this.lock === undefined && !this.hooks.rotationDue() && !this.sink.closeRequested;
       let owned: Map<string, number> | undefined;
       try {

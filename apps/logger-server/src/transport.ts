@@ -27,7 +27,7 @@ export interface ConsumerParts {
 
 /** What the server runs: one consumer writing files, maybe with the Pub/Sub bridge beside it. */
 export interface Consumer {
-  /** True while a batch is written but not committed: files are not rotated then. */
+  /** True while a batch is queued or written but not committed: files are not rotated then. */
   readonly uncommitted: boolean;
   /** Resolves when the consumer has ended (after stop(), or on a fatal error). */
   readonly done: Promise<void>;
