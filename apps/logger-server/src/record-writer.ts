@@ -294,6 +294,7 @@ export class RecordWriter {
   /** The batch in commit is committed (or abandoned); the one queued since is untouched. */
   reset(): void {
     this.committing = [];
+    this.sink.acknowledged();
   }
 }
 

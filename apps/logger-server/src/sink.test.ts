@@ -39,7 +39,7 @@ describe('FileSink', () => {
     sink.close();
   });
 
-  it('closes the files (SIGHUP) only once the writes of a commit in flight have settled: every line lands in its file', async () => {
+  it('closes the files (SIGHUP) only once the writes of a commit in flight have settled and the batch is acknowledged: every line lands in its file', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir);
     const apps = Array.from({ length: 20 }, (_, i) => `app${i}`);
@@ -50,6 +50,8 @@ describe('FileSink', () => {
       sink.close(); // the writes are in flight on libuv's threads
       expect(sink.openDescriptors).toBe(20);
       await committing;
+      expect(sink.openDescriptors).toBe(20); // written, not yet acknowledged: it may still be taken back
+      sink.acknowledged();
       expect(sink.openDescriptors).toBe(0);
       for (const app of apps) expect(statSync(join(logDir, app, `${app}.log`)).size).toBe(round * 200 * line.length);
     }
@@ -66,15 +68,44 @@ describe('FileSink', () => {
     const committing = sink.commit();
     for (let i = 0; i < 200; i++) sink.append('shop', line, 1, 'p1', 2 + i); // the next batch, queued during the writes
     await committing;
+    sink.acknowledged();
     expect(sink.closeRequested).toBe(true); // lines are still queued: closing now would drop them
     expect(sink.openDescriptors).toBe(1);
     await sink.commit();
+    expect(sink.closeRequested).toBe(true);
+    sink.acknowledged();
     expect(sink.closeRequested).toBe(false);
     expect(sink.openDescriptors).toBe(0);
     expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8')).toBe('queued\n' + line.repeat(200));
     sink.append('shop', 'after\n', 1, 'p1', 300); // reopened
     await sink.commit();
     expect(readFileSync(join(logDir, 'shop', 'shop.log'), 'utf8').endsWith(line + 'after\n')).toBe(true);
+    sink.close();
+  });
+
+  it('keeps a file logrotate moved open through its SIGHUP until the batch in commit is acknowledged: taking records back still reaches them', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir);
+    const path = join(logDir, 'shop', 'shop.log');
+    sink.append('shop', 'before\n', 1, 'p1', 1);
+    await sink.commit();
+    sink.acknowledged();
+    for (let seq = 2; seq <= 5; seq++) sink.append('shop', `line${seq}\n`, 1, 'p1', seq);
+    const committing = sink.commit();
+    renameSync(path, `${path}.1`); // logrotate's mv, then its SIGHUP, while the batch is written
+    sink.close();
+    await committing;
+    // The group commit then finds entries another server claimed: their records come out of the moved file.
+    expect(sink.openDescriptors).toBe(1);
+    expect(await sink.takeBack((_app, _index, _origin, seq) => seq === 3 || seq === 5)).toBe(2);
+    expect(readFileSync(`${path}.1`, 'utf8')).toBe('before\nline2\nline4\n');
+    sink.acknowledged();
+    expect(sink.openDescriptors).toBe(0);
+    sink.append('shop', 'after\n', 1, 'p1', 6); // a new file at the path
+    await sink.commit();
+    sink.acknowledged();
+    expect(readFileSync(path, 'utf8')).toBe('after\n');
+    expect(readFileSync(`${path}.1`, 'utf8')).toBe('before\nline2\nline4\n');
     sink.close();
   });
 });

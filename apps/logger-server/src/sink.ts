@@ -75,6 +75,11 @@ export class FileSink {
   private readonly inFlight = new Set<OpenFile>();
   private closeWhenWritten = false;
   /**
+   * From commit() until acknowledged(): the batch may still have to be taken back (takeBack), so
+   * its files stay open through a SIGHUP until then (see close).
+   */
+  private unacknowledged = false;
+  /**
    * Line batches of files closed (rotated, or closed by SIGHUP), cleared, for the next file opened:
    * their chunks are reused instead of left to the garbage collector (~2 x a batch's lines per
    * rotated file, freed only at a full GC) while fresh ones are allocated and touched.
@@ -218,6 +223,7 @@ export class FileSink {
    * batch is then the last one, kept for takeBack until the next commit).
    */
   async commit(): Promise<{ apps: string[]; bytes: number }> {
+    this.unacknowledged = true;
     let bytes = 0;
     const apps: string[] = [];
     const written: OpenFile[] = [];
@@ -259,6 +265,15 @@ export class FileSink {
    */
   get canOpenWhileWriting(): boolean {
     return this.inFlight.size < this.maxOpenFiles;
+  }
+
+  /**
+   * The batch of the last commit() is acknowledged (or given up): nothing of it will be taken
+   * back. A close() asked for meanwhile (SIGHUP) happens now, unless lines are queued.
+   */
+  acknowledged(): void {
+    this.unacknowledged = false;
+    if (this.closeWhenWritten) this.close();
   }
 
   /** True when close() was asked for and waits for a moment without lines queued or written (see close). */
@@ -432,12 +447,13 @@ export class FileSink {
   }
 
   /**
-   * Closes every file; the next append reopens it (SIGHUP, logrotate). While a commit writes, or
-   * lines are queued for the next one, the files are closed at the end of the first commit after
-   * which none are queued (closing would drop the queued lines).
+   * Closes every file; the next append reopens it (SIGHUP, logrotate). While a commit writes or
+   * waits to be acknowledged (its lines may still have to be taken back out of these files), or
+   * lines are queued for the next one, the files are closed once the first commit after which
+   * none are queued is acknowledged (closing would drop the queued lines).
    */
   close(): void {
-    if (this.writing || this.touched.size > 0) {
+    if (this.writing || this.unacknowledged || this.touched.size > 0) {
       this.closeWhenWritten = true;
       return;
     }
