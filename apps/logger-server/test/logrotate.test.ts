@@ -1,0 +1,190 @@
+import { existsSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPublisher } from '@log/publisher';
+import { removeDir, sleep, tempDir, within } from '@log/test-kit';
+import { closedNameOfManifest, manifestPathOf, parseClosedName } from '../src/closed-file';
+import { expectExactlyOnce, httpGet, rng, startServer, useRedis, type ServerProcess } from './harness';
+
+// logrotate's way (mv the open file, then SIGHUP) beside the server's own rotation (ROTATE_BYTES):
+// a move that lands after a file became due and before the SIGHUP is handled meets the server's
+// rotation with the file gone from its path (mv), another file there (logrotate's `create` mode),
+// or its directory gone (an operator's mv). History: every record logged; checker: each one is on
+// disk exactly once (moved, closed and open files), the server never stopped, every moved file is
+// still where it was put, every closed file's manifest counts its lines, and the moves the server
+// met are counted as many times as it warned of them.
+
+const SEED = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31));
+const TOTAL = 30_000;
+const MOVES = 6;
+/** Small: with records flowing, a file is due again within a batch or two of being opened. */
+const ROTATE_BYTES = 32 * 1024;
+const APP = 'lrot';
+
+type Shape = 'mv' | 'create' | 'dir';
+/** The shapes of move to draw from (SHAPES=create replays one alone); plain mv and create mode, logrotate's, twice as often. */
+const SHAPES = (process.env.SHAPES?.split(',') as Shape[] | undefined) ?? ['mv', 'mv', 'create', 'create', 'dir'];
+
+const shared = useRedis();
+let dir: string;
+let server: ServerProcess | undefined;
+afterEach(async () => {
+  await server?.stop();
+  server = undefined;
+  removeDir(dir);
+}, 30_000);
+
+/** Every complete line of every file under `path` (recursively): open, closed and moved files alike; manifests left out. */
+function linesUnder(path: string): Array<Record<string, unknown>> {
+  const records: Array<Record<string, unknown>> = [];
+  for (const name of readdirSync(path)) {
+    if (name.startsWith('.')) continue; // LOG_DIR/.state: the server's own
+    const full = join(path, name);
+    if (statSync(full).isDirectory()) {
+      records.push(...linesUnder(full));
+      continue;
+    }
+    if (name.endsWith('.manifest.json')) continue;
+    const lines = readFileSync(full, 'utf8').split('\n');
+    lines.pop(); // '' after the last newline, or a line being written
+    for (const line of lines) records.push(JSON.parse(line) as Record<string, unknown>);
+  }
+  return records;
+}
+
+/** Renames `from` to `to`, trying again while `from` is not there (the server's rotation renamed it and has not opened the next one yet). */
+async function moveWhenThere(from: string, to: string, server: ServerProcess): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      renameSync(from, to);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    if (server.child.exitCode !== null || Date.now() > deadline) throw new Error(`${from} never came back to move it; the server said:\n${server.output()}`);
+    await sleep(1);
+  }
+}
+
+/** logrotate's `create`: a new empty file at the path, unless the server has already opened one there (logrotate's own create would fail then too). */
+function createUnlessThere(path: string): void {
+  try {
+    writeFileSync(path, '', { mode: 0o640, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+}
+
+/** Each closed file (`<time>-<unique>.jsonl`) under `path` has its manifest, counting its lines; with `strays`, no manifest is without its file. */
+function expectManifestsRight(path: string, { strays }: { strays: boolean }): number {
+  let closed = 0;
+  for (const name of readdirSync(path)) {
+    const full = join(path, name);
+    if (parseClosedName(APP, path, name)) {
+      const lines = readFileSync(full, 'utf8').split('\n').length - 1;
+      const manifest = JSON.parse(readFileSync(manifestPathOf(full), 'utf8')) as { records: number };
+      expect({ file: full, records: manifest.records }).toEqual({ file: full, records: lines });
+      closed++;
+    }
+    const of = closedNameOfManifest(name);
+    if (strays && of !== undefined) expect({ manifest: name, file: existsSync(join(path, of)) }).toEqual({ manifest: name, file: true });
+  }
+  return closed;
+}
+
+it(`a logrotate mv (plain, create mode, or of the directory) before its SIGHUP, beside ROTATE_BYTES: no exit, every record once, moved files left where they were put (seed ${SEED})`, async () => {
+  console.log(`logrotate race seed ${SEED} (replay: SEED=${SEED})`);
+  const random = rng(SEED);
+  dir = tempDir('logrotate');
+  const logDir = join(dir, 'log');
+  const appDir = join(logDir, APP);
+  const open = join(appDir, `${APP}.log`);
+  const channel = `logrotate${SEED}`;
+  server = await startServer({ REDIS_URL: shared.redis.url, LOG_DIR: logDir, LOG_CHANNEL: channel, ROTATE_BYTES: String(ROTATE_BYTES) });
+  const running = server;
+  const log = createPublisher(channel, { app: APP, url: shared.redis.url, onError: () => {} });
+  let stopped = false;
+  try {
+    await movesAndChecks();
+  } finally {
+    stopped = true;
+    await log.close();
+  }
+
+  async function movesAndChecks(): Promise<void> {
+    // The history: records flow steadily (~100 every 10 ms) while the moves happen.
+    const publishing = (async () => {
+      for (let i = 0; i < TOTAL && !stopped; i++) {
+        log.info('rotating', { i, pad: 'x'.repeat(100) });
+        if (i % 100 === 99) await sleep(10);
+      }
+      await log.flush();
+    })();
+
+    const moves: Array<{ shape: Shape; to: string; hupAfterMs: number }> = [];
+    for (let n = 0; n < MOVES; n++) {
+      const shape = random.pick(SHAPES);
+      const waitMs = 100 + random.int(400);
+      // Long enough, most times, for the server to meet the moved file in its own rotation first.
+      const hupAfterMs = 20 + random.int(230);
+      await sleep(waitMs);
+      while (!existsSync(open)) {
+        if (running.child.exitCode !== null) break;
+        await sleep(1);
+      }
+      let to: string;
+      if (shape === 'dir') {
+        to = join(dir, `moved-dir-${n}`);
+        renameSync(appDir, to);
+      } else {
+        to = join(appDir, `${APP}.log.${n}`);
+        await moveWhenThere(open, to, running);
+        // logrotate's `create`: a new empty file at the path, before the SIGHUP
+        if (shape === 'create') createUnlessThere(open);
+      }
+      moves.push({ shape, to, hupAfterMs });
+      await sleep(hupAfterMs);
+      running.child.kill('SIGHUP');
+    }
+    console.log(`moves: ${moves.map((m) => `${m.shape} (SIGHUP after ${m.hupAfterMs} ms)`).join(', ')}`);
+    await publishing;
+    expect(log.stats()).toMatchObject({ logged: TOTAL, dropped: 0 });
+
+    // Every record reaches the disk, and the server is still running.
+    const deadline = Date.now() + 60_000;
+    const everything = () => [...linesUnder(logDir).filter((r) => r.app === APP), ...moves.filter((m) => m.shape === 'dir').flatMap((m) => linesUnder(m.to))];
+    let records = everything();
+    while (records.length < TOTAL) {
+      if (running.child.exitCode !== null) throw new Error(`the server exited with ${running.child.exitCode}; it said:\n${running.output()}`);
+      if (Date.now() > deadline) throw new Error(`${records.length} of ${TOTAL} records on disk; the server said:\n${running.output()}`);
+      await sleep(100);
+      records = everything();
+    }
+    expect(running.child.exitCode).toBeNull();
+    expect(running.output()).not.toMatch(/disk failure/);
+
+    // The moves the server met in its own rotation: warned of once each, counted as many times.
+    const warned = running.output().match(/"message":"an open file was moved away before its rotation[^\n]*/g) ?? [];
+    const metrics = await httpGet(running.httpPort, '/metrics');
+    const counted = Number(/^logger_files_moved_away_total (\d+)$/m.exec(metrics.body)?.[1]);
+    expect(counted).toBe(warned.length);
+    expect(counted).toBeLessThanOrEqual(MOVES);
+    // The race this test is about happened (a SIGHUP 20-250 ms after each move, a file due every few batches).
+    expect(counted).toBeGreaterThan(0);
+    console.log(`the server met ${counted} of ${MOVES} moves in its own rotation`);
+
+    // A clean stop closes the open file for archiving too: every record ends in a closed or moved file.
+    await running.stop();
+    expect(await within(running.exited, 1000)).toEqual({ value: 0 });
+
+    expectExactlyOnce(everything(), log.producer, TOTAL);
+    for (const { shape, to } of moves) {
+      // left where the operator put it, not renamed by the server
+      if (shape === 'dir') expect({ to, moved: existsSync(join(to, `${APP}.log`)) }).toEqual({ to, moved: true });
+      else expect({ to, moved: existsSync(to) }).toEqual({ to, moved: true });
+    }
+    const closedHere = expectManifestsRight(appDir, { strays: true });
+    for (const { shape, to } of moves) if (shape === 'dir') expectManifestsRight(to, { strays: false });
+    expect(closedHere).toBeGreaterThan(0);
+  }
+}, 120_000);
