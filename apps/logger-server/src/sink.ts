@@ -1,4 +1,4 @@
-import { constants, closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writev } from 'node:fs';
+import { constants, closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, writev, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
@@ -12,6 +12,8 @@ interface OpenFile {
   fd: number;
   /** The inode opened first: a reopen that finds another file there (deleted, replaced) fails loudly. */
   ino: number;
+  /** The device of that inode: with it, what identifies the file at its path (see atItsPath). */
+  dev: number;
   size: number;
   /** When this process opened it: ROTATE_SECONDS and the hour boundary count from here. */
   openedAt: number;
@@ -27,6 +29,21 @@ interface OpenFile {
 export interface LastLine {
   origin: string;
   seq: number;
+}
+
+/** An open file that was no longer at its path when the sink went to close it for archiving (see FileSink.rotate). */
+export interface MovedAwayFile {
+  app: string;
+  /** Where it was open: the file is wherever whoever moved it put it. */
+  path: string;
+}
+
+/** What one FileSink.rotate did. */
+export interface Rotated {
+  /** Renamed to their closed names beside their manifests: for the archiver. */
+  closed: ClosedFile[];
+  /** Moved away from their paths by someone else (logrotate's mv before its SIGHUP): left there, no manifest. */
+  movedAway: MovedAwayFile[];
 }
 
 /** When open files are closed for archiving. */
@@ -365,6 +382,7 @@ export class FileSink {
       path,
       fd,
       ino: fileStat.ino,
+      dev: fileStat.dev,
       size: fileStat.size,
       openedAt: firstTime ?? Date.now(),
       firstTime,
@@ -381,36 +399,94 @@ export class FileSink {
    * Closes the open files that are due (size, age, or a new UTC hour; every non-empty file when
    * `all`): they are already fsynced; each is renamed to its closed name and the directory
    * fsynced, so the rename survives a crash. Call between batches, after the acknowledgement.
-   * Throws DiskError; the files closed before the failure are on disk for the archiver's next scan.
-   * No file is closed after `stopAt` (ms since the epoch): the rest stay open files, whole and
-   * acknowledged, recovered as such by the next start.
+   * A file no longer at its path (moved away by logrotate or an operator) is let go instead (see
+   * closeForArchive). Throws DiskError; the files closed before the failure are on disk for the
+   * archiver's next scan. No file is closed after `stopAt` (ms since the epoch): the rest stay
+   * open files, whole and acknowledged, recovered as such by the next start.
    */
-  rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): ClosedFile[] {
+  rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): Rotated {
     const closed: ClosedFile[] = [];
+    const movedAway: MovedAwayFile[] = [];
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
       if (Date.now() >= stopAt) break;
       if (!all && !isDue(file, policy, now)) continue;
       this.settle(file);
-      const dir = join(this.logDir, file.app);
-      const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
-      const path = closedFile.path;
-      // The manifest first, while nothing has changed yet: when it cannot be written the file stays
-      // open with its summary, and a crash before the rename leaves only a stray manifest (removed
-      // by the archiver's scan), never a closed file without its manifest.
-      writeDurably(manifestPathOf(path), JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
-      this.files.delete(file.app);
-      this.keepBatches(file);
-      this.closeDescriptor(file);
-      onDisk('DISK_WRITE_FAILED', file.path, `rename to ${path}`, () => renameSync(file.path, path));
-      // Only now is the summary no longer the open file's: a rotation that failed before this point
-      // leaves it for the manifest of the file's next rotation.
-      this.summaries.delete(file.app);
-      this.lastLines.delete(file.app);
-      syncDirectory(dir);
-      closed.push(closedFile);
+      const closedFile = this.closeForArchive(file);
+      if (closedFile) closed.push(closedFile);
+      else movedAway.push({ app: file.app, path: file.path });
     }
-    return closed;
+    return { closed, movedAway };
+  }
+
+  /**
+   * Renames a settled open file to a new closed name, its manifest written first; undefined when
+   * the file is no longer at its path. logrotate moves the open file and then sends SIGHUP: a move
+   * that lands before the SIGHUP is handled leaves the path empty, or holding logrotate's new file
+   * (its `create` mode); an operator may move the whole directory. The file is then whoever moved
+   * it's, whole and fsynced: no disk failure, and nothing at the path is renamed (see letGo).
+   * Throws DiskError.
+   */
+  private closeForArchive(file: OpenFile): ClosedFile | undefined {
+    if (!atItsPath(file, file.path)) return this.letGo(file);
+    const dir = join(this.logDir, file.app);
+    const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
+    const path = closedFile.path;
+    const manifest = manifestPathOf(path);
+    // The manifest first, while nothing has changed yet: when it cannot be written the file stays
+    // open with its summary, and a crash before the rename leaves only a stray manifest (removed
+    // by the archiver's scan), never a closed file without its manifest.
+    try {
+      writeDurably(manifest, JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
+    } catch (error) {
+      // the directory was moved since the check
+      if (error instanceof DiskError && isGone(error.errno) && !atItsPath(file, file.path)) return this.letGo(file);
+      throw error;
+    }
+    this.files.delete(file.app);
+    this.keepBatches(file);
+    this.closeDescriptor(file);
+    try {
+      renameSync(file.path, path);
+    } catch (error) {
+      if (!isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, `rename to ${path}`);
+      // moved between the check and the rename: the manifest is of no file
+      removeStray(manifest);
+      return this.letGo(file);
+    }
+    const renamed = statIfThere(path);
+    if (renamed === undefined || !isOpenFile(file, renamed)) {
+      // The directory moved right after the rename (the closed file went with it), or the rename
+      // took logrotate's new file, made at the path since the check: that one goes back.
+      removeStray(manifest);
+      if (renamed !== undefined) {
+        onDisk('DISK_WRITE_FAILED', file.path, `link back from ${path}`, () => linkSync(path, file.path));
+        onDisk('DISK_WRITE_FAILED', path, 'unlink', () => unlinkSync(path));
+        syncDirectory(dir);
+      }
+      return this.letGo(file);
+    }
+    // Only now is the summary no longer the open file's: a rotation that failed before this point
+    // leaves it for the manifest of the file's next rotation.
+    this.summaries.delete(file.app);
+    this.lastLines.delete(file.app);
+    syncDirectory(dir);
+    return closedFile;
+  }
+
+  /**
+   * Lets go of an open file moved away from its path, as a SIGHUP's reopen does: its descriptor is
+   * closed and the file left where it is, without a manifest. Its summary and last line go with
+   * it: the app's next line starts a new file at the path (or logrotate's new one), counted from
+   * nothing, as after a rotation.
+   */
+  private letGo(file: OpenFile): undefined {
+    this.files.delete(file.app);
+    this.keepBatches(file);
+    this.closeDescriptor(file);
+    this.summaries.delete(file.app);
+    this.lastLines.delete(file.app);
+    return undefined;
   }
 
   /** Keeps a closed file's (settled, empty) line batches for the next file opened, a few at most. */
@@ -453,6 +529,41 @@ export class FileSink {
     }
     this.files.clear();
     this.touched.clear();
+  }
+}
+
+/** True when the file at `path` is the open file, false when there is none or another one. Throws DiskError. */
+function atItsPath(file: OpenFile, path: string): boolean {
+  const stat = statIfThere(path);
+  return stat !== undefined && isOpenFile(file, stat);
+}
+
+/** lstat of `path`, undefined when nothing is there. Throws DiskError. */
+function statIfThere(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if (isGone((error as NodeJS.ErrnoException).code)) return undefined;
+    throw new DiskError('DISK_WRITE_FAILED', path, error, 'lstat');
+  }
+}
+
+/** The same inode on the same device: the open file, whatever its name now. */
+function isOpenFile(file: OpenFile, stat: Stats): boolean {
+  return stat.ino === file.ino && stat.dev === file.dev;
+}
+
+/** ENOENT, or ENOTDIR (the directory replaced by a file): nothing is at the path. */
+function isGone(errno: string | undefined): boolean {
+  return errno === 'ENOENT' || errno === 'ENOTDIR';
+}
+
+/** Removes a manifest written for a file that was moved away before its rename; one left (a crash, a failing unlink, a moved directory) is a stray, which the archiver's scan removes. */
+function removeStray(manifest: string): void {
+  try {
+    unlinkSync(manifest);
+  } catch {
+    // see above: harmless
   }
 }
 
