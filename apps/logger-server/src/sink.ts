@@ -423,8 +423,8 @@ export class FileSink {
    * Renames a settled open file to a new closed name, its manifest written first; undefined when
    * the file is no longer at its path. logrotate moves the open file and then sends SIGHUP: a move
    * that lands before the SIGHUP is handled leaves the path empty, or holding logrotate's new file
-   * (its `create` mode); an operator may move the whole directory. The file is then whoever moved
-   * it's, whole and fsynced: no disk failure, and nothing at the path is renamed (see letGo).
+   * (its `create` mode); an operator may move the whole directory. The file then belongs to whoever
+   * moved it, whole and fsynced: no disk failure, and nothing at the path is renamed (see letGo).
    * Throws DiskError.
    */
   private closeForArchive(file: OpenFile): ClosedFile | undefined {
