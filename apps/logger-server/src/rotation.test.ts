@@ -118,7 +118,7 @@ describe('FileRotation', () => {
     expect(readFileSync(join(dir, 'log/shop/shop.log.1'), 'utf8')).toBe('a line longer than ten bytes\n');
     expect([...local.read().keys()]).toEqual(['web']);
     const warnings = logged.filter((line) => line.level === 'warn');
-    expect(warnings).toEqual([{ level: 'warn', message: expect.stringMatching(/^an open file was moved away before its rotation/), fields: { app: 'shop', path: join(dir, 'log/shop/shop.log') } }]);
+    expect(warnings).toEqual([{ level: 'warn', message: expect.stringMatching(/^an open file was moved away/), fields: { app: 'shop', path: join(dir, 'log/shop/shop.log'), foundBy: 'rotation' } }]);
     expect((await metrics.registry.getSingleMetricAsString('logger_files_moved_away_total')).split('\n')).toContain('logger_files_moved_away_total 1');
     // the next rotation has nothing of it left to meet again
     expect(rotation().run(true)).toBe(true);

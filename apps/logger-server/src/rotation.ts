@@ -33,7 +33,7 @@ export class FileRotation {
     private readonly uncommitted: () => boolean,
     /** Told of a disk failure: the server stops without acknowledging. */
     private readonly fail: (error: DiskError) => void,
-    /** Told of open files moved away before their rotation (see FileSink.rotate). */
+    /** Told of open files found moved away, by the rotation or by a commit's reopen (see FileSink.rotate). */
     private readonly told: { log: ServerLog; metrics: Pick<Metrics, 'filesMovedAway'> },
   ) {}
 
@@ -64,10 +64,7 @@ export class FileRotation {
     for (const file of movedAway) {
       apps.push(file.app);
       this.told.metrics.filesMovedAway.inc();
-      this.told.log('warn', 'an open file was moved away before its rotation (logrotate before its SIGHUP?): left where it was put, not archived; a new file is started at its path', {
-        app: file.app,
-        path: file.path,
-      });
+      this.told.log('warn', 'an open file was moved away (logrotate before its SIGHUP?): left where it was put, not archived; a new file is started at its path', { ...file });
     }
     this.local.forget(apps);
     for (const file of closed) this.archive?.add(file);

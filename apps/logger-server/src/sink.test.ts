@@ -257,6 +257,41 @@ describe('FileSink descriptors', () => {
     sink.close();
   });
 
+  it('a file moved away (mv, create mode, its directory) while its descriptor was closed (logrotate before its SIGHUP): the next batch starts the file at the path, no failure', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir, 1);
+    const open = join(logDir, 'shop', 'shop.log');
+    for (const [shape, n] of [
+      ['mv', 1],
+      ['create', 2],
+      ['dir', 3],
+    ] as const) {
+      sink.append('shop', `shop ${n}\n`, 1, 'p1', n);
+      await sink.commit();
+      sink.append('api', `api ${n}\n`, 1, 'p1', n);
+      await sink.commit(); // shop's descriptor is closed now
+      const movedTo = shape === 'dir' ? join(dir, `moved-${n}`, 'shop.log') : `${open}.${n}`;
+      if (shape === 'dir') renameSync(join(logDir, 'shop'), join(dir, `moved-${n}`));
+      else renameSync(open, movedTo);
+      if (shape === 'create') writeFileSync(open, '', { mode: 0o640 });
+      const created = shape === 'create' ? statSync(open).ino : undefined;
+      sink.append('shop', `shop ${n}b\n`, 1, 'p2', n);
+      expect(await sink.commit()).toEqual({ apps: ['shop'], bytes: `shop ${n}b\n`.length });
+      expect(readFileSync(movedTo, 'utf8')).toBe(`shop ${n}\n`);
+      expect(readFileSync(open, 'utf8')).toBe(`shop ${n}b\n`);
+      if (created !== undefined) expect(statSync(open).ino).toBe(created);
+      expect(sink.checkpointOf('shop')).toEqual({ offset: `shop ${n}b\n`.length, origin: 'p2', seq: n });
+      // reported once, by the next rotation, which closes the new file with its own records only
+      const { closed, movedAway } = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+      expect(movedAway).toEqual([{ app: 'shop', path: open, foundBy: 'reopen' }]);
+      const shop = closed.find((file) => file.app === 'shop')!;
+      expect(readFileSync(shop.path, 'utf8')).toBe(`shop ${n}b\n`);
+      expect(JSON.parse(readFileSync(manifestPathOf(shop.path), 'utf8'))).toMatchObject({ records: 1, producers: [{ producer: 'p2', minSeq: n, maxSeq: n, records: 1 }] });
+      expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).movedAway).toEqual([]);
+    }
+    sink.close();
+  });
+
   it('fails loudly when a file whose descriptor was closed was replaced meanwhile, instead of writing at wrong offsets', async () => {
     const logDir = join(dir, 'log');
     const sink = new FileSink(logDir, 1);
@@ -322,7 +357,7 @@ describe('FileSink rotation of a file moved away (logrotate moved it before its 
 
   /** The file was let go: reported, left where it was put whole, nothing renamed and no manifest at its old place; the app's next line starts a file of its own, whose manifest counts only it. */
   async function expectLetGo(movedTo: string, rotated: ReturnType<FileSink['rotate']>, { pathHolds }: { pathHolds: number | undefined }) {
-    expect(rotated).toEqual({ closed: [], movedAway: [{ app: 'shop', path: open }] });
+    expect(rotated).toEqual({ closed: [], movedAway: [{ app: 'shop', path: open, foundBy: 'rotation' }] });
     expect(readFileSync(movedTo, 'utf8')).toBe('line 1\nline 2\nline 3\n');
     const left = existsSync(join(logDir, 'shop')) ? readdirSync(join(logDir, 'shop')).filter((name) => name.endsWith('.json') || name.endsWith('.jsonl')) : [];
     expect(left).toEqual([]);

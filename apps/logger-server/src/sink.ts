@@ -36,13 +36,18 @@ export interface MovedAwayFile {
   app: string;
   /** Where it was open: the file is wherever whoever moved it put it. */
   path: string;
+  /** What found it: closing it for archiving, or a commit reopening its descriptor (closed for MAX_OPEN_FILES). */
+  foundBy: 'rotation' | 'reopen';
 }
 
 /** What one FileSink.rotate did. */
 export interface Rotated {
   /** Renamed to their closed names beside their manifests: for the archiver. */
   closed: ClosedFile[];
-  /** Moved away from their paths by someone else (logrotate's mv before its SIGHUP): left there, no manifest. */
+  /**
+   * Moved away from their paths by someone else (logrotate's mv before its SIGHUP): left there, no
+   * manifest. Found by this rotation, or by a commit that reopened a descriptor since the last one.
+   */
   movedAway: MovedAwayFile[];
 }
 
@@ -97,6 +102,8 @@ export class FileSink {
    * rotated file, freed only at a full GC) while fresh ones are allocated and touched.
    */
   private readonly spareBatches: LineBatch[] = [];
+  /** Files found moved away when a commit reopened their descriptor (see startOver), until rotate reports them. */
+  private readonly movedAwayOnReopen: MovedAwayFile[] = [];
 
   constructor(
     readonly logDir: string,
@@ -113,18 +120,29 @@ export class FileSink {
   /**
    * The file's descriptor, opened again if it was closed to stay within maxOpenFiles; marks it
    * the most recently used. Throws DiskError, also when another file now stands at the path or
-   * its size is not `expectedSize` (what this sink has written to it so far).
+   * its size is not `expectedSize` (what this sink has written to it so far). With `batch` (a
+   * commit's, not written yet): a file moved away meanwhile, the path now empty or holding an
+   * empty file (logrotate's mv and `create` before its SIGHUP), is let go as rotate does, and the
+   * batch starts the file at the path.
    */
-  private descriptor(file: OpenFile, expectedSize = file.size): number {
+  private descriptor(file: OpenFile, expectedSize = file.size, batch?: LineBatch): number {
     if (file.fd !== -1) {
       this.descriptors.delete(file);
       this.descriptors.set(file, true);
       return file.fd;
     }
     this.makeRoom();
-    const fd = onDisk('DISK_WRITE_FAILED', file.path, 'reopen', () => openSync(file.path, OPEN_FLAGS, FILE_MODE));
+    let fd: number;
+    try {
+      fd = openSync(file.path, OPEN_FLAGS, FILE_MODE);
+    } catch (error) {
+      if (batch === undefined || !isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, 'reopen');
+      // the directory was moved away with the file: made again, as for a first open
+      fd = this.openPath(file.app).fd;
+    }
     const stat = fstatSync(fd);
-    if (stat.ino !== file.ino || stat.size !== expectedSize) {
+    if (batch !== undefined && !isOpenFile(file, stat) && stat.size === 0) this.startOver(file, stat, batch);
+    else if (!isOpenFile(file, stat) || stat.size !== expectedSize) {
       closeSync(fd);
       // Someone removed, replaced or changed the open file: writing on would put acknowledged
       // offsets on the wrong bytes. Stopping makes the restart recover the file as it now is.
@@ -133,6 +151,24 @@ export class FileSink {
     file.fd = fd;
     this.descriptors.set(file, true);
     return fd;
+  }
+
+  /**
+   * The open file of `file.app` was moved away while its descriptor was closed, and `batch` goes
+   * to the empty file now at its path (`stat`): from here on that one is the open file, holding
+   * only the batch, with a summary of its own (the moved file's goes with it) and no manifest
+   * for the moved one. Reported with the next rotate's movedAway.
+   */
+  private startOver(file: OpenFile, stat: Stats, batch: LineBatch): void {
+    this.movedAwayOnReopen.push({ app: file.app, path: file.path, foundBy: 'reopen' });
+    this.summaries.delete(file.app);
+    this.lastLinesBefore.set(file.app, undefined);
+    file.ino = stat.ino;
+    file.dev = stat.dev;
+    file.sizeBefore = 0;
+    file.size = batch.length;
+    file.firstTime = batch.times[0];
+    file.openedAt = Date.now();
   }
 
   /**
@@ -261,7 +297,7 @@ export class FileSink {
     this.touched.clear();
     return this.whileWriting(async (writes) => {
       for (const file of written) {
-        const fd = await this.descriptorBeside(file, writes, file.sizeBefore);
+        const fd = await this.descriptorBeside(file, writes, file.sizeBefore, file.last);
         this.inFlight.add(file);
         writes.push(writeAndSync(file.path, fd, file.last.data()));
       }
@@ -322,12 +358,12 @@ export class FileSink {
    * descriptor (maxOpenFiles), the writes are waited for first, as no descriptor may be closed
    * under a write in flight.
    */
-  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>, expectedSize = file.size): Promise<number> {
+  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>, expectedSize = file.size, batch?: LineBatch): Promise<number> {
     if (file.fd === -1 && this.descriptors.size >= this.maxOpenFiles) {
       await Promise.allSettled(writes);
       this.inFlight.clear();
     }
-    return this.descriptor(file, expectedSize);
+    return this.descriptor(file, expectedSize, batch);
   }
 
   /**
@@ -355,13 +391,16 @@ export class FileSink {
     }
   }
 
-  private open(app: string): OpenFile {
+  /**
+   * Opens (creating) the file at an app's path, making its directory when missing. Throws
+   * UnsafePathError for a symlink or anything but a directory and a regular file there, DiskError.
+   */
+  private openPath(app: string): { fd: number; stat: Stats } {
     const dir = join(this.logDir, app);
     mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-    const stat = lstatSync(dir);
-    if (!stat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
+    const dirStat = lstatSync(dir);
+    if (!dirStat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
     const path = this.pathOf(app);
-    this.makeRoom();
     let fd: number;
     try {
       fd = openSync(path, OPEN_FLAGS, FILE_MODE);
@@ -369,11 +408,18 @@ export class FileSink {
       if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new UnsafePathError(path, 'it is a symlink', { cause: error });
       throw new DiskError('DISK_WRITE_FAILED', path, error);
     }
-    const fileStat = fstatSync(fd);
-    if (!fileStat.isFile()) {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
       closeSync(fd);
       throw new UnsafePathError(path, 'not a regular file');
     }
+    return { fd, stat };
+  }
+
+  private open(app: string): OpenFile {
+    this.makeRoom();
+    const path = this.pathOf(app);
+    const { fd, stat: fileStat } = this.openPath(app);
     // A file left from a previous run keeps its age; its first record time is about its birth.
     const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
     if (fileStat.size === 0) this.summaries.delete(app);
@@ -406,7 +452,7 @@ export class FileSink {
    */
   rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): Rotated {
     const closed: ClosedFile[] = [];
-    const movedAway: MovedAwayFile[] = [];
+    const movedAway = this.movedAwayOnReopen.splice(0);
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
       if (Date.now() >= stopAt) break;
@@ -414,7 +460,7 @@ export class FileSink {
       this.settle(file);
       const closedFile = this.closeForArchive(file);
       if (closedFile) closed.push(closedFile);
-      else movedAway.push({ app: file.app, path: file.path });
+      else movedAway.push({ app: file.app, path: file.path, foundBy: 'rotation' });
     }
     return { closed, movedAway };
   }
