@@ -363,13 +363,18 @@ describe('FileSink rotation of a file moved away (logrotate moved it before its 
     expect(left).toEqual([]);
     expect(sink.checkpointOf('shop')).toBeUndefined();
     expect(sink.openDescriptors).toBe(0);
+    // two more apps open with it: the let-go file's line batches are reused once, never shared
     sink.append('shop', 'line 4\n', t0 + 4, 'p1', 4);
+    sink.append('api', 'api 1\n', t0 + 4, 'p2', 1);
+    sink.append('web', 'web 1\n', t0 + 4, 'p3', 1);
     await sink.commit();
     expect(readFileSync(open, 'utf8')).toBe('line 4\n');
+    expect(readFileSync(join(logDir, 'api', 'api.log'), 'utf8')).toBe('api 1\n');
+    expect(readFileSync(join(logDir, 'web', 'web.log'), 'utf8')).toBe('web 1\n');
     // logrotate's new file (create mode) is the one written, as after a SIGHUP's reopen
     if (pathHolds !== undefined) expect(statSync(open).ino).toBe(pathHolds);
     expect(sink.checkpointOf('shop')).toEqual({ offset: 7, origin: 'p1', seq: 4 });
-    const [closed] = sink.rotate(policy).closed;
+    const closed = sink.rotate(policy).closed.find((file) => file.app === 'shop');
     expect(readFileSync(closed!.path, 'utf8')).toBe('line 4\n');
     expect(JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'))).toMatchObject({ records: 1, producers: [{ producer: 'p1', minSeq: 4, maxSeq: 4, records: 1 }] });
     expect(readFileSync(movedTo, 'utf8')).toBe('line 1\nline 2\nline 3\n');

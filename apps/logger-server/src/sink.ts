@@ -144,8 +144,9 @@ export class FileSink {
     if (batch !== undefined && !isOpenFile(file, stat) && stat.size === 0) this.startOver(file, stat, batch);
     else if (!isOpenFile(file, stat) || stat.size !== expectedSize) {
       closeSync(fd);
-      // Someone removed, replaced or changed the open file: writing on would put acknowledged
-      // offsets on the wrong bytes. Stopping makes the restart recover the file as it now is.
+      // Someone put a file with data at the path, or changed the open file: writing on would put
+      // acknowledged offsets on the wrong bytes. Stopping makes the restart recover the file as it
+      // now is. (A file moved away, the path left empty, is let go above: see startOver.)
       throw new DiskError('DISK_WRITE_FAILED', file.path, new Error(`the open file was removed or replaced (inode ${file.ino} -> ${stat.ino}, size ${expectedSize} -> ${stat.size})`), 'reopen');
     }
     file.fd = fd;
@@ -489,35 +490,13 @@ export class FileSink {
       if (error instanceof DiskError && isGone(error.errno) && !atItsPath(file, file.path)) return this.letGo(file);
       throw error;
     }
-    this.files.delete(file.app);
-    this.keepBatches(file);
-    this.closeDescriptor(file);
-    try {
-      renameSync(file.path, path);
-    } catch (error) {
-      if (!isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, `rename to ${path}`);
-      // moved between the check and the rename: the manifest is of no file
-      removeStray(manifest);
-      return this.letGo(file);
-    }
-    const renamed = statIfThere(path);
-    if (renamed === undefined || !isOpenFile(file, renamed)) {
-      // The directory moved right after the rename (the closed file went with it), or the rename
-      // took logrotate's new file, made at the path since the check: that one goes back.
-      removeStray(manifest);
-      if (renamed !== undefined) {
-        onDisk('DISK_WRITE_FAILED', file.path, `link back from ${path}`, () => linkSync(path, file.path));
-        onDisk('DISK_WRITE_FAILED', path, 'unlink', () => unlinkSync(path));
-        syncDirectory(dir);
-      }
-      return this.letGo(file);
-    }
+    this.release(file);
+    const renamed = renameToClosed(file, path, manifest, dir);
     // Only now is the summary no longer the open file's: a rotation that failed before this point
     // leaves it for the manifest of the file's next rotation.
     this.summaries.delete(file.app);
     this.lastLines.delete(file.app);
-    syncDirectory(dir);
-    return closedFile;
+    return renamed ? closedFile : undefined;
   }
 
   /**
@@ -527,12 +506,17 @@ export class FileSink {
    * nothing, as after a rotation.
    */
   private letGo(file: OpenFile): undefined {
-    this.files.delete(file.app);
-    this.keepBatches(file);
-    this.closeDescriptor(file);
+    this.release(file);
     this.summaries.delete(file.app);
     this.lastLines.delete(file.app);
     return undefined;
+  }
+
+  /** The sink is done with an open file (closed or let go): once only, or its line batches would be given to two files. */
+  private release(file: OpenFile): void {
+    this.files.delete(file.app);
+    this.keepBatches(file);
+    this.closeDescriptor(file);
   }
 
   /** Keeps a closed file's (settled, empty) line batches for the next file opened, a few at most. */
@@ -576,6 +560,36 @@ export class FileSink {
     this.files.clear();
     this.touched.clear();
   }
+}
+
+/**
+ * Renames a released open file to its closed name (`path`, beside its `manifest`) and fsyncs the
+ * directory; false when it turns out to have been moved away after all (see closeForArchive): a
+ * rename that finds nothing (ENOENT), or that took logrotate's new file, made at the path since the
+ * check (that one goes back), or a directory moved right after the rename (the closed file and its
+ * manifest went with it). Throws DiskError.
+ */
+function renameToClosed(file: OpenFile, path: string, manifest: string, dir: string): boolean {
+  try {
+    renameSync(file.path, path);
+  } catch (error) {
+    if (!isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, `rename to ${path}`);
+    removeStray(manifest);
+    return false;
+  }
+  const renamed = statIfThere(path);
+  if (renamed !== undefined && !isOpenFile(file, renamed)) {
+    removeStray(manifest);
+    onDisk('DISK_WRITE_FAILED', file.path, `link back from ${path}`, () => linkSync(path, file.path));
+    onDisk('DISK_WRITE_FAILED', path, 'unlink', () => unlinkSync(path));
+  }
+  try {
+    syncDirectory(dir);
+  } catch (error) {
+    if (error instanceof DiskError && isGone(error.errno)) return false;
+    throw error;
+  }
+  return renamed !== undefined && isOpenFile(file, renamed);
 }
 
 /** True when the file at `path` is the open file, false when there is none or another one. Throws DiskError. */
