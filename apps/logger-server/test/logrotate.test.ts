@@ -26,14 +26,29 @@ const SHAPES = (process.env.SHAPES?.split(',') as Shape[] | undefined) ?? ['mv',
 
 const shared = useRedis();
 
-/** Every complete line of every file under `path` (recursively): open, closed and moved files alike; manifests left out. */
+/**
+ * Every complete line of every file under `path` (recursively): open, closed and moved files
+ * alike; manifests left out. A file the running server renames (rotation) while it is read makes
+ * the whole read start again, as the harness's readLogs does.
+ */
 function linesUnder(path: string): Array<Record<string, unknown>> {
-  const records: Array<Record<string, unknown>> = [];
+  for (let attempt = 1; ; attempt++) {
+    const records: Array<Record<string, unknown>> = [];
+    try {
+      addLinesUnder(path, records);
+      return records;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 20) throw error;
+    }
+  }
+}
+
+function addLinesUnder(path: string, records: Array<Record<string, unknown>>): void {
   for (const name of readdirSync(path)) {
     if (name.startsWith('.')) continue; // LOG_DIR/.state: the server's own
     const full = join(path, name);
     if (statSync(full).isDirectory()) {
-      records.push(...linesUnder(full));
+      addLinesUnder(full, records);
       continue;
     }
     if (name.endsWith('.manifest.json')) continue;
@@ -41,7 +56,6 @@ function linesUnder(path: string): Array<Record<string, unknown>> {
     lines.pop(); // '' after the last newline, or a line being written
     for (const line of lines) records.push(JSON.parse(line) as Record<string, unknown>);
   }
-  return records;
 }
 
 /** Renames `from` to `to`, trying again while `from` is not there (the server's rotation renamed it and has not opened the next one yet). */
