@@ -6,6 +6,7 @@
 //  1. From a pre-filled stream until every entry is acknowledged, frames of 1 to 10,000 records,
 //     1 and 100 producers, against a naive raw consumer (naive-consumer.mjs) on the same stream
 //     in the same round: XREADGROUP COUNT 500, write the raw bytes, fdatasync, XACK, one batch at a time.
+//     Where a drain's time goes, batch by batch: batch-timer.cjs (BENCH_SERVER_NODE_ARGS="--require ...").
 //  2. Memory: the server's peak RSS draining a backlog of 2M records, against a tenth of it, each
 //     in every round (memory-sampler.cjs breaks a peak down: BENCH_SERVER_NODE_ARGS="--require ...").
 //  3. End to end: a publisher process logging flat out while the server runs.
