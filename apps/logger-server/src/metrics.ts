@@ -56,6 +56,11 @@ export function createMetrics(groupTotals?: GroupTotalsSource, shards = 1) {
       registers: [registry],
     }),
     legacyMessages: new Counter({ name: 'logger_legacy_messages_total', help: 'Pub/Sub messages that were not frames (plain text or JSON from existing publishers)', registers: [registry] }),
+    filesMovedAway: new Counter({
+      name: 'logger_files_moved_away_total',
+      help: 'Open files found moved away from their path (logrotate moved them before its SIGHUP) when due for rotation or when their descriptor was reopened: left where they were put, not archived',
+      registers: [registry],
+    }),
     fsyncSeconds: new Histogram({
       name: 'logger_fsync_seconds',
       help: 'Time to write and fdatasync one batch',

@@ -67,7 +67,7 @@ describe('recoverOpenFiles', () => {
     expect(dedup.accept('p1/shop/h', 7)).toBe(true); // cut: redelivered and written again
     // adopted: rotated when due even if the app never writes again
     expect(sink.checkpointOf('shop')).toEqual(at(ends, 6));
-    const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+    const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).closed;
     expect(closed).toMatchObject({ app: 'shop' });
     sink.close();
   });

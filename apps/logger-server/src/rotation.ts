@@ -1,7 +1,9 @@
 import type { ClosedFile } from './closed-file';
 import { DiskError } from './errors';
+import type { ServerLog } from './log';
+import type { Metrics } from './metrics';
 import type { LocalCheckpoints } from './recovery';
-import type { FileSink, RotationPolicy } from './sink';
+import type { FileSink, Rotated, RotationPolicy } from './sink';
 
 /**
  * How long one rotation between batches may take: closing a file is a manifest, a rename and
@@ -31,6 +33,8 @@ export class FileRotation {
     private readonly uncommitted: () => boolean,
     /** Told of a disk failure: the server stops without acknowledging. */
     private readonly fail: (error: DiskError) => void,
+    /** Told of open files found moved away, by the rotation or by a commit's reopen (see FileSink.rotate). */
+    private readonly told: { log: ServerLog; metrics: Pick<Metrics, 'filesMovedAway'> },
   ) {}
 
   /** True when a file is due to be closed (ROTATE_BYTES, ROTATE_SECONDS, a new UTC hour): the consumer then commits what it has before writing on. */
@@ -46,15 +50,23 @@ export class FileRotation {
    */
   run(all = false, now = Date.now(), stopAt = all ? Number.POSITIVE_INFINITY : Date.now() + ROTATION_SLICE_MS): boolean {
     if (this.uncommitted()) return true;
-    let closed: ClosedFile[];
+    let rotated: Rotated;
     try {
-      closed = this.sink.rotate(this.policy, now, all, stopAt);
+      rotated = this.sink.rotate(this.policy, now, all, stopAt);
     } catch (error) {
       if (!(error instanceof DiskError)) throw error;
       this.fail(error);
       return false;
     }
-    this.local.forget(closed.map((file) => file.app));
+    const { closed, movedAway } = rotated;
+    // An app whose file was moved away starts a new one too: the checkpoint was of the moved file.
+    const apps = closed.map((file) => file.app);
+    for (const file of movedAway) {
+      apps.push(file.app);
+      this.told.metrics.filesMovedAway.inc();
+      this.told.log('warn', 'an open file was moved away (logrotate before its SIGHUP?): left where it was put, not archived; a new file is started at its path', { ...file });
+    }
+    this.local.forget(apps);
     for (const file of closed) this.archive?.add(file);
     return true;
   }

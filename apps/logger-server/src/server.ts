@@ -59,6 +59,7 @@ export class LoggerServer {
       this.archive,
       () => this.consumer?.uncommitted === true,
       (error) => this.fail(error),
+      { log, metrics: this.metrics },
     );
   }
 

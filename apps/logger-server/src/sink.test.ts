@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import fs, { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeDir, tempDir } from '@log/test-kit';
 import { manifestPathOf, parseClosedName } from './closed-file';
@@ -132,7 +132,7 @@ describe('FileSink.takeBack', () => {
       await sink.commit();
       expect(readFileSync(join(dir, 'log/shop/shop.log'), 'utf8')).toBe('old\na\nd\ne\n');
       // the summary counts what stayed in the file, not what was taken back out
-      const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+      const [closed] = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).closed;
       const manifest = JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'));
       expect(manifest).toMatchObject({ version: 1, app: 'shop', records: 4 });
       expect(manifest.producers).toEqual([
@@ -154,9 +154,9 @@ describe('FileSink rotation', () => {
       const t0 = Date.UTC(2026, 10, 25, 13, 4, 5, 678);
       sink.append('shop', 'a\n', t0, 'p1', 8);
       sink.append('api', 'b\n', t0, 'p1', 9);
-      expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toEqual([]); // pending: not yet
+      expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).closed).toEqual([]); // pending: not yet
       await sink.commit();
-      const closed = sink.rotate({ maxBytes: 2, maxAgeMs: 1e9 });
+      const { closed } = sink.rotate({ maxBytes: 2, maxAgeMs: 1e9 });
       expect(closed.map((c) => c.app).sort()).toEqual(['api', 'shop']);
       const shop = closed.find((c) => c.app === 'shop')!;
       expect(shop.firstTime).toBe(t0);
@@ -175,11 +175,11 @@ describe('FileSink rotation', () => {
       expect(existsSync(join(dir, 'log/shop/shop.log'))).toBe(false);
       sink.append('shop', 'c\n', t0 + 1, 'p1', 10);
       await sink.commit();
-      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 })).toEqual([]);
-      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now() + 3_600_000)).toHaveLength(1); // next hour
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }).closed).toEqual([]);
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now() + 3_600_000).closed).toHaveLength(1); // next hour
       sink.append('shop', 'd\n', t0 + 2, 'p1', 11);
       await sink.commit();
-      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true)).toHaveLength(1); // shutdown
+      expect(sink.rotate({ maxBytes: 100, maxAgeMs: 1e9 }, Date.now(), true).closed).toHaveLength(1); // shutdown
       expect(parseClosedName('shop', '/x', 'shop.log')).toBeUndefined();
       sink.close();
     } finally {
@@ -252,7 +252,7 @@ describe('FileSink descriptors', () => {
       const first = chunkAllocations();
       expect(first).toBeGreaterThanOrEqual(6);
       for (const app of ['second', 'third', 'fourth']) {
-        expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toHaveLength(1);
+        expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).closed).toHaveLength(1);
         await fill(app);
         expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8')).toBe(line.repeat(6000));
       }
@@ -283,8 +283,43 @@ describe('FileSink descriptors', () => {
       const expected = [1, 2, 3].map((round) => `${app} ${round}\n`).join('') + (app === 'app0' ? 'app0 5\n' : apps.slice(1, 5).includes(app) ? `${app} 4\n` : '');
       expect(readFileSync(join(logDir, app, `${app}.log`), 'utf8')).toBe(expected);
     }
-    expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 })).toHaveLength(40);
+    expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).closed).toHaveLength(40);
     expect(sink.openDescriptors).toBe(0);
+    sink.close();
+  });
+
+  it('a file moved away (mv, create mode, its directory) while its descriptor was closed (logrotate before its SIGHUP): the next batch starts the file at the path, no failure', async () => {
+    const logDir = join(dir, 'log');
+    const sink = new FileSink(logDir, 1);
+    const open = join(logDir, 'shop', 'shop.log');
+    for (const [shape, n] of [
+      ['mv', 1],
+      ['create', 2],
+      ['dir', 3],
+    ] as const) {
+      sink.append('shop', `shop ${n}\n`, 1, 'p1', n);
+      await sink.commit();
+      sink.append('api', `api ${n}\n`, 1, 'p1', n);
+      await sink.commit(); // shop's descriptor is closed now
+      const movedTo = shape === 'dir' ? join(dir, `moved-${n}`, 'shop.log') : `${open}.${n}`;
+      if (shape === 'dir') renameSync(join(logDir, 'shop'), join(dir, `moved-${n}`));
+      else renameSync(open, movedTo);
+      if (shape === 'create') writeFileSync(open, '', { mode: 0o640 });
+      const created = shape === 'create' ? statSync(open).ino : undefined;
+      sink.append('shop', `shop ${n}b\n`, 1, 'p2', n);
+      expect(await sink.commit()).toEqual({ apps: ['shop'], bytes: `shop ${n}b\n`.length });
+      expect(readFileSync(movedTo, 'utf8')).toBe(`shop ${n}\n`);
+      expect(readFileSync(open, 'utf8')).toBe(`shop ${n}b\n`);
+      if (created !== undefined) expect(statSync(open).ino).toBe(created);
+      expect(sink.checkpointOf('shop')).toEqual({ offset: `shop ${n}b\n`.length, origin: 'p2', seq: n });
+      // reported once, by the next rotation, which closes the new file with its own records only
+      const { closed, movedAway } = sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 });
+      expect(movedAway).toEqual([{ app: 'shop', path: open, foundBy: 'reopen' }]);
+      const shop = closed.find((file) => file.app === 'shop')!;
+      expect(readFileSync(shop.path, 'utf8')).toBe(`shop ${n}b\n`);
+      expect(JSON.parse(readFileSync(manifestPathOf(shop.path), 'utf8'))).toMatchObject({ records: 1, producers: [{ producer: 'p2', minSeq: n, maxSeq: n, records: 1 }] });
+      expect(sink.rotate({ maxBytes: 1, maxAgeMs: 1e9 }).movedAway).toEqual([]);
+    }
     sink.close();
   });
 
@@ -324,3 +359,119 @@ function openDescriptorsUnder(dir: string): number {
   }
   return count;
 }
+
+describe('FileSink rotation of a file moved away (logrotate moved it before its SIGHUP)', () => {
+  let dir: string;
+  let logDir: string;
+  let sink: FileSink;
+  let open: string;
+  let moved: string;
+  const policy = { maxBytes: 1, maxAgeMs: 1e9 };
+  const t0 = Date.UTC(2026, 0, 1);
+  // The real calls, for the spies that land a move just before the sink's own call.
+  const realRename = fs.renameSync;
+  const realOpen = fs.openSync;
+  beforeEach(async () => {
+    dir = tempDir('moved');
+    logDir = join(dir, 'log');
+    open = join(logDir, 'shop', 'shop.log');
+    moved = join(logDir, 'shop', 'shop.log.1');
+    sink = new FileSink(logDir);
+    for (let seq = 1; seq <= 3; seq++) sink.append('shop', `line ${seq}\n`, t0 + seq, 'p1', seq);
+    await sink.commit();
+  });
+  afterEach(() => {
+    jest.restoreAllMocks();
+    sink.close();
+    removeDir(dir);
+  });
+
+  /** The file was let go: reported, left where it was put whole, nothing renamed and no manifest at its old place; the app's next line starts a file of its own, whose manifest counts only it. */
+  async function expectLetGo(movedTo: string, rotated: ReturnType<FileSink['rotate']>, { pathHolds }: { pathHolds: number | undefined }) {
+    expect(rotated).toEqual({ closed: [], movedAway: [{ app: 'shop', path: open, foundBy: 'rotation' }] });
+    expect(readFileSync(movedTo, 'utf8')).toBe('line 1\nline 2\nline 3\n');
+    const left = existsSync(join(logDir, 'shop')) ? readdirSync(join(logDir, 'shop')).filter((name) => name.endsWith('.json') || name.endsWith('.jsonl')) : [];
+    expect(left).toEqual([]);
+    expect(sink.checkpointOf('shop')).toBeUndefined();
+    expect(sink.openDescriptors).toBe(0);
+    // two more apps open with it: the let-go file's line batches are reused once, never shared
+    sink.append('shop', 'line 4\n', t0 + 4, 'p1', 4);
+    sink.append('api', 'api 1\n', t0 + 4, 'p2', 1);
+    sink.append('web', 'web 1\n', t0 + 4, 'p3', 1);
+    await sink.commit();
+    expect(readFileSync(open, 'utf8')).toBe('line 4\n');
+    expect(readFileSync(join(logDir, 'api', 'api.log'), 'utf8')).toBe('api 1\n');
+    expect(readFileSync(join(logDir, 'web', 'web.log'), 'utf8')).toBe('web 1\n');
+    // logrotate's new file (create mode) is the one written, as after a SIGHUP's reopen
+    if (pathHolds !== undefined) expect(statSync(open).ino).toBe(pathHolds);
+    expect(sink.checkpointOf('shop')).toEqual({ offset: 7, origin: 'p1', seq: 4 });
+    const closed = sink.rotate(policy).closed.find((file) => file.app === 'shop');
+    expect(readFileSync(closed!.path, 'utf8')).toBe('line 4\n');
+    expect(JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'))).toMatchObject({ records: 1, producers: [{ producer: 'p1', minSeq: 4, maxSeq: 4, records: 1 }] });
+    expect(readFileSync(movedTo, 'utf8')).toBe('line 1\nline 2\nline 3\n');
+  }
+
+  it('mv before the rotation: the file is let go, not renamed, and no disk failure', async () => {
+    renameSync(open, moved);
+    await expectLetGo(moved, sink.rotate(policy), { pathHolds: undefined });
+  });
+
+  it("logrotate's create mode (a new file at the path) before the rotation: neither file is renamed, the new one is written next", async () => {
+    renameSync(open, moved);
+    writeFileSync(open, '', { mode: 0o640 });
+    await expectLetGo(moved, sink.rotate(policy), { pathHolds: statSync(open).ino });
+  });
+
+  it('the directory moved before the rotation: let go, and the next line makes the directory again', async () => {
+    renameSync(join(logDir, 'shop'), join(dir, 'moved-shop'));
+    await expectLetGo(join(dir, 'moved-shop', 'shop.log'), sink.rotate(policy), { pathHolds: undefined });
+  });
+
+  it('mv between the check and the rename (rename ENOENT): let go, and the manifest written for it removed', async () => {
+    const rename = jest.spyOn(fs, 'renameSync').mockImplementationOnce((from, to) => {
+      realRename(open, moved);
+      realRename(from, to);
+    });
+    const rotated = sink.rotate(policy);
+    expect(rename).toHaveBeenCalledTimes(1);
+    await expectLetGo(moved, rotated, { pathHolds: undefined });
+  });
+
+  it("logrotate's new file made between the check and the rename: the rename took it, and it is put back at the path", async () => {
+    let created: number | undefined;
+    jest.spyOn(fs, 'renameSync').mockImplementationOnce((from, to) => {
+      realRename(open, moved);
+      writeFileSync(open, '', { mode: 0o640 });
+      created = statSync(open).ino;
+      realRename(from, to);
+    });
+    const rotated = sink.rotate(policy);
+    expect(created).toBeDefined();
+    await expectLetGo(moved, rotated, { pathHolds: created });
+  });
+
+  it('the directory moved between the check and the manifest (its create ENOENT): let go', async () => {
+    const openSpy = jest.spyOn(fs, 'openSync').mockImplementationOnce((path, flags, mode) => {
+      realRename(join(logDir, 'shop'), join(dir, 'moved-shop'));
+      return realOpen(path, flags, mode);
+    });
+    const rotated = sink.rotate(policy);
+    expect(openSpy.mock.calls[0]![0]).toMatch(/\.manifest\.json$/);
+    await expectLetGo(join(dir, 'moved-shop', 'shop.log'), rotated, { pathHolds: undefined });
+  });
+
+  it('a failure with the file at its path is still a DiskError: the file stays open with its summary', async () => {
+    const rename = jest.spyOn(fs, 'renameSync').mockImplementationOnce(() => {
+      throw Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' });
+    });
+    expect(() => sink.rotate(policy)).toThrow(expect.objectContaining({ code: 'DISK_WRITE_FAILED', errno: 'EIO' }));
+    expect(rename).toHaveBeenCalledTimes(1);
+    expect(readFileSync(open, 'utf8')).toBe('line 1\nline 2\nline 3\n');
+    // the manifest written before the failed rename is a stray, for the archiver's scan
+    sink.append('shop', 'line 4\n', t0 + 4, 'p1', 4);
+    await sink.commit();
+    const [closed] = sink.rotate(policy).closed;
+    expect(readFileSync(closed!.path, 'utf8')).toBe('line 1\nline 2\nline 3\nline 4\n');
+    expect(JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'))).toMatchObject({ records: 4 });
+  });
+});

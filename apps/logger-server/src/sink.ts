@@ -1,4 +1,4 @@
-import { constants, closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, lstatSync, mkdirSync, openSync, renameSync, writeSync, writev } from 'node:fs';
+import { constants, closeSync, fdatasync, fstatSync, fsyncSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync, writev, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { basename, dirname, join } from 'node:path';
 import { DiskError, UnsafePathError, type DiskErrorCode } from './errors';
@@ -12,6 +12,8 @@ interface OpenFile {
   fd: number;
   /** The inode opened first: a reopen that finds another file there (deleted, replaced) fails loudly. */
   ino: number;
+  /** The device of that inode: with it, what identifies the file at its path (see atItsPath). */
+  dev: number;
   size: number;
   /** When this process opened it: ROTATE_SECONDS and the hour boundary count from here. */
   openedAt: number;
@@ -27,6 +29,26 @@ interface OpenFile {
 export interface LastLine {
   origin: string;
   seq: number;
+}
+
+/** An open file that was no longer at its path when the sink went to close it for archiving (see FileSink.rotate). */
+export interface MovedAwayFile {
+  app: string;
+  /** Where it was open: the file is wherever whoever moved it put it. */
+  path: string;
+  /** What found it: closing it for archiving, or a commit reopening its descriptor (closed for MAX_OPEN_FILES). */
+  foundBy: 'rotation' | 'reopen';
+}
+
+/** What one FileSink.rotate did. */
+export interface Rotated {
+  /** Renamed to their closed names beside their manifests: for the archiver. */
+  closed: ClosedFile[];
+  /**
+   * Moved away from their paths by someone else (logrotate's mv before its SIGHUP): left there, no
+   * manifest. Found by this rotation, or by a commit that reopened a descriptor since the last one.
+   */
+  movedAway: MovedAwayFile[];
 }
 
 /** When open files are closed for archiving. */
@@ -85,6 +107,8 @@ export class FileSink {
    * rotated file, freed only at a full GC) while fresh ones are allocated and touched.
    */
   private readonly spareBatches: LineBatch[] = [];
+  /** Files found moved away when a commit reopened their descriptor (see startOver), until rotate reports them. */
+  private readonly movedAwayOnReopen: MovedAwayFile[] = [];
 
   constructor(
     readonly logDir: string,
@@ -101,26 +125,56 @@ export class FileSink {
   /**
    * The file's descriptor, opened again if it was closed to stay within maxOpenFiles; marks it
    * the most recently used. Throws DiskError, also when another file now stands at the path or
-   * its size is not `expectedSize` (what this sink has written to it so far).
+   * its size is not `expectedSize` (what this sink has written to it so far). With `batch` (a
+   * commit's, not written yet): a file moved away meanwhile, the path now empty or holding an
+   * empty file (logrotate's mv and `create` before its SIGHUP), is let go as rotate does, and the
+   * batch starts the file at the path.
    */
-  private descriptor(file: OpenFile, expectedSize = file.size): number {
+  private descriptor(file: OpenFile, expectedSize = file.size, batch?: LineBatch): number {
     if (file.fd !== -1) {
       this.descriptors.delete(file);
       this.descriptors.set(file, true);
       return file.fd;
     }
     this.makeRoom();
-    const fd = onDisk('DISK_WRITE_FAILED', file.path, 'reopen', () => openSync(file.path, OPEN_FLAGS, FILE_MODE));
+    let fd: number;
+    try {
+      fd = openSync(file.path, OPEN_FLAGS, FILE_MODE);
+    } catch (error) {
+      if (batch === undefined || !isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, 'reopen');
+      // the directory was moved away with the file: made again, as for a first open
+      fd = this.openPath(file.app).fd;
+    }
     const stat = fstatSync(fd);
-    if (stat.ino !== file.ino || stat.size !== expectedSize) {
+    if (batch !== undefined && !isOpenFile(file, stat) && stat.size === 0) this.startOver(file, stat, batch);
+    else if (!isOpenFile(file, stat) || stat.size !== expectedSize) {
       closeSync(fd);
-      // Someone removed, replaced or changed the open file: writing on would put acknowledged
-      // offsets on the wrong bytes. Stopping makes the restart recover the file as it now is.
+      // Someone put a file with data at the path, or changed the open file: writing on would put
+      // acknowledged offsets on the wrong bytes. Stopping makes the restart recover the file as it
+      // now is. (A file moved away, the path left empty, is let go above: see startOver.)
       throw new DiskError('DISK_WRITE_FAILED', file.path, new Error(`the open file was removed or replaced (inode ${file.ino} -> ${stat.ino}, size ${expectedSize} -> ${stat.size})`), 'reopen');
     }
     file.fd = fd;
     this.descriptors.set(file, true);
     return fd;
+  }
+
+  /**
+   * The open file of `file.app` was moved away while its descriptor was closed, and `batch` goes
+   * to the empty file now at its path (`stat`): from here on that one is the open file, holding
+   * only the batch, with a summary of its own (the moved file's goes with it) and no manifest
+   * for the moved one. Reported with the next rotate's movedAway.
+   */
+  private startOver(file: OpenFile, stat: Stats, batch: LineBatch): void {
+    this.movedAwayOnReopen.push({ app: file.app, path: file.path, foundBy: 'reopen' });
+    this.summaries.delete(file.app);
+    this.lastLinesBefore.set(file.app, undefined);
+    file.ino = stat.ino;
+    file.dev = stat.dev;
+    file.sizeBefore = 0;
+    file.size = batch.length;
+    file.firstTime = batch.times[0];
+    file.openedAt = Date.now();
   }
 
   /**
@@ -250,7 +304,7 @@ export class FileSink {
     this.touched.clear();
     return this.whileWriting(async (writes) => {
       for (const file of written) {
-        const fd = await this.descriptorBeside(file, writes, file.sizeBefore);
+        const fd = await this.descriptorBeside(file, writes, file.sizeBefore, file.last);
         this.inFlight.add(file);
         writes.push(writeAndSync(file.path, fd, file.last.data()));
       }
@@ -320,12 +374,12 @@ export class FileSink {
    * descriptor (maxOpenFiles), the writes are waited for first, as no descriptor may be closed
    * under a write in flight.
    */
-  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>, expectedSize = file.size): Promise<number> {
+  private async descriptorBeside(file: OpenFile, writes: ReadonlyArray<Promise<void>>, expectedSize = file.size, batch?: LineBatch): Promise<number> {
     if (file.fd === -1 && this.descriptors.size >= this.maxOpenFiles) {
       await Promise.allSettled(writes);
       this.inFlight.clear();
     }
-    return this.descriptor(file, expectedSize);
+    return this.descriptor(file, expectedSize, batch);
   }
 
   /**
@@ -353,13 +407,16 @@ export class FileSink {
     }
   }
 
-  private open(app: string): OpenFile {
+  /**
+   * Opens (creating) the file at an app's path, making its directory when missing. Throws
+   * UnsafePathError for a symlink or anything but a directory and a regular file there, DiskError.
+   */
+  private openPath(app: string): { fd: number; stat: Stats } {
     const dir = join(this.logDir, app);
     mkdirSync(dir, { recursive: true, mode: DIR_MODE });
-    const stat = lstatSync(dir);
-    if (!stat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
+    const dirStat = lstatSync(dir);
+    if (!dirStat.isDirectory()) throw new UnsafePathError(dir, 'not a directory (a symlink?)');
     const path = this.pathOf(app);
-    this.makeRoom();
     let fd: number;
     try {
       fd = openSync(path, OPEN_FLAGS, FILE_MODE);
@@ -367,11 +424,18 @@ export class FileSink {
       if ((error as NodeJS.ErrnoException).code === 'ELOOP') throw new UnsafePathError(path, 'it is a symlink', { cause: error });
       throw new DiskError('DISK_WRITE_FAILED', path, error);
     }
-    const fileStat = fstatSync(fd);
-    if (!fileStat.isFile()) {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
       closeSync(fd);
       throw new UnsafePathError(path, 'not a regular file');
     }
+    return { fd, stat };
+  }
+
+  private open(app: string): OpenFile {
+    this.makeRoom();
+    const path = this.pathOf(app);
+    const { fd, stat: fileStat } = this.openPath(app);
     // A file left from a previous run keeps its age; its first record time is about its birth.
     const firstTime = fileStat.size > 0 ? Math.min(fileStat.birthtimeMs || fileStat.mtimeMs, fileStat.mtimeMs) : undefined;
     if (fileStat.size === 0) this.summaries.delete(app);
@@ -380,6 +444,7 @@ export class FileSink {
       path,
       fd,
       ino: fileStat.ino,
+      dev: fileStat.dev,
       size: fileStat.size,
       openedAt: firstTime ?? Date.now(),
       firstTime,
@@ -396,36 +461,77 @@ export class FileSink {
    * Closes the open files that are due (size, age, or a new UTC hour; every non-empty file when
    * `all`): they are already fsynced; each is renamed to its closed name and the directory
    * fsynced, so the rename survives a crash. Call between batches, after the acknowledgement.
-   * Throws DiskError; the files closed before the failure are on disk for the archiver's next scan.
-   * No file is closed after `stopAt` (ms since the epoch): the rest stay open files, whole and
-   * acknowledged, recovered as such by the next start.
+   * A file no longer at its path (moved away by logrotate or an operator) is let go instead (see
+   * closeForArchive). Throws DiskError; the files closed before the failure are on disk for the
+   * archiver's next scan. No file is closed after `stopAt` (ms since the epoch): the rest stay
+   * open files, whole and acknowledged, recovered as such by the next start.
    */
-  rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): ClosedFile[] {
+  rotate(policy: RotationPolicy, now = Date.now(), all = false, stopAt = Number.POSITIVE_INFINITY): Rotated {
     const closed: ClosedFile[] = [];
+    const movedAway = this.movedAwayOnReopen.splice(0);
     for (const file of [...this.files.values()]) {
       if (file.size === 0 || file.pending.count > 0) continue;
       if (Date.now() >= stopAt) break;
       if (!all && !isDue(file, policy, now)) continue;
       this.settle(file);
-      const dir = join(this.logDir, file.app);
-      const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
-      const path = closedFile.path;
-      // The manifest first, while nothing has changed yet: when it cannot be written the file stays
-      // open with its summary, and a crash before the rename leaves only a stray manifest (removed
-      // by the archiver's scan), never a closed file without its manifest.
-      writeDurably(manifestPathOf(path), JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
-      this.files.delete(file.app);
-      this.keepBatches(file);
-      this.closeDescriptor(file);
-      onDisk('DISK_WRITE_FAILED', file.path, `rename to ${path}`, () => renameSync(file.path, path));
-      // Only now is the summary no longer the open file's: a rotation that failed before this point
-      // leaves it for the manifest of the file's next rotation.
-      this.summaries.delete(file.app);
-      this.lastLines.delete(file.app);
-      syncDirectory(dir);
-      closed.push(closedFile);
+      const closedFile = this.closeForArchive(file);
+      if (closedFile) closed.push(closedFile);
+      else movedAway.push({ app: file.app, path: file.path, foundBy: 'rotation' });
     }
-    return closed;
+    return { closed, movedAway };
+  }
+
+  /**
+   * Renames a settled open file to a new closed name, its manifest written first; undefined when
+   * the file is no longer at its path. logrotate moves the open file and then sends SIGHUP: a move
+   * that lands before the SIGHUP is handled leaves the path empty, or holding logrotate's new file
+   * (its `create` mode); an operator may move the whole directory. The file then belongs to whoever
+   * moved it, whole and fsynced: no disk failure, and nothing at the path is renamed (see letGo).
+   * Throws DiskError.
+   */
+  private closeForArchive(file: OpenFile): ClosedFile | undefined {
+    if (!atItsPath(file, file.path)) return this.letGo(file);
+    const dir = join(this.logDir, file.app);
+    const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
+    const path = closedFile.path;
+    const manifest = manifestPathOf(path);
+    // The manifest first, while nothing has changed yet: when it cannot be written the file stays
+    // open with its summary, and a crash before the rename leaves only a stray manifest (removed
+    // by the archiver's scan), never a closed file without its manifest.
+    try {
+      writeDurably(manifest, JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
+    } catch (error) {
+      // the directory was moved since the check
+      if (error instanceof DiskError && isGone(error.errno) && !atItsPath(file, file.path)) return this.letGo(file);
+      throw error;
+    }
+    this.release(file);
+    const renamed = renameToClosed(file, path, manifest, dir);
+    // Only now is the summary no longer the open file's: a rotation that failed before this point
+    // leaves it for the manifest of the file's next rotation.
+    this.summaries.delete(file.app);
+    this.lastLines.delete(file.app);
+    return renamed ? closedFile : undefined;
+  }
+
+  /**
+   * Lets go of an open file moved away from its path, as a SIGHUP's reopen does: its descriptor is
+   * closed and the file left where it is, without a manifest. Its summary and last line go with
+   * it: the app's next line starts a new file at the path (or logrotate's new one), counted from
+   * nothing, as after a rotation.
+   */
+  private letGo(file: OpenFile): undefined {
+    this.release(file);
+    this.summaries.delete(file.app);
+    this.lastLines.delete(file.app);
+    return undefined;
+  }
+
+  /** The sink is done with an open file (closed or let go): once only, or its line batches would be given to two files. */
+  private release(file: OpenFile): void {
+    this.files.delete(file.app);
+    this.keepBatches(file);
+    this.closeDescriptor(file);
   }
 
   /** Keeps a closed file's (settled, empty) line batches for the next file opened, a few at most. */
@@ -469,6 +575,71 @@ export class FileSink {
     }
     this.files.clear();
     this.touched.clear();
+  }
+}
+
+/**
+ * Renames a released open file to its closed name (`path`, beside its `manifest`) and fsyncs the
+ * directory; false when it turns out to have been moved away after all (see closeForArchive): a
+ * rename that finds nothing (ENOENT), or that took logrotate's new file, made at the path since the
+ * check (that one goes back), or a directory moved right after the rename (the closed file and its
+ * manifest went with it). Throws DiskError.
+ */
+function renameToClosed(file: OpenFile, path: string, manifest: string, dir: string): boolean {
+  try {
+    renameSync(file.path, path);
+  } catch (error) {
+    if (!isGone((error as NodeJS.ErrnoException).code)) throw new DiskError('DISK_WRITE_FAILED', file.path, error, `rename to ${path}`);
+    removeStray(manifest);
+    return false;
+  }
+  const renamed = statIfThere(path);
+  if (renamed !== undefined && !isOpenFile(file, renamed)) {
+    removeStray(manifest);
+    onDisk('DISK_WRITE_FAILED', file.path, `link back from ${path}`, () => linkSync(path, file.path));
+    onDisk('DISK_WRITE_FAILED', path, 'unlink', () => unlinkSync(path));
+  }
+  try {
+    syncDirectory(dir);
+  } catch (error) {
+    if (error instanceof DiskError && isGone(error.errno)) return false;
+    throw error;
+  }
+  return renamed !== undefined && isOpenFile(file, renamed);
+}
+
+/** True when the file at `path` is the open file, false when there is none or another one. Throws DiskError. */
+function atItsPath(file: OpenFile, path: string): boolean {
+  const stat = statIfThere(path);
+  return stat !== undefined && isOpenFile(file, stat);
+}
+
+/** lstat of `path`, undefined when nothing is there. Throws DiskError. */
+function statIfThere(path: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (error) {
+    if (isGone((error as NodeJS.ErrnoException).code)) return undefined;
+    throw new DiskError('DISK_WRITE_FAILED', path, error, 'lstat');
+  }
+}
+
+/** The same inode on the same device: the open file, whatever its name now. */
+function isOpenFile(file: OpenFile, stat: Stats): boolean {
+  return stat.ino === file.ino && stat.dev === file.dev;
+}
+
+/** ENOENT, or ENOTDIR (the directory replaced by a file): nothing is at the path. */
+function isGone(errno: string | undefined): boolean {
+  return errno === 'ENOENT' || errno === 'ENOTDIR';
+}
+
+/** Removes a manifest written for a file that was moved away before its rename; one left (a crash, a failing unlink, a moved directory) is a stray, which the archiver's scan removes. */
+function removeStray(manifest: string): void {
+  try {
+    unlinkSync(manifest);
+  } catch {
+    // see above: harmless
   }
 }
 

@@ -207,7 +207,7 @@ describe('disk trouble', () => {
       expect(spawnSync('mount', ['-o', 'remount,nr_inodes=100', logDir]).status).toBe(0);
       sink.append('shop', 'line 4\n', Date.UTC(2026, 0, 1, 0, 0, 4), 'p1', 4);
       await sink.commit();
-      const [closed] = sink.rotate(policy);
+      const [closed] = sink.rotate(policy).closed;
       expect(readFileSync(closed!.path, 'utf8')).toBe('line 1\nline 2\nline 3\nline 4\n');
       // the summary outlived the failed rotation: the manifest counts every line of the file
       expect(JSON.parse(readFileSync(manifestPathOf(closed!.path), 'utf8'))).toMatchObject({
