@@ -100,6 +100,33 @@ describe('recoverOpenFiles', () => {
     expect(recover({ checkpoints: new Map([['shop', [{ offset: ends[3]! + 500, origin: 'p1/shop/h', seq: 9 }]]]) }).size).toBe(ends[3]);
   });
 
+  it('a checkpoint of the file closed before this one (a restart after a rotation, before the next commit) acknowledges none of it, and is no disk loss', () => {
+    // The closed file: p1's 1..30, its checkpoint taken at its end. The open one: 31..34 written, never acknowledged.
+    let closed = '';
+    for (let seq = 1; seq <= 30; seq++) closed += line('p1', seq);
+    writeFileSync(join(logDir, 'shop', '20261201T000000000Z-0a1b2c3d.jsonl'), closed);
+    let open = '';
+    for (let seq = 31; seq <= 34; seq++) open += line('p1', seq);
+    writeFileSync(join(logDir, 'shop', 'shop.log'), open);
+    const stale = { offset: Buffer.byteLength(closed), origin: 'p1/shop/h', seq: 30 };
+    const said: string[] = [];
+    const sink = new FileSink(logDir);
+    const [file] = recoverOpenFiles(sink, new DedupCache(), { mode: 'acknowledged', checkpoints: new Map([['shop', [stale]]]), local: new Map() }, (level, message) =>
+      said.push(`${level}: ${message}`),
+    );
+    expect(file).toMatchObject({ trusted: 0, cut: Buffer.byteLength(open), records: 0 });
+    expect(statSync(join(logDir, 'shop', 'shop.log')).size).toBe(0);
+    expect(said).toEqual([]);
+    // The same offset, but the closed file ends with another record: this file's own checkpoint, bytes lost.
+    writeFileSync(join(logDir, 'shop', 'shop.log'), open);
+    const other = { ...stale, seq: 29 };
+    recoverOpenFiles(new FileSink(logDir), new DedupCache(), { mode: 'acknowledged', checkpoints: new Map([['shop', [other]]]), local: new Map() }, (level, message) =>
+      said.push(`${level}: ${message}`),
+    );
+    expect(statSync(join(logDir, 'shop', 'shop.log')).size).toBe(Buffer.byteLength(open));
+    expect(said).toEqual(['error: an open file is shorter than what was acknowledged of it; keeping all of it']);
+  });
+
   it("a sharded channel's checkpoints: keeps up to the largest that is of this file, past one left from a rotated file", () => {
     const ends = openFile(10);
     const stale = { offset: ends[5]!, origin: 'old/shop/h', seq: 999 }; // another file's line ends there

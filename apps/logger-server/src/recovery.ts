@@ -1,4 +1,5 @@
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, readSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, lstatSync, openSync, readSync, readdirSync, readFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isValidName } from '@log/protocol';
 import type { DedupCache } from './dedup';
 import { DiskError } from './errors';
@@ -82,7 +83,7 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
     try {
       const size = fstatSync(fd).size;
       const complete = lastNewline(fd, size);
-      const trusted = trustedLength(fd, app, complete, trust, log);
+      const trusted = trustedLength(fd, path, app, complete, trust, log);
       if (trusted < size) {
         ftruncateSync(fd, trusted);
         fdatasyncSync(fd);
@@ -108,7 +109,7 @@ export function recoverOpenFiles(sink: FileSink, dedup: DedupCache, trust: Trust
   return recovered;
 }
 
-function trustedLength(fd: number, app: string, complete: number, trust: TrustSources, log: ServerLog): number {
+function trustedLength(fd: number, path: string, app: string, complete: number, trust: TrustSources, log: ServerLog): number {
   if (trust.mode === 'complete-lines' || trust.checkpoints === undefined) return complete;
   let trusted = 0;
   // A sharded channel has one checkpoint per shard (each shard's commit records the file as it
@@ -121,6 +122,9 @@ function trustedLength(fd: number, app: string, complete: number, trust: TrustSo
   for (const [source, checkpoint] of sources) {
     if (checkpoint === undefined || checkpoint.offset <= trusted) continue;
     if (checkpoint.offset > complete) {
+      // Taken of a file closed since (rotated, or moved away by logrotate) with no commit of this
+      // one after it: it acknowledges nothing of this file, as one that fails the identity check.
+      if (ofAnotherFile(path, checkpoint)) continue;
       // The disk lost bytes that were fsynced and acknowledged: nothing better than what is left.
       log('error', 'an open file is shorter than what was acknowledged of it; keeping all of it', { app, source, acknowledged: checkpoint.offset, size: complete });
       return complete;
@@ -129,6 +133,40 @@ function trustedLength(fd: number, app: string, complete: number, trust: TrustSo
     if (ok) trusted = checkpoint.offset;
   }
   return trusted;
+}
+
+/**
+ * True when a file beside the open one at `path` (closed by a rotation, or moved there by
+ * logrotate) is the one the checkpoint was taken of: its size is the checkpoint's offset and its
+ * last line the checkpoint's record. Redis keeps a file's checkpoint until a commit writes to the
+ * app's next file: a restart in between finds the new file shorter than it.
+ */
+function ofAnotherFile(path: string, checkpoint: Checkpoint): boolean {
+  const dir = dirname(path);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return false;
+  }
+  for (const name of names) {
+    const other = join(dir, name);
+    if (other === path) continue;
+    let fd: number;
+    try {
+      const stat = lstatSync(other);
+      if (!stat.isFile() || stat.size !== checkpoint.offset) continue;
+      fd = openSync(other, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      continue; // gone meanwhile, or not readable: not the file it was taken of, as far as can be told
+    }
+    try {
+      if (lineEndingAt(fd, checkpoint.offset, checkpoint)) return true;
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return false;
 }
 
 /** True when the line that ends at byte `offset` is the checkpoint's record: the file is the one it was taken of. */
