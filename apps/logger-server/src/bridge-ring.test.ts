@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { rng } from '../test/harness';
 import { HeardRing, decodePosition, encodePosition } from './bridge-ring';
 
 // Two listeners of one Redis hear the same sequence; one forwards a prefix and records its
@@ -66,6 +67,89 @@ describe('HeardRing: where a predecessor stopped, found in another listener ring
     expect(other.place(bridge.position(6, 1))).toEqual({ kind: 'unplaced', why: expect.stringContaining('differs') });
     // a bridge that does not know its own position (a gap before the cursor) says so
     expect(standby.position(5, 1).mark).toBe('-');
+  });
+
+  it('counts a position from no mark heard after its own gap: the successor forwards what the bridge missed and counts the gap', () => {
+    // Both subscriptions dropped after a4; the standby came back first and heard a5 a6, then both
+    // heard the mark m1 (the first thing the bridge heard again). The bridge forwarded a0..a4.
+    const bridge = new HeardRing();
+    const standby = new HeardRing();
+    for (const ring of [bridge, standby]) {
+      ring.mark('m0', 0);
+      for (let i = 0; i < 5; i++) ring.push(message(`a${i}`), 0);
+      ring.gap(1); // the drop seen
+      ring.gap(2); // heard again (PubSubBridge.back): the same window
+    }
+    standby.push(message('a5'), 2);
+    standby.push(message('a6'), 2);
+    for (const ring of [bridge, standby]) {
+      ring.mark('m1', 3);
+      ring.push(message('a7'), 3);
+    }
+    // counted from m1 ("0 after m1"), the standby would start after a6: a5 and a6 lost, nothing counted
+    expect(bridge.position(5, 4)).toMatchObject({ mark: 'm0', after: 5 });
+    expect(standby.place(bridge.position(5, 4))).toEqual({ kind: 'placed', cursor: 5, rolledOver: 0, gaps: [{ from: 0, to: 2 }] });
+    // a mark heard after the last message forwarded and before the gap still counts
+    const before = new HeardRing();
+    before.mark('m0', 0);
+    before.push(message('a0'), 0);
+    before.mark('m1', 0);
+    before.gap(1);
+    before.mark('m2', 2);
+    expect(before.position(1, 3)).toMatchObject({ mark: 'm1', after: 0 });
+  });
+
+  it('places where a bridge with gaps of its own stopped in the ring of a standby that heard everything, from a random history', () => {
+    const seed = Number(process.env.SEED ?? randomInt(1_000_000));
+    console.log(`bridge-ring gaps seed ${seed} (replay: SEED=${seed})`);
+    const random = rng(seed).int;
+    let placed = 0;
+    for (let round = 0; round < 200; round++) {
+      const bridge = new HeardRing();
+      const standby = new HeardRing();
+      // the history: what was published (messages numbered in publish order, and marks), and when the bridge's subscription was down
+      const standbyIndexOf: number[] = []; // the bridge's index -> the standby's index of the same message
+      let up = true;
+      let dropped = false;
+      bridge.mark('first', 0);
+      standby.mark('first', 0);
+      for (let i = 0; i < 60; i++) {
+        const roll = random(10);
+        if (roll === 0) {
+          up = !up;
+          if (!up) {
+            bridge.gap(i); // the drop, seen by a tick before anything is heard again
+            dropped = true;
+          }
+          continue;
+        }
+        if (up && dropped) {
+          bridge.gap(i); // heard again: PubSubBridge.back
+          dropped = false;
+        }
+        const mark = roll === 1 ? `m${i}` : undefined;
+        if (mark !== undefined) {
+          standby.mark(mark, i);
+          if (up) bridge.mark(mark, i);
+        } else {
+          const text = message(random(3) === 0 ? 'same' : `x${i}`);
+          if (up) {
+            standbyIndexOf[bridge.end] = standby.end;
+            bridge.push(text, i);
+          }
+          standby.push(text, i);
+        }
+      }
+      if (bridge.end === 0) continue;
+      const cursor = 1 + random(bridge.end);
+      const position = decodePosition(encodePosition(bridge.position(cursor, 100)))!;
+      // the checker: the standby forwards from right after the last message the bridge forwarded, or nothing is placed (and it is counted)
+      if (position.mark === '-') continue;
+      expect([seed, round, standby.place(position)]).toEqual([seed, round, { kind: 'placed', cursor: standbyIndexOf[cursor - 1]! + 1, rolledOver: 0, gaps: [] }]);
+      placed++;
+    }
+    console.log(`bridge-ring gaps: ${placed} positions checked`);
+    expect(placed).toBeGreaterThan(50);
   });
 
   it('trims by age and bytes, never what the bridge has not forwarded, and counts what rolled over', () => {

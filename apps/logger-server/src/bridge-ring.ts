@@ -161,11 +161,18 @@ export class HeardRing {
    */
   position(cursor: number, now: number): RingPosition {
     const digest = cursor - 1 >= this.first && cursor <= this.end ? digestOf(this.at(cursor - 1)) : UNKNOWN;
+    // A mark heard after a gap at the cursor (often the first thing heard again: every server
+    // publishes one when it sees its drop) was published after messages this server missed:
+    // "0 after it" would make a successor skip those it heard, and count no window for them.
+    let gapAtCursor = this.events.length;
+    for (let i = this.events.length - 1; i >= 0 && this.events[i]!.index >= cursor; i--) {
+      if (this.events[i]!.mark === undefined && this.events[i]!.index === cursor) gapAtCursor = i;
+    }
     for (let i = this.events.length - 1; i >= 0; i--) {
       const event = this.events[i]!;
       if (event.mark === undefined) {
         if (event.index < cursor) break;
-      } else if (event.index <= cursor) return { mark: event.mark, after: cursor - event.index, digest, at: now };
+      } else if (event.index < cursor || (event.index === cursor && i < gapAtCursor)) return { mark: event.mark, after: cursor - event.index, digest, at: now };
     }
     return { mark: UNKNOWN, after: 0, digest, at: now };
   }
