@@ -73,6 +73,10 @@ export class LossReportReader {
 
   /** One page of the report, most recently active origins first (over every shard); `cursor` is the page's offset. */
   async report(cursor = 0, limit = 100): Promise<LossReport> {
+    // The totals first: a commit between the two reads then shows in the rows, never in the
+    // totals alone (read last, totals could count an origin the page left out, and a reader that
+    // waits for the totals to reach a number got rows older than them).
+    const totals = await this.totals();
     // The first cursor + limit + 1 of each shard hold the merged page's, and one more tells whether there is a next page.
     const perShard = await Promise.all(
       this.keys.map(async (keys) => scored(await this.client.sendCommand(['ZREVRANGE', keys.producers, '0', String(cursor + limit), 'WITHSCORES'])).map((row) => ({ ...row, keys }))),
@@ -104,7 +108,7 @@ export class LossReportReader {
         lastSeen: time(10),
       };
     });
-    return { totals: await this.totals(), producers, cursor: more ? cursor + limit : undefined };
+    return { totals, producers, cursor: more ? cursor + limit : undefined };
   }
 }
 
