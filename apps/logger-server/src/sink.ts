@@ -330,7 +330,7 @@ export class FileSink {
     if (this.closeWhenWritten) this.close();
   }
 
-  /** True when close() was asked for and waits for a moment without lines queued or written (see close). */
+  /** True when close() was asked for and waits for a moment without lines queued, written or unacknowledged (see close). */
   get closeRequested(): boolean {
     return this.closeWhenWritten;
   }
@@ -490,7 +490,7 @@ export class FileSink {
    * Throws DiskError.
    */
   private closeForArchive(file: OpenFile): ClosedFile | undefined {
-    if (!atItsPath(file, file.path)) return this.letGo(file);
+    if (!atItsPath(file)) return this.letGo(file);
     const dir = join(this.logDir, file.app);
     const closedFile = newClosedFile(file.app, dir, file.firstTime ?? file.openedAt);
     const path = closedFile.path;
@@ -502,7 +502,7 @@ export class FileSink {
       writeDurably(manifest, JSON.stringify(this.summaryOf(file.app).manifest(file.app, basename(path))) + '\n');
     } catch (error) {
       // the directory was moved since the check
-      if (error instanceof DiskError && isGone(error.errno) && !atItsPath(file, file.path)) return this.letGo(file);
+      if (error instanceof DiskError && isGone(error.errno) && !atItsPath(file)) return this.letGo(file);
       throw error;
     }
     this.release(file);
@@ -608,9 +608,9 @@ function renameToClosed(file: OpenFile, path: string, manifest: string, dir: str
   return renamed !== undefined && isOpenFile(file, renamed);
 }
 
-/** True when the file at `path` is the open file, false when there is none or another one. Throws DiskError. */
-function atItsPath(file: OpenFile, path: string): boolean {
-  const stat = statIfThere(path);
+/** True when the file at its path is the open file, false when there is none or another one. Throws DiskError. */
+function atItsPath(file: OpenFile): boolean {
+  const stat = statIfThere(file.path);
   return stat !== undefined && isOpenFile(file, stat);
 }
 
